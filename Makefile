@@ -1,0 +1,68 @@
+# Run `make` (or `make help`) to list the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+# A Python 3.10 interpreter: $(PYTHON) if given, else python3.10 on PATH, else
+# pyenv's versions folder. Each candidate is run, because pyenv's shim exists on
+# PATH but fails unless that version is active.
+define find_python
+for p in $(PYTHON) python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10; do \
+  if "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; then \
+    echo "$$p"; exit 0; fi; \
+done; exit 1
+endef
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml requirements.lock
+	@py=$$($(find_python)) || { echo "error: Python 3.10 not found; install it (e.g. 'pyenv install 3.10') or pass PYTHON=/path/to/python3.10" >&2; exit 1; }; \
+	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
+	  rm -rf $(VENV) && "$$py" -m venv $(VENV); fi
+	$(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the pinned stack and this project (idempotent)
+
+.PHONY: run-local
+run-local: $(STAMP) ## Run the whole pipeline locally on the bundled data (extra flags: ARGS="--set k=v")
+	$(PY) -m pipeline run $(ARGS)
+
+.PHONY: test
+test: $(STAMP) ## Run the whole test suite
+	$(PY) -m pytest -q $(ARGS)
+
+.PHONY: test-fast
+test-fast: $(STAMP) ## Run the tests that do not run the whole pipeline
+	$(PY) -m pytest -q -m "not e2e" $(ARGS)
+
+.PHONY: test-e2e
+test-e2e: $(STAMP) ## Run only the end-to-end pipeline tests
+	$(PY) -m pytest -q -m e2e $(ARGS)
+
+.PHONY: schema
+schema: $(STAMP) ## Regenerate the curated schema from the bundled data
+	$(PY) -m pipeline schema $(ARGS)
+
+.PHONY: lock
+lock: $(STAMP) ## Re-resolve requirements.lock from pyproject.toml
+	$(VENV)/bin/uv pip compile pyproject.toml --python $(PY) --no-header -q -o requirements.lock
+	sed -i '1i # Fully pinned dependencies of pyproject.toml; regenerate with `make lock`.' requirements.lock
+
+.PHONY: clean
+clean: ## Remove generated outputs (keeps .venv)
+	rm -rf outputs
+
+.PHONY: distclean
+distclean: clean ## Remove generated outputs and .venv
+	rm -rf $(VENV)

@@ -1,0 +1,153 @@
+"""Command line: `python -m pipeline run|schema [--config FILE] [--set key=value ...]`."""
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import pathlib
+import secrets
+import shutil
+import sys
+import time
+
+from pipeline.config import ConfigError, load_config, to_dict
+
+
+def _parser():
+  parser = argparse.ArgumentParser(prog='python -m pipeline', description=__doc__)
+  commands = parser.add_subparsers(dest='command', required=True)
+  for name, help_text in (('run', 'run the whole pipeline locally'),
+                          ('schema', 'regenerate the curated schema from the data')):
+    command = commands.add_parser(name, help=help_text)
+    command.add_argument('--config', type=pathlib.Path, help='YAML config (default: the shipped one)')
+    command.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                         help='override a config key; repeatable')
+  return parser
+
+
+@contextlib.contextmanager
+def _logs_to(path: pathlib.Path):
+  """Sends everything written to stderr (Python, absl, TF's C++ logs) to `path`.
+
+  Yields a writable stream to the original stderr, for our own errors.
+  """
+  path.parent.mkdir(parents=True, exist_ok=True)
+  sys.stderr.flush()
+  saved = os.dup(2)
+  log = open(path, 'a', buffering=1)
+  os.dup2(log.fileno(), 2)
+  console_err = os.fdopen(os.dup(saved), 'w', buffering=1)
+  try:
+    yield console_err
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    log.close()
+    console_err.close()
+
+
+def _error_text(error: BaseException) -> str:
+  if isinstance(error, KeyboardInterrupt):
+    return 'interrupted'
+  text = str(error).strip() or error.__class__.__name__
+  return text if isinstance(error, (ValueError, RuntimeError, OSError)) else (
+      f'{error.__class__.__name__}: {text}')
+
+
+def run(config, console_err) -> dict:
+  """Runs the pipeline for `config`, printing progress; returns the summary."""
+  run_id = datetime.datetime.now().strftime('%Y%m%dT%H%M%S-') + secrets.token_hex(2)
+  run_dir = config.runs_dir / run_id
+  started = time.monotonic()
+  status, error = 'succeeded', None
+  print(f'run {run_id}: logs in {run_dir / "pipeline.log"}', flush=True)
+
+  def on_finish(name, state, seconds):
+    print(f'  {name:<26} {state:<9} {seconds:7.1f} s   (elapsed {time.monotonic() - started:6.1f} s)',
+          flush=True)
+
+  with _logs_to(run_dir / 'pipeline.log'):
+    # Imported here so TensorFlow's start-up messages go to the log file.
+    from absl import logging as absl_logging
+
+    from components.csv_check import check_csv_files
+    from pipeline import report
+    from pipeline.runners import ComponentProgress, run_local
+
+    absl_logging.set_verbosity(absl_logging.INFO)
+    progress = ComponentProgress(on_finish)
+    try:
+      # Fail fast, before any component runs, on input that cannot work.
+      check_csv_files(str(config.data_root))
+      if not config.schema_file.is_file():
+        raise FileNotFoundError(f'schema file {config.schema_file} does not exist '
+                                '(create it with `python -m pipeline schema`)')
+      run_local(config, run_id, progress)
+    except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
+      status, error = 'failed', _error_text(e)
+      absl_logging.exception('run %s failed', run_id)
+    summary = {
+        'run_id': run_id,
+        'status': status,
+        'error': error,
+        **report.collect(config, run_id, progress.timings),
+        'wall_seconds': round(time.monotonic() - started, 2),
+        'log_file': str(run_dir / 'pipeline.log'),
+        'config': to_dict(config),
+    }
+  run_dir.mkdir(parents=True, exist_ok=True)
+  (run_dir / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+  shutil.copyfile(run_dir / 'summary.json', config.output_root / 'latest_summary.json')
+  _print_summary(summary, run_dir / 'summary.json', console_err)
+  return summary
+
+
+def _print_summary(summary, path, console_err):
+  if summary['status'] == 'failed':
+    first, *rest = summary['error'].splitlines() or ['']
+    print(f'error: {first}', file=console_err)
+    for line in rest:
+      print(line, file=console_err)
+  metrics = summary['metrics']
+  if metrics:
+    shown = ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
+                      for k, v in metrics.items())
+    print(f'eval metrics: {shown}')
+  if summary.get('blessing_reason'):
+    print(f'blessed: {"yes" if summary["blessed"] else "no"} ({summary["blessing_reason"]})')
+  if summary['pushed_path']:
+    print(f'pushed: {summary["pushed_path"]}')
+  else:
+    print('pushed: nothing')
+  if summary.get('serving_path'):
+    print(f'serving: {summary["serving_path"]}')
+  print(f'{summary["status"]} in {summary["wall_seconds"]:.1f} s; summary: {path}')
+
+
+def _schema(config):
+  from components.csv_check import check_csv_files
+  from pipeline import schema
+
+  check_csv_files(str(config.data_root))
+  schema.write(schema.infer(config.data_root), config.schema_file)
+  print(f'wrote {config.schema_file}; review the diff before committing it')
+
+
+def main(argv=None) -> int:
+  args = _parser().parse_args(argv)
+  try:
+    config = load_config(args.config, args.set)
+  except ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  if args.command == 'schema':
+    try:
+      _schema(config)
+    except (OSError, ValueError) as e:
+      print(f'error: {_error_text(e)}', file=sys.stderr)
+      return 1
+    return 0
+  summary = run(config, sys.stderr)
+  return 0 if summary['status'] == 'succeeded' else 1

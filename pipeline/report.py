@@ -1,0 +1,148 @@
+"""The run summary: component states, eval metrics, blessing and push, from MLMD."""
+
+import os
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+import tensorflow_model_analysis as tfma
+from tfx.orchestration import metadata
+
+from components import serving
+from components.evaluation import METRICS
+from pipeline.config import Config
+from pipeline.runners import CACHED, EXECUTED, FAILED, SKIPPED
+
+COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
+              'Transform', 'Trainer', 'Evaluator', 'Pusher')
+_STATES = {
+    metadata_store_pb2.Execution.COMPLETE: EXECUTED,
+    metadata_store_pb2.Execution.CACHED: CACHED,
+    metadata_store_pb2.Execution.FAILED: FAILED,
+}
+# Summary names of TFMA's metric names.
+_SUMMARY_NAMES = {'binary_accuracy': 'accuracy'}
+
+
+def _store(config: Config):
+  return metadata_store.MetadataStore(
+      metadata.sqlite_metadata_connection_config(str(config.metadata_path)))
+
+
+def _outputs(store, execution_id):
+  """Output artifacts of an execution, by output key."""
+  events = [e for e in store.get_events_by_execution_ids([execution_id])
+            if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+  artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+  result = {}
+  for e in events:
+    key = e.path.steps[0].key if e.path.steps else ''
+    if e.artifact_id in artifacts:
+      result[key] = artifacts[e.artifact_id]
+  return result
+
+
+def _prop(artifact, name):
+  value = artifact.custom_properties.get(name)
+  if value is None:
+    return None
+  return value.string_value or value.int_value
+
+
+def collect(config: Config, run_id: str, timings: dict) -> dict:
+  """Component states and timings, metrics, blessing and push of run `run_id`."""
+  components = {name: {'name': name, 'state': SKIPPED, 'seconds': 0.0} for name in COMPONENTS}
+  for name, (state, seconds) in timings.items():
+    components.setdefault(name, {'name': name})
+    components[name].update(state=state, seconds=round(seconds, 2))
+  result = {'components': list(components.values()), 'metrics': {}, 'blessed': False,
+            'pushed_path': None, 'pushed_version': None, 'serving_path': None,
+            'blessing_reason': None}
+  if not config.metadata_path.exists():
+    return result
+  store = _store(config)
+  run = store.get_context_by_type_and_name('pipeline_run', run_id)
+  if run is None:
+    return result
+  run_executions = {e.id: e for e in store.get_executions_by_context(run.id)}
+  for node in store.get_contexts_by_type('node'):
+    name = node.name.split('.', 1)[-1]
+    for execution in store.get_executions_by_context(node.id):
+      if execution.id not in run_executions:
+        continue
+      entry = components.setdefault(name, {'name': name, 'seconds': 0.0})
+      entry['state'] = _STATES.get(execution.last_known_state, entry.get('state', SKIPPED))
+      if entry['seconds'] == 0.0:
+        entry['seconds'] = round(
+            (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000, 2)
+      outputs = _outputs(store, execution.id)
+      if name == 'Evaluator':
+        _add_evaluation(result, outputs, config)
+      elif name == 'Pusher' and 'pushed_model' in outputs and entry['state'] == EXECUTED:
+        pushed = outputs['pushed_model']
+        if _prop(pushed, 'pushed') == 1:
+          result['pushed_path'] = os.path.abspath(_prop(pushed, 'pushed_destination'))
+          result['pushed_version'] = int(_prop(pushed, 'pushed_version'))
+  current = serving.latest(str(config.push_dir))
+  result['serving_path'] = os.path.abspath(current.path) if current else None
+  return result
+
+
+def _add_evaluation(result, outputs, config):
+  if 'evaluation' in outputs:
+    uri = outputs['evaluation'].uri
+    if os.path.exists(uri):
+      result['metrics'], result['baseline_metrics'], result['slices'] = _metrics(uri)
+      result['blessing_reason'] = _reason(uri, result, config)
+  if 'blessing' in outputs:
+    result['blessed'] = _prop(outputs['blessing'], 'blessed') == 1
+
+
+def _metrics(uri):
+  overall, baseline, slices = {}, {}, {}
+  for per_slice in tfma.load_metrics(uri):
+    slice_name = ','.join(f'{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}'
+                          for k in per_slice.slice_key.single_slice_keys)
+    for kv in per_slice.metric_keys_and_values:
+      if kv.key.name not in METRICS or kv.key.is_diff or kv.key.HasField('sub_key'):
+        continue
+      value = kv.value.double_value.value
+      name = _SUMMARY_NAMES.get(kv.key.name, kv.key.name)
+      if kv.key.model_name == 'baseline':
+        if not slice_name:
+          baseline[name] = value
+      elif not slice_name:
+        overall[name] = value
+      else:
+        slices.setdefault(slice_name, {})[name] = value
+  if 'example_count' in overall:
+    overall['example_count'] = int(overall['example_count'])
+  return overall, baseline, dict(sorted(slices.items()))
+
+
+def _reason(uri, result, config):
+  validation = tfma.load_validation_result(uri)
+  auc = result['metrics'].get('auc')
+  base = result['baseline_metrics'].get('auc')
+  if validation.validation_ok:
+    text = f'AUC {auc:.4f} >= min_auc {config.evaluator.min_auc}'
+    if base is not None:
+      text += f' and not worse than the serving model (AUC {base:.4f}) by more than {config.evaluator.max_auc_drop}'
+    else:
+      text += '; no model was serving, so no change threshold applied'
+    return text
+  failures = [_failure_text(f) for per_slice in validation.metric_validations_per_slice
+              for f in per_slice.failures]
+  return 'not blessed: ' + ('; '.join(failures) or 'validation failed')
+
+
+def _failure_text(failure) -> str:
+  name = failure.metric_key.name
+  value = failure.metric_value.double_value.value
+  threshold = failure.metric_threshold
+  if failure.metric_key.is_diff:
+    allowed = threshold.change_threshold.absolute.value
+    return (f'{name} is {-value:.4f} below the serving model\'s '
+            f'(allowed drop {max(0.0, -allowed):.4f})')
+  if threshold.HasField('value_threshold'):
+    return f'{name} {value:.4f} < {threshold.value_threshold.lower_bound.value}'
+  return failure.message or name

@@ -1,0 +1,78 @@
+"""Input functions: training data for the Estimator, raw tf.Examples for serving and TFMA."""
+
+import tensorflow as tf
+from tensorflow import estimator as tf_estimator
+import tensorflow_model_analysis as tfma
+import tensorflow_transform as tft
+
+from trainer_module.features import FEATURES, LABEL_KEY, TIPS_KEY, transformed_name
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def input_fn(file_pattern, tf_transform_output: tft.TFTransformOutput,
+             batch_size: int, *, training: bool, num_shards: int = 1,
+             shard_index: int = 0, shuffle_seed=None) -> tf.data.Dataset:
+  """A dataset of (features, label) batches over Transform's gzipped TFRecords.
+
+  Args:
+    file_pattern: a glob or list of globs of transformed-example files.
+    tf_transform_output: the Transform graph's output, for the feature spec.
+    batch_size: examples per batch.
+    training: shuffle and repeat forever (the Estimator stops at max_steps);
+      otherwise one deterministic pass.
+    num_shards: number of training replicas reading the same files.
+    shard_index: which of those replicas this one is; it keeps every
+      `num_shards`-th record so replicas see disjoint data.
+    shuffle_seed: seed of the shuffles, for reproducible tests.
+
+  Returns:
+    A `tf.data.Dataset` of `(features, label)`, features keyed by transformed name.
+  """
+  feature_spec = tf_transform_output.transformed_feature_spec()
+  files = tf.data.Dataset.list_files(file_pattern, shuffle=training, seed=shuffle_seed)
+  records = files.interleave(
+      lambda f: tf.data.TFRecordDataset(f, compression_type='GZIP'),
+      cycle_length=4, num_parallel_calls=AUTOTUNE, deterministic=not training)
+  if num_shards > 1:
+    records = records.shard(num_shards, shard_index)
+  if training:
+    records = records.shuffle(10_000, seed=shuffle_seed).repeat()
+
+  def parse(serialized):
+    parsed = tf.io.parse_example(serialized, feature_spec)
+    label = parsed.pop(LABEL_KEY)
+    features = {transformed_name(key): parsed[transformed_name(key)] for key in FEATURES}
+    return features, label
+
+  return records.batch(batch_size).map(parse, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def _raw_serving_spec(tf_transform_output):
+  spec = dict(tf_transform_output.raw_feature_spec())
+  spec.pop(TIPS_KEY, None)  # the label's source is not known at serving time
+  return spec
+
+
+def serving_input_receiver_fn(tf_transform_output: tft.TFTransformOutput):
+  """Serving input: a batch of raw serialized tf.Examples, transformed in-graph."""
+  raw_input_fn = tf_estimator.export.build_parsing_serving_input_receiver_fn(
+      _raw_serving_spec(tf_transform_output), default_batch_size=None)
+  receiver = raw_input_fn()
+  transformed = tf_transform_output.transform_raw_features(
+      receiver.features, drop_unused_features=True)
+  features = {transformed_name(key): transformed[transformed_name(key)] for key in FEATURES}
+  return tf_estimator.export.ServingInputReceiver(features, receiver.receiver_tensors)
+
+
+def eval_input_receiver_fn(tf_transform_output: tft.TFTransformOutput):
+  """TFMA's input: raw serialized tf.Examples, with raw features kept for slicing."""
+  serialized = tf.compat.v1.placeholder(dtype=tf.string, shape=[None], name='input_example_tensor')
+  raw = tf.io.parse_example(serialized, tf_transform_output.raw_feature_spec())
+  transformed = tf_transform_output.transform_raw_features(raw, drop_unused_features=True)
+  features = dict(raw)
+  features.update(transformed)
+  return tfma.export.EvalInputReceiver(
+      features=features,
+      receiver_tensors={'examples': serialized},  # TFMA requires this key
+      labels=transformed[LABEL_KEY])

@@ -1,0 +1,143 @@
+"""The model: a custom wide-and-deep `model_fn`, and the canned and Keras alternatives."""
+
+import tensorflow as tf
+from tensorflow import estimator as tf_estimator
+
+from trainer_module.features import FEATURES, Kind, num_ids, transformed_name
+
+def _embedding_dim(n: int) -> int:
+  return max(2, min(16, int(round(1.6 * n ** 0.56))))
+
+
+def _categorical_columns():
+  return [
+      tf.feature_column.categorical_column_with_identity(
+          transformed_name(key), num_buckets=num_ids(feature), default_value=0)
+      for key, feature in FEATURES.items() if feature.kind is not Kind.NUMERIC
+  ]
+
+
+def _numeric_columns():
+  return [
+      tf.feature_column.numeric_column(transformed_name(key))
+      for key, feature in FEATURES.items() if feature.kind is Kind.NUMERIC
+  ]
+
+
+def _deep_columns():
+  return _numeric_columns() + [
+      tf.feature_column.embedding_column(c, dimension=_embedding_dim(c.num_buckets))
+      for c in _categorical_columns()
+  ]
+
+
+def _export_outputs(probability):
+  scores = tf.concat([1.0 - probability, probability], axis=1)
+  classes = tf.tile(tf.constant([['0', '1']]), [tf.shape(probability)[0], 1])
+  return {
+      # The same signatures a canned classifier exports.
+      tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY:
+          tf_estimator.export.ClassificationOutput(scores=scores, classes=classes),
+      'predict': tf_estimator.export.PredictOutput(
+          {'logistic': probability, 'probabilities': scores}),
+  }
+
+
+def model_fn(features, labels, mode, params):
+  """Wide-and-deep binary classifier: P(big tipper) from transformed features.
+
+  Args:
+    features: transformed features keyed by `transformed_name`.
+    labels: int64 [batch] big-tipper labels (None in PREDICT).
+    mode: a `tf.estimator.ModeKeys`.
+    params: dict with `hidden_units` (list of ints) and `learning_rate`.
+
+  Returns:
+    A `tf.estimator.EstimatorSpec` for `mode`.
+  """
+  deep = tf.compat.v1.feature_column.input_layer(features, _deep_columns())
+  for i, units in enumerate(params['hidden_units']):
+    deep = tf.compat.v1.layers.dense(deep, units, activation=tf.nn.relu, name=f'dnn_{i}')
+  deep_logit = tf.compat.v1.layers.dense(deep, 1, name='dnn_logit')
+  wide_logit = tf.compat.v1.feature_column.linear_model(features, _categorical_columns())
+  logits = deep_logit + wide_logit
+  probability = tf.sigmoid(logits)
+
+  if mode == tf_estimator.ModeKeys.PREDICT:
+    return tf_estimator.EstimatorSpec(
+        mode, predictions={'logistic': probability, 'logits': logits},
+        export_outputs=_export_outputs(probability))
+
+  y = tf.cast(tf.reshape(labels, [-1, 1]), tf.float32)
+  loss = tf.compat.v1.losses.sigmoid_cross_entropy(y, logits)
+  predicted = tf.cast(probability > 0.5, tf.float32)
+  metrics = {
+      'auc': tf.compat.v1.metrics.auc(y, probability, num_thresholds=1000),
+      'accuracy': tf.compat.v1.metrics.accuracy(y, predicted),
+      'precision': tf.compat.v1.metrics.precision(y, predicted),
+      'recall': tf.compat.v1.metrics.recall(y, predicted),
+  }
+  if mode == tf_estimator.ModeKeys.EVAL:
+    return tf_estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops=metrics,
+                                      predictions={'logistic': probability})
+
+  optimizer = tf.compat.v1.train.AdamOptimizer(params['learning_rate'])
+  train_op = optimizer.minimize(loss, global_step=tf.compat.v1.train.get_global_step())
+  return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+
+def _keras_model(hidden_units, learning_rate):
+  inputs, deep, wide = {}, [], []
+  for key, feature in FEATURES.items():
+    name = transformed_name(key)
+    if feature.kind is Kind.NUMERIC:
+      inputs[name] = tf.keras.Input(shape=(), name=name, dtype=tf.float32)
+      deep.append(tf.keras.layers.Reshape((1,))(inputs[name]))
+    else:
+      inputs[name] = tf.keras.Input(shape=(), name=name, dtype=tf.int64)
+      n = num_ids(feature)
+      deep.append(tf.keras.layers.Embedding(n, _embedding_dim(n))(inputs[name]))
+      wide.append(tf.keras.layers.Embedding(n, 1)(inputs[name]))
+  x = tf.keras.layers.Concatenate()(deep)
+  for units in hidden_units:
+    x = tf.keras.layers.Dense(units, activation='relu')(x)
+  logit = tf.keras.layers.Add()([tf.keras.layers.Dense(1)(x)] + wide)
+  output = tf.keras.layers.Activation('sigmoid', name='logistic')(logit)
+  model = tf.keras.Model(inputs=inputs, outputs=output)
+  model.compile(optimizer=tf.keras.optimizers.legacy.Adam(learning_rate),
+                loss='binary_crossentropy', metrics=[tf.keras.metrics.AUC(name='auc')])
+  return model
+
+
+def build_estimator(kind: str, run_config, hidden_units, learning_rate,
+                    warm_start_from=None) -> tf_estimator.Estimator:
+  """The Estimator of `kind` ('custom', 'canned' or 'keras'), all on the same features.
+
+  Args:
+    kind: 'custom', 'canned' or 'keras'.
+    run_config: a `tf.estimator.RunConfig` with the model directory.
+    hidden_units: sizes of the hidden layers of the deep part.
+    learning_rate: the optimizer's learning rate.
+    warm_start_from: optional `tf.estimator.WarmStartSettings`.
+  """
+  if kind == 'custom':
+    return tf_estimator.Estimator(
+        model_fn=model_fn, config=run_config, warm_start_from=warm_start_from,
+        params={'hidden_units': list(hidden_units), 'learning_rate': learning_rate})
+  if kind == 'canned':
+    return tf_estimator.DNNLinearCombinedClassifier(
+        config=run_config,
+        linear_feature_columns=_categorical_columns(),
+        dnn_feature_columns=_deep_columns(),
+        dnn_hidden_units=list(hidden_units),
+        dnn_optimizer=lambda: tf.compat.v1.train.AdamOptimizer(learning_rate),
+        warm_start_from=warm_start_from)
+  if kind == 'keras':
+    estimator = tf.keras.estimator.model_to_estimator(
+        keras_model=_keras_model(hidden_units, learning_rate), config=run_config)
+    if warm_start_from is None:
+      return estimator
+    # model_to_estimator takes no warm-start settings; its model_fn does.
+    return tf_estimator.Estimator(model_fn=estimator.model_fn, config=run_config,
+                                  warm_start_from=warm_start_from)
+  raise ValueError(f'unknown estimator kind {kind!r}; expected custom, canned or keras')

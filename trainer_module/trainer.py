@@ -1,0 +1,77 @@
+"""`trainer_fn`: what TFX's Estimator Trainer executor calls to get the Estimator and specs."""
+
+import os
+
+from tensorflow import estimator as tf_estimator
+import tensorflow_transform as tft
+
+from trainer_module import inputs, model
+
+# Hyperparameters used when the pipeline passes none (e.g. a bare TFX Trainer).
+DEFAULT_HPARAMS = {
+    'estimator': 'custom',
+    'hidden_units': [64, 32, 16],
+    'learning_rate': 0.001,
+    'batch_size': 128,
+    'checkpoint_steps': 1000,
+    'num_shards': 1,
+    'shard_index': 0,
+}
+EXPORTER_NAME = 'taxi'
+
+
+def warm_start_settings(base_model):
+  """Warm-start settings from a serving SavedModel directory, or None."""
+  if not base_model:
+    return None
+  return tf_estimator.WarmStartSettings(
+      ckpt_to_initialize_from=os.path.join(base_model, 'variables', 'variables'))
+
+
+def trainer_fn(fn_args, schema):
+  """Builds the Estimator, its train/eval specs and the TFMA eval receiver.
+
+  Args:
+    fn_args: TFX `FnArgs`: train/eval files and steps, the transform output,
+      the model-run directory, `base_model` (a SavedModel to warm-start from,
+      or None) and `custom_config` (hyperparameters, see DEFAULT_HPARAMS).
+    schema: the raw data schema (unused: the Transform output carries it).
+
+  Returns:
+    A dict with `estimator`, `train_spec`, `eval_spec` (one FinalExporter whose
+    serving input is raw serialized tf.Examples) and `eval_input_receiver_fn`.
+  """
+  del schema
+  hp = {**DEFAULT_HPARAMS, **(fn_args.custom_config or {})}
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  batch_size = int(hp['batch_size'])
+
+  train_spec = tf_estimator.TrainSpec(
+      lambda: inputs.input_fn(fn_args.train_files, tf_transform_output, batch_size,
+                              training=True, num_shards=int(hp['num_shards']),
+                              shard_index=int(hp['shard_index'])),
+      max_steps=fn_args.train_steps)
+  exporter = tf_estimator.FinalExporter(
+      EXPORTER_NAME, lambda: inputs.serving_input_receiver_fn(tf_transform_output))
+  eval_spec = tf_estimator.EvalSpec(
+      lambda: inputs.input_fn(fn_args.eval_files, tf_transform_output, batch_size,
+                              training=False),
+      steps=fn_args.eval_steps, exporters=[exporter], name='eval',
+      start_delay_secs=0, throttle_secs=int(hp.get('throttle_secs', 600)))
+
+  run_config = tf_estimator.RunConfig(
+      model_dir=fn_args.serving_model_dir,
+      save_checkpoints_steps=int(hp['checkpoint_steps']),
+      # At least the number of replicas, so no one reads a deleted checkpoint.
+      keep_checkpoint_max=5,
+      save_summary_steps=100,
+      log_step_count_steps=1000)
+  estimator = model.build_estimator(
+      hp['estimator'], run_config, hp['hidden_units'], float(hp['learning_rate']),
+      warm_start_from=warm_start_settings(fn_args.base_model))
+  return {
+      'estimator': estimator,
+      'train_spec': train_spec,
+      'eval_spec': eval_spec,
+      'eval_input_receiver_fn': lambda: inputs.eval_input_receiver_fn(tf_transform_output),
+  }
