@@ -37,18 +37,21 @@ def eval_config(min_auc: float, max_auc_drop: float,
       change_threshold=tfma.GenericChangeThreshold(
           direction=tfma.MetricDirection.HIGHER_IS_BETTER,
           absolute={'value': -max_auc_drop - 1e-10}))
-  metrics = [tfma.MetricConfig(class_name=cls) for cls in METRICS.values()]
+  # The threshold sits on TFMA's own AUC: estimators also export an 'auc' of
+  # their own (fewer buckets), and a name-keyed threshold could bind to that.
+  # It is gated on the whole eval set; per-hour slices are reported, not gated.
+  metrics = [
+      tfma.MetricConfig(class_name=cls, per_slice_thresholds=[
+          tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold)
+      ] if cls == 'AUC' else [])
+      for cls in METRICS.values()
+  ]
   metrics.append(tfma.MetricConfig(class_name='CalibrationPlot'))
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(signature_name='eval')],
       slicing_specs=[tfma.SlicingSpec()] + [
           tfma.SlicingSpec(feature_keys=[f]) for f in slice_features],
-      metrics_specs=[tfma.MetricsSpec(
-          metrics=metrics,
-          # On the whole eval set; small per-hour slices are reported, not gated.
-          per_slice_thresholds={'auc': tfma.PerSliceMetricThresholds(thresholds=[
-              tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
-                                           threshold=auc_threshold)])})])
+      metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
 
 
 class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):

@@ -96,3 +96,24 @@ def push(serving_model: str, eval_model: str | None, push_dir: str, record: dict
         version += 1  # another push took this version in the same second
   finally:
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_predictor(saved_model_dir: str):
+  """A function from serialized raw tf.Examples to P(big tipper), for a pushed model.
+
+  Works for the three estimator kinds: canned and custom models export a
+  'predict' signature, Keras-made ones only 'serving_default'; all output
+  'logistic' and take serialized tf.Examples.
+  """
+  import tensorflow as tf
+
+  loaded = tf.saved_model.load(saved_model_dir)
+  signature = loaded.signatures.get('predict') or loaded.signatures['serving_default']
+  (input_name,) = signature.structured_input_signature[1].keys()
+
+  def predict(serialized_examples):
+    outputs = signature(**{input_name: tf.constant(list(serialized_examples))})
+    return outputs['logistic'].numpy().reshape(-1)
+
+  predict.saved_model = loaded  # keeps the model alive as long as the function
+  return predict

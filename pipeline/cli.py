@@ -4,6 +4,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import logging
 import os
 import pathlib
 import secrets
@@ -69,30 +70,32 @@ def run(config, console_err) -> dict:
           flush=True)
 
   with _logs_to(run_dir / 'pipeline.log'):
-    # Imported here so TensorFlow's start-up messages go to the log file.
-    from absl import logging as absl_logging
-
     from components.csv_check import check_csv_files
-    from pipeline import report
-    from pipeline.runners import ComponentProgress, run_local
 
-    absl_logging.set_verbosity(absl_logging.INFO)
-    progress = ComponentProgress(on_finish)
+    progress = None
     try:
-      # Fail fast, before any component runs, on input that cannot work.
+      # Fail fast, before TensorFlow loads or any component runs.
       check_csv_files(str(config.data_root))
       if not config.schema_file.is_file():
         raise FileNotFoundError(f'schema file {config.schema_file} does not exist '
                                 '(create it with `python -m pipeline schema`)')
+      # Imported here so TensorFlow's start-up messages go to the log file.
+      from absl import logging as absl_logging
+
+      from pipeline.runners import ComponentProgress, run_local
+
+      absl_logging.set_verbosity(absl_logging.INFO)
+      progress = ComponentProgress(on_finish)
       run_local(config, run_id, progress)
     except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
       status, error = 'failed', _error_text(e)
-      absl_logging.exception('run %s failed', run_id)
+      logging.getLogger(__name__).exception('run %s failed', run_id)
+    from pipeline import report
     summary = {
         'run_id': run_id,
         'status': status,
         'error': error,
-        **report.collect(config, run_id, progress.timings),
+        **report.collect(config, run_id, progress.timings if progress else {}),
         'wall_seconds': round(time.monotonic() - started, 2),
         'log_file': str(run_dir / 'pipeline.log'),
         'config': to_dict(config),
@@ -105,6 +108,7 @@ def run(config, console_err) -> dict:
 
 
 def _print_summary(summary, path, console_err):
+  sys.stdout.flush()
   if summary['status'] == 'failed':
     first, *rest = summary['error'].splitlines() or ['']
     print(f'error: {first}', file=console_err)
@@ -123,7 +127,7 @@ def _print_summary(summary, path, console_err):
     print('pushed: nothing')
   if summary.get('serving_path'):
     print(f'serving: {summary["serving_path"]}')
-  print(f'{summary["status"]} in {summary["wall_seconds"]:.1f} s; summary: {path}')
+  print(f'{summary["status"]} in {summary["wall_seconds"]:.1f} s; summary: {path}', flush=True)
 
 
 def _schema(config):

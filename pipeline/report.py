@@ -2,34 +2,23 @@
 
 import os
 
-from ml_metadata import metadata_store
-from ml_metadata.proto import metadata_store_pb2
-import tensorflow_model_analysis as tfma
-from tfx.orchestration import metadata
-
 from components import serving
-from components.evaluation import METRICS
 from pipeline.config import Config
-from pipeline.runners import CACHED, EXECUTED, FAILED, SKIPPED
+
+# Component states in the summary.
+EXECUTED, CACHED, FAILED, SKIPPED = 'executed', 'cached', 'failed', 'skipped'
 
 COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
               'Transform', 'Trainer', 'Evaluator', 'Pusher')
-_STATES = {
-    metadata_store_pb2.Execution.COMPLETE: EXECUTED,
-    metadata_store_pb2.Execution.CACHED: CACHED,
-    metadata_store_pb2.Execution.FAILED: FAILED,
-}
+# Summary names of the MLMD execution states (metadata_store_pb2.Execution.State).
+_STATES = {'COMPLETE': EXECUTED, 'CACHED': CACHED, 'FAILED': FAILED}
 # Summary names of TFMA's metric names.
 _SUMMARY_NAMES = {'binary_accuracy': 'accuracy'}
 
 
-def _store(config: Config):
-  return metadata_store.MetadataStore(
-      metadata.sqlite_metadata_connection_config(str(config.metadata_path)))
-
-
 def _outputs(store, execution_id):
   """Output artifacts of an execution, by output key."""
+  from ml_metadata.proto import metadata_store_pb2
   events = [e for e in store.get_events_by_execution_ids([execution_id])
             if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
   artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
@@ -57,9 +46,15 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
   result = {'components': list(components.values()), 'metrics': {}, 'blessed': False,
             'pushed_path': None, 'pushed_version': None, 'serving_path': None,
             'blessing_reason': None}
-  if not config.metadata_path.exists():
+  if not config.metadata_path.exists() or not timings:
     return result
-  store = _store(config)
+  # Imported here: a run stopped before any component needs none of this.
+  from ml_metadata import metadata_store
+  from ml_metadata.proto import metadata_store_pb2
+  from tfx.orchestration import metadata
+
+  store = metadata_store.MetadataStore(
+      metadata.sqlite_metadata_connection_config(str(config.metadata_path)))
   run = store.get_context_by_type_and_name('pipeline_run', run_id)
   if run is None:
     return result
@@ -70,7 +65,8 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
       if execution.id not in run_executions:
         continue
       entry = components.setdefault(name, {'name': name, 'seconds': 0.0})
-      entry['state'] = _STATES.get(execution.last_known_state, entry.get('state', SKIPPED))
+      state_name = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+      entry['state'] = _STATES.get(state_name, entry.get('state', SKIPPED))
       if entry['seconds'] == 0.0:
         entry['seconds'] = round(
             (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000, 2)
@@ -98,12 +94,19 @@ def _add_evaluation(result, outputs, config):
 
 
 def _metrics(uri):
+  import tensorflow_model_analysis as tfma
+
+  from components.evaluation import METRICS
+
   overall, baseline, slices = {}, {}, {}
   for per_slice in tfma.load_metrics(uri):
     slice_name = ','.join(f'{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}'
                           for k in per_slice.slice_key.single_slice_keys)
     for kv in per_slice.metric_keys_and_values:
-      if kv.key.name not in METRICS or kv.key.is_diff or kv.key.HasField('sub_key'):
+      # Only TFMA's metrics (they carry example_weighted); estimators export
+      # same-named ones of their own.
+      if (kv.key.name not in METRICS or kv.key.is_diff or kv.key.HasField('sub_key')
+          or not kv.key.HasField('example_weighted')):
         continue
       value = kv.value.double_value.value
       name = _SUMMARY_NAMES.get(kv.key.name, kv.key.name)
@@ -120,6 +123,8 @@ def _metrics(uri):
 
 
 def _reason(uri, result, config):
+  import tensorflow_model_analysis as tfma
+
   validation = tfma.load_validation_result(uri)
   auc = result['metrics'].get('auc')
   base = result['baseline_metrics'].get('auc')

@@ -11,9 +11,7 @@ from tfx.orchestration.portable import runtime_parameter_utils
 
 from pipeline.config import Config
 from pipeline.pipeline import create_pipeline
-
-# Reported component states, as in the run summary.
-EXECUTED, CACHED, FAILED, SKIPPED = 'executed', 'cached', 'failed', 'skipped'
+from pipeline.report import CACHED, EXECUTED, FAILED
 
 
 class ComponentProgress(logging.Handler):

@@ -55,9 +55,11 @@ def model_fn(features, labels, mode, params):
   Returns:
     A `tf.estimator.EstimatorSpec` for `mode`.
   """
+  training = mode == tf_estimator.ModeKeys.TRAIN
   deep = tf.compat.v1.feature_column.input_layer(features, _deep_columns())
   for i, units in enumerate(params['hidden_units']):
     deep = tf.compat.v1.layers.dense(deep, units, activation=tf.nn.relu, name=f'dnn_{i}')
+    deep = tf.compat.v1.layers.dropout(deep, rate=params.get('dropout', 0.0), training=training)
   deep_logit = tf.compat.v1.layers.dense(deep, 1, name='dnn_logit')
   wide_logit = tf.compat.v1.feature_column.linear_model(features, _categorical_columns())
   logits = deep_logit + wide_logit
@@ -81,7 +83,10 @@ def model_fn(features, labels, mode, params):
     return tf_estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops=metrics,
                                       predictions={'logistic': probability})
 
-  optimizer = tf.compat.v1.train.AdamOptimizer(params['learning_rate'])
+  if params.get('optimizer', 'adam') == 'adagrad':
+    optimizer = tf.compat.v1.train.AdagradOptimizer(params['learning_rate'])
+  else:
+    optimizer = tf.compat.v1.train.AdamOptimizer(params['learning_rate'])
   train_op = optimizer.minimize(loss, global_step=tf.compat.v1.train.get_global_step())
   return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
 
@@ -110,7 +115,7 @@ def _keras_model(hidden_units, learning_rate):
 
 
 def build_estimator(kind: str, run_config, hidden_units, learning_rate,
-                    warm_start_from=None) -> tf_estimator.Estimator:
+                    warm_start_from=None, **extra_params) -> tf_estimator.Estimator:
   """The Estimator of `kind` ('custom', 'canned' or 'keras'), all on the same features.
 
   Args:
@@ -123,14 +128,14 @@ def build_estimator(kind: str, run_config, hidden_units, learning_rate,
   if kind == 'custom':
     return tf_estimator.Estimator(
         model_fn=model_fn, config=run_config, warm_start_from=warm_start_from,
-        params={'hidden_units': list(hidden_units), 'learning_rate': learning_rate})
+        params={'hidden_units': list(hidden_units), 'learning_rate': learning_rate, **extra_params})
   if kind == 'canned':
     return tf_estimator.DNNLinearCombinedClassifier(
         config=run_config,
         linear_feature_columns=_categorical_columns(),
         dnn_feature_columns=_deep_columns(),
         dnn_hidden_units=list(hidden_units),
-        dnn_optimizer=lambda: tf.compat.v1.train.AdamOptimizer(learning_rate),
+        dnn_optimizer=lambda: tf.keras.optimizers.legacy.Adam(learning_rate),
         warm_start_from=warm_start_from)
   if kind == 'keras':
     estimator = tf.keras.estimator.model_to_estimator(

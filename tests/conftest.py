@@ -1,0 +1,102 @@
+"""Shared fixtures: a tiny dataset transformed by our preprocessing_fn through tft_beam."""
+
+import csv
+import pathlib
+
+import pytest
+
+from pipeline.config import PROJECT_ROOT
+
+DATA_CSV = PROJECT_ROOT / 'data' / 'taxi' / 'data.csv'
+SCHEMA = PROJECT_ROOT / 'data' / 'schema' / 'schema.pbtxt'
+TINY_ROWS = 400
+
+
+def read_rows(n: int) -> list[dict]:
+  with open(DATA_CSV, newline='') as f:
+    return [row for _, row in zip(range(n), csv.DictReader(f))]
+
+
+def to_instance(row: dict, feature_spec) -> dict:
+  """A CSV row as a tft instance dict, typed by the schema; '' is missing."""
+  import tensorflow as tf
+  instance = {}
+  for key, spec in feature_spec.items():
+    cell = row.get(key, '')
+    if cell == '':
+      instance[key] = []
+    elif spec.dtype == tf.string:
+      instance[key] = [cell.encode()]
+    elif spec.dtype == tf.int64:
+      instance[key] = [int(float(cell))]
+    else:
+      instance[key] = [float(cell)]
+  return instance
+
+
+@pytest.fixture(scope='session')
+def raw_feature_spec():
+  import tensorflow_data_validation as tfdv
+  from tensorflow_transform.tf_metadata import schema_utils
+  return schema_utils.schema_as_feature_spec(tfdv.load_schema_text(str(SCHEMA))).feature_spec
+
+
+# One hand-made row with every optional column empty, to pin missing-value handling.
+MISSING_ROW = {'fare': '10.0', 'tips': '3.0', 'trip_start_month': '5', 'trip_start_hour': '7',
+               'trip_start_day': '2', 'trip_start_timestamp': '1400269500', 'trip_miles': '1.5',
+               'payment_type': 'Credit Card', 'trip_seconds': '300'}
+
+
+@pytest.fixture(scope='session')
+def transformed(tmp_path_factory, raw_feature_spec):
+  """Runs preprocessing_fn with tft_beam on TINY_ROWS rows + MISSING_ROW.
+
+  Returns (transform output dir, transformed TFRecord pattern, transformed rows).
+  """
+  import apache_beam as beam
+  import tensorflow as tf
+  import tensorflow_transform as tft
+  import tensorflow_transform.beam as tft_beam
+  from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+  from trainer_module import preprocessing_fn
+
+  root = tmp_path_factory.mktemp('transform')
+  rows = read_rows(TINY_ROWS) + [MISSING_ROW]
+  instances = [to_instance(r, raw_feature_spec) for r in rows]
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_feature_spec))
+  with beam.Pipeline() as p, tft_beam.Context(temp_dir=str(root / 'tmp')):
+    data = p | beam.Create(instances, reshuffle=False)
+    (out, out_metadata), transform_fn = (data, metadata) | tft_beam.AnalyzeAndTransformDataset(
+        preprocessing_fn, output_record_batches=False)
+    _ = transform_fn | tft_beam.WriteTransformFn(str(root / 'transform_output'))
+    # The raw schema, which the serving and eval receivers parse with (as TFX writes it).
+    _ = metadata | 'WriteRawMetadata' >> tft_beam.WriteMetadata(
+        str(root / 'transform_output' / tft.TFTransformOutput.RAW_METADATA_DIR), p)
+    coder = tft.coders.ExampleProtoCoder(out_metadata.schema)
+    _ = (out | beam.Map(coder.encode) | beam.io.WriteToTFRecord(
+        str(root / 'data' / 'part'), file_name_suffix='.gz',
+        compression_type=beam.io.filesystem.CompressionTypes.GZIP))
+  pattern = str(root / 'data' / 'part*')
+  dataset = tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type='GZIP')
+  output = tft.TFTransformOutput(str(root / 'transform_output'))
+  spec = output.transformed_feature_spec()
+  transformed_rows = [
+      {k: v.numpy() for k, v in tf.io.parse_single_example(r, spec).items()} for r in dataset]
+  return str(root / 'transform_output'), pattern, transformed_rows, rows
+
+
+def serialize(row: dict, feature_spec, drop=('tips',)) -> bytes:
+  """A CSV row as a raw serialized tf.Example, as a serving client would send it."""
+  import tensorflow as tf
+  feature = {}
+  for key, values in to_instance(row, feature_spec).items():
+    if key in drop or not values:
+      continue
+    if isinstance(values[0], bytes):
+      feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+    elif isinstance(values[0], int):
+      feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    else:
+      feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
