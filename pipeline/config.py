@@ -24,10 +24,10 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
   estimator: str = 'custom'
-  train_steps: int = 5000
+  train_steps: int = 2000
   eval_steps: int = 1000
   batch_size: int = 128
-  learning_rate: float = 0.001
+  learning_rate: float = 0.05
   hidden_units: tuple[int, ...] = (64, 32, 16)
   checkpoint_steps: int = 1000
   # Start from the weights of the model now serving, when it has the same architecture.

@@ -11,7 +11,7 @@ from trainer_module import inputs, model
 DEFAULT_HPARAMS = {
     'estimator': 'custom',
     'hidden_units': [64, 32, 16],
-    'learning_rate': 0.001,
+    'learning_rate': 0.05,
     'batch_size': 128,
     'checkpoint_steps': 1000,
     'num_shards': 1,
