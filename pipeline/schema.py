@@ -21,10 +21,13 @@ def curate(schema: schema_pb2.Schema) -> schema_pb2.Schema:
   """Applies the reviewed rules to a TFDV-inferred schema."""
   schema.default_environment[:] = [TRAINING, SERVING]
   for feature in schema.feature:
-    if feature.presence.min_fraction < 1.0 and feature.HasField('value_count'):
-      # CsvExampleGen turns an empty cell into a feature with no values, which
-      # TFDV's CSV statistics (used to infer) count as absent instead.
-      feature.value_count.min = 0
+    if feature.presence.min_fraction < 1.0:
+      # An optional column may be empty in a whole (small) data drop.
+      feature.presence.ClearField('min_count')
+      if feature.HasField('value_count'):
+        # CsvExampleGen turns an empty cell into a feature with no values,
+        # which TFDV's CSV statistics (used to infer) count as absent instead.
+        feature.value_count.min = 0
     if feature.HasField('domain') or feature.HasField('string_domain'):
       feature.distribution_constraints.min_domain_mass = MIN_DOMAIN_MASS
     if feature.name == TIPS_KEY:

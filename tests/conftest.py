@@ -41,9 +41,10 @@ def raw_feature_spec():
   return schema_utils.schema_as_feature_spec(tfdv.load_schema_text(str(SCHEMA))).feature_spec
 
 
-# One hand-made row with every optional column empty, to pin missing-value handling.
+# One hand-made row with every optional column empty, to pin missing-value
+# handling; its trip_miles, longer than any real trip, identifies it.
 MISSING_ROW = {'fare': '10.0', 'tips': '3.0', 'trip_start_month': '5', 'trip_start_hour': '7',
-               'trip_start_day': '2', 'trip_start_timestamp': '1400269500', 'trip_miles': '1.5',
+               'trip_start_day': '2', 'trip_start_timestamp': '1400269500', 'trip_miles': '5000',
                'payment_type': 'Credit Card', 'trip_seconds': '300'}
 
 

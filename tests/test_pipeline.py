@@ -17,13 +17,16 @@ def test_components_and_no_resolver(tmp_path):
   pipeline = _pipeline(tmp_path)
   assert sorted(c.id for c in pipeline.components) == sorted(EXPECTED)
   ir = compiler.Compiler().compile(pipeline)
-  assert [n.pipeline_node.node_info.id for n in ir.nodes] == EXPECTED
+  assert sorted(n.pipeline_node.node_info.id for n in ir.nodes) == sorted(EXPECTED)
   assert not [n for n in ir.nodes if 'Resolver' in n.pipeline_node.node_info.type.name]
 
 
 def test_transform_waits_for_validation(tmp_path):
   components = {c.id: c for c in _pipeline(tmp_path).components}
   assert components['ExampleValidator'] in components['Transform'].upstream_nodes
+  order = [n.pipeline_node.node_info.id for n in compiler.Compiler().compile(_pipeline(tmp_path)).nodes]
+  assert order.index('ExampleValidator') < order.index('Transform') < order.index('Trainer')
+  assert order.index('Evaluator') < order.index('Pusher')
 
 
 def test_user_code_is_referenced_by_module_path(tmp_path):

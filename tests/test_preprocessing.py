@@ -42,10 +42,8 @@ def test_categorical_ids_are_in_range(transformed):
 
 def test_missing_values_are_filled(transformed):
   _, _, out, rows = transformed
-  # The hand-made row is the only one with no pickup_latitude.
-  missing = [o for o in out if o[transformed_name('pickup_latitude')] == FEATURES['pickup_latitude'].size]
-  assert len(missing) == 1
-  row = missing[0]
+  row = max(out, key=lambda o: o[transformed_name('trip_miles')])  # the hand-made row
+  assert row[transformed_name('pickup_latitude')] == FEATURES['pickup_latitude'].size
   assert row[transformed_name('dropoff_community_area')] == FEATURES['dropoff_community_area'].size
   assert row[transformed_name('trip_start_hour')] == 7
   # An empty company is one vocabulary entry like any other, never an error.

@@ -89,15 +89,18 @@ def _keras_model(hidden_units, learning_rate):
     name = transformed_name(key)
     if feature.kind is Kind.NUMERIC:
       inputs[name] = tf.keras.Input(shape=(), name=name, dtype=tf.float32)
-      numeric.append(tf.keras.layers.Reshape((1,))(inputs[name]))
+      numeric.append(tf.keras.layers.Reshape((1,), name=f'{name}_column')(inputs[name]))
     else:
       inputs[name] = tf.keras.Input(shape=(), name=name, dtype=tf.int64)
       # A one-dimensional embedding is a per-id linear weight.
-      wide.append(tf.keras.layers.Embedding(num_ids(feature), 1)(inputs[name]))
-  x = tf.keras.layers.Concatenate()(numeric)
-  for units in hidden_units:
-    x = tf.keras.layers.Dense(units, activation='relu')(x)
-  logit = tf.keras.layers.Add()([tf.keras.layers.Dense(1)(x)] + wide)
+      wide.append(tf.keras.layers.Embedding(num_ids(feature), 1, name=f'{name}_weight')(inputs[name]))
+  # Explicit layer names: Keras numbers unnamed layers per process, and warm
+  # start matches variables by name.
+  x = tf.keras.layers.Concatenate(name='numeric')(numeric)
+  for i, units in enumerate(hidden_units):
+    x = tf.keras.layers.Dense(units, activation='relu', name=f'dnn_{i}')(x)
+  logit = tf.keras.layers.Add(name='wide_and_deep')(
+      [tf.keras.layers.Dense(1, name='dnn_logit')(x)] + wide)
   output = tf.keras.layers.Activation('sigmoid', name='logistic')(logit)
   model = tf.keras.Model(inputs=inputs, outputs=output)
   model.compile(optimizer=tf.keras.optimizers.legacy.Adagrad(learning_rate),
