@@ -54,6 +54,10 @@ test-fast: $(STAMP) ## Run the tests that do not run the whole pipeline
 test-e2e: $(STAMP) ## Run only the end-to-end pipeline tests
 	$(PY) -m pytest -q -m e2e $(ARGS)
 
+.PHONY: bench
+bench: $(STAMP) ## Benchmark against TFX's own taxi pipeline; writes bench/results/latest.json (ARGS="--reps 1")
+	$(PY) -m bench $(ARGS)
+
 .PHONY: schema
 schema: $(STAMP) ## Regenerate the curated schema from the bundled data
 	$(PY) -m pipeline schema $(ARGS)

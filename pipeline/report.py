@@ -16,7 +16,7 @@ _STATES = {'COMPLETE': EXECUTED, 'CACHED': CACHED, 'FAILED': FAILED}
 _SUMMARY_NAMES = {'binary_accuracy': 'accuracy'}
 
 
-def _outputs(store, execution_id):
+def output_artifacts(store, execution_id):
   """Output artifacts of an execution, by output key."""
   from ml_metadata.proto import metadata_store_pb2
   events = [e for e in store.get_events_by_execution_ids([execution_id])
@@ -70,7 +70,7 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
       if entry['seconds'] == 0.0:
         entry['seconds'] = round(
             (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000, 2)
-      outputs = _outputs(store, execution.id)
+      outputs = output_artifacts(store, execution.id)
       if name == 'Evaluator':
         _add_evaluation(result, outputs, config)
       elif name == 'Pusher' and 'pushed_model' in outputs and entry['state'] == EXECUTED:

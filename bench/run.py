@@ -1,0 +1,182 @@
+"""`make bench`: our pipeline and TFX's own taxi Estimator pipeline, side by side.
+
+Both run alternately, each in a fresh process and output root, on the same
+data with equal training work (train steps, batch size, eval steps). Writes
+bench/results/latest.json and prints a markdown table.
+"""
+
+import argparse
+import csv
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+from bench.measure import Run, measure
+from pipeline.config import PROJECT_ROOT
+
+ANCHOR_BATCH_SIZE = 40  # fixed in the anchor's taxi_utils.py
+RESULTS = PROJECT_ROOT / 'bench' / 'results' / 'latest.json'
+# Our components as TFX names them in the anchor.
+SAME_COMPONENTS = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
+                   'Transform', 'Trainer', 'Evaluator', 'Pusher']
+
+
+def _parser():
+  parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__)
+  parser.add_argument('--reps', type=int, default=3, help='runs of each pipeline')
+  parser.add_argument('--train-steps', type=int, default=10_000)
+  parser.add_argument('--eval-steps', type=int, default=5_000)
+  parser.add_argument('--data', default=str(PROJECT_ROOT / 'data' / 'taxi'),
+                      help='directory of CSV files both pipelines read')
+  parser.add_argument('--scales', default='1,10,100',
+                      help='data multiples for the scaling measurement; empty for none')
+  parser.add_argument('--scale-train-steps', type=int, default=200,
+                      help='train steps of the scaling runs (they measure data work)')
+  parser.add_argument('--output', default=str(RESULTS))
+  parser.add_argument('--workdir', help='where runs write (default: a temporary directory)')
+  return parser
+
+
+def ours_command(output_root, data_root, train_steps, eval_steps):
+  return [sys.executable, '-m', 'pipeline', 'run',
+          '--set', f'output_root={output_root}', '--set', f'data_root={data_root}',
+          '--set', f'trainer.train_steps={train_steps}', '--set', f'trainer.eval_steps={eval_steps}',
+          '--set', f'trainer.batch_size={ANCHOR_BATCH_SIZE}']
+
+
+def anchor_command(output_root, data_root, train_steps, eval_steps):
+  return [sys.executable, '-m', 'bench.anchor', output_root, data_root,
+          str(train_steps), str(eval_steps)]
+
+
+def _median_components(runs: list[Run]) -> dict:
+  names = sorted({name for run in runs for name in run.components})
+  return {name: round(statistics.median(r.components.get(name, 0.0) for r in runs), 2)
+          for name in names}
+
+
+def _summary(runs: list[Run]) -> dict:
+  aucs = [r.auc for r in runs if r.auc is not None]
+  return {
+      'wall_s': round(statistics.median(r.wall_s for r in runs), 2),
+      'walls_s': [round(r.wall_s, 2) for r in runs],
+      'peak_rss_mb': round(max(r.peak_rss_mb for r in runs), 1),
+      'auc': round(statistics.median(aucs), 4) if aucs else None,
+      'failed_runs': sum(r.returncode != 0 for r in runs),
+      'per_component': _median_components(runs),
+  }
+
+
+def resample(data_dir: str, factor: int, target: str) -> int:
+  """Writes `factor` times the rows of `data_dir`, drawn with replacement; returns the count."""
+  rows, header = [], None
+  for name in sorted(os.listdir(data_dir)):
+    with open(os.path.join(data_dir, name), newline='') as f:
+      reader = csv.reader(f)
+      header = next(reader)
+      rows.extend(reader)
+  os.makedirs(target, exist_ok=True)
+  count = len(rows) * factor
+  rng = random.Random(factor)
+  with open(os.path.join(target, 'data.csv'), 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(header)
+    for _ in range(count):
+      writer.writerow(rows[rng.randrange(len(rows))])
+  return count
+
+
+def scaling(scales, args, workdir) -> dict:
+  results = {}
+  for factor in scales:
+    data = os.path.join(workdir, f'data_x{factor}')
+    rows = resample(args.data, factor, data)
+    root = os.path.join(workdir, f'scale_x{factor}')
+    run = measure(ours_command(root, data, args.scale_train_steps, args.eval_steps), root,
+                  os.path.join(workdir, f'scale_x{factor}.log'))
+    with open(os.path.join(root, 'latest_summary.json')) as f:
+      eval_rows = json.load(f)['metrics'].get('example_count') or rows
+    per_1000 = lambda seconds, n: round(1000 * seconds / n, 4)
+    results[f'x{factor}'] = {
+        'rows': rows,
+        'eval_rows': eval_rows,
+        'wall_s': round(run.wall_s, 2),
+        'peak_rss_mb': round(run.peak_rss_mb, 1),
+        'seconds': {k: round(v, 2) for k, v in run.components.items()},
+        'seconds_per_1000_examples': {
+            'ingest': per_1000(run.components.get('CsvExampleGen', 0)
+                               + run.components.get('StatisticsGen', 0), rows),
+            'transform': per_1000(run.components.get('Transform', 0), rows),
+            'evaluation': per_1000(run.components.get('Evaluator', 0), eval_rows),
+        },
+    }
+    print(f'scaling x{factor}: {rows} rows, {run.wall_s:.1f} s', flush=True)
+  return results
+
+
+def table(result: dict) -> str:
+  anchor, ours = result['anchor'], result['ours']
+  lines = ['| | anchor (TFX taxi) | ours | ours / anchor |', '|---|---|---|---|']
+  def row(name, a, o, unit=' s'):
+    ratio = f'{o / a:.2f}' if a and o is not None else ''
+    fmt = lambda v: '' if v is None else f'{v:.1f}{unit}'
+    lines.append(f'| {name} | {fmt(a)} | {fmt(o)} | {ratio} |')
+  row('**total wall**', anchor['wall_s'], ours['wall_s'])
+  for name in SAME_COMPONENTS:
+    row(name, anchor['per_component'].get(name), ours['per_component'].get(name))
+  row('peak memory', anchor['peak_rss_mb'], ours['peak_rss_mb'], ' MB')
+  lines.append(f'| eval AUC | {anchor["auc"]} | {ours["auc"]} | |')
+  lines.append(f'| cached rerun | | {result["cached_rerun_s"]:.1f} s | |')
+  return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+  args = _parser().parse_args(argv)
+  workdir = args.workdir or tempfile.mkdtemp(prefix='bench-')
+  os.makedirs(workdir, exist_ok=True)
+  runs = {'anchor': [], 'ours': []}
+  commands = {'anchor': anchor_command, 'ours': ours_command}
+  try:
+    for rep in range(args.reps):
+      for name in ('anchor', 'ours'):  # alternately, so drift hits both alike
+        root = os.path.join(workdir, f'{name}_{rep}')
+        run = measure(commands[name](root, args.data, args.train_steps, args.eval_steps), root,
+                      os.path.join(workdir, f'{name}_{rep}.log'))
+        runs[name].append(run)
+        print(f'rep {rep + 1}/{args.reps} {name}: {run.wall_s:.1f} s, AUC {run.auc}, '
+              f'exit {run.returncode}', flush=True)
+    # The same pipeline again on the last output root: all served from the cache.
+    last = os.path.join(workdir, f'ours_{args.reps - 1}')
+    cached = measure(ours_command(last, args.data, args.train_steps, args.eval_steps), last,
+                     os.path.join(workdir, 'ours_cached.log'))
+    scales = [int(s) for s in args.scales.split(',') if s.strip()]
+    result = {
+        'date': time.strftime('%Y-%m-%d %H:%M:%S'),
+        'machine': {'cpus': os.cpu_count()},
+        'reps': args.reps,
+        'work': {'train_steps': args.train_steps, 'eval_steps': args.eval_steps,
+                 'batch_size': ANCHOR_BATCH_SIZE, 'data': args.data},
+        'anchor': _summary(runs['anchor']),
+        'ours': _summary(runs['ours']),
+        'cached_rerun_s': round(cached.wall_s, 2),
+        'scaling': scaling(scales, args, workdir),
+    }
+    result['ratio_wall'] = round(result['ours']['wall_s'] / result['anchor']['wall_s'], 3)
+    result.update(ours_wall_s=result['ours']['wall_s'], anchor_wall_s=result['anchor']['wall_s'],
+                  ours_auc=result['ours']['auc'], anchor_auc=result['anchor']['auc'],
+                  per_component={'anchor': result['anchor']['per_component'],
+                                 'ours': result['ours']['per_component']})
+  finally:
+    if not args.workdir:
+      shutil.rmtree(workdir, ignore_errors=True)
+  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+  with open(args.output, 'w') as f:
+    json.dump(result, f, indent=2)
+  print(table(result))
+  print(f'ratio_wall {result["ratio_wall"]}; results in {args.output}')
+  return 0 if not (result['anchor']['failed_runs'] or result['ours']['failed_runs']) else 1
