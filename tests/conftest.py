@@ -66,7 +66,8 @@ def transformed(tmp_path_factory, raw_feature_spec):
   rows = read_rows(TINY_ROWS) + [MISSING_ROW]
   instances = [to_instance(r, raw_feature_spec) for r in rows]
   metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_feature_spec))
-  with beam.Pipeline() as p, tft_beam.Context(temp_dir=str(root / 'tmp')):
+  # TF1 graph mode, as the pipeline's Transform runs it.
+  with beam.Pipeline() as p, tft_beam.Context(temp_dir=str(root / 'tmp'), force_tf_compat_v1=True):
     data = p | beam.Create(instances, reshuffle=False)
     (out, out_metadata), transform_fn = (data, metadata) | tft_beam.AnalyzeAndTransformDataset(
         preprocessing_fn, output_record_batches=False)
