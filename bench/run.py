@@ -91,8 +91,8 @@ def resample(data_dir: str, factor: int, target: str) -> int:
   return count
 
 
-def scaling(scales, args, workdir) -> dict:
-  results = {}
+def scaling(scales, args, workdir, results: dict, save) -> None:
+  """Adds one entry per data multiple to `results`, calling `save()` after each."""
   for factor in scales:
     data = os.path.join(workdir, f'data_x{factor}')
     rows = resample(args.data, factor, data)
@@ -115,8 +115,15 @@ def scaling(scales, args, workdir) -> dict:
             'evaluation': per_1000(run.components.get('Evaluator', 0), eval_rows),
         },
     }
+    save()
     print(f'scaling x{factor}: {rows} rows, {run.wall_s:.1f} s', flush=True)
-  return results
+
+
+def _write(path, result):
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path + '.tmp', 'w') as f:
+    json.dump(result, f, indent=2)
+  os.replace(path + '.tmp', path)
 
 
 def table(result: dict) -> str:
@@ -154,7 +161,6 @@ def main(argv=None) -> int:
     last = os.path.join(workdir, f'ours_{args.reps - 1}')
     cached = measure(ours_command(last, args.data, args.train_steps, args.eval_steps), last,
                      os.path.join(workdir, 'ours_cached.log'))
-    scales = [int(s) for s in args.scales.split(',') if s.strip()]
     result = {
         'date': time.strftime('%Y-%m-%d %H:%M:%S'),
         'machine': {'cpus': os.cpu_count()},
@@ -164,19 +170,22 @@ def main(argv=None) -> int:
         'anchor': _summary(runs['anchor']),
         'ours': _summary(runs['ours']),
         'cached_rerun_s': round(cached.wall_s, 2),
-        'scaling': scaling(scales, args, workdir),
+        'scaling': {},
     }
     result['ratio_wall'] = round(result['ours']['wall_s'] / result['anchor']['wall_s'], 3)
     result.update(ours_wall_s=result['ours']['wall_s'], anchor_wall_s=result['anchor']['wall_s'],
                   ours_auc=result['ours']['auc'], anchor_auc=result['anchor']['auc'],
                   per_component={'anchor': result['anchor']['per_component'],
                                  'ours': result['ours']['per_component']})
+    # Saved now and after each scale: the scaling runs are long, and an
+    # interrupted one must not lose the side-by-side results.
+    save = lambda: _write(args.output, result)
+    save()
+    print(table(result), flush=True)
+    scaling([int(s) for s in args.scales.split(',') if s.strip()], args, workdir,
+            result['scaling'], save)
   finally:
     if not args.workdir:
       shutil.rmtree(workdir, ignore_errors=True)
-  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, 'w') as f:
-    json.dump(result, f, indent=2)
-  print(table(result))
   print(f'ratio_wall {result["ratio_wall"]}; results in {args.output}')
   return 0 if not (result['anchor']['failed_runs'] or result['ours']['failed_runs']) else 1
