@@ -17,14 +17,14 @@ class Run:
   auc: float | None
 
 
-def run_measured(command, log_path, env=None) -> tuple[float, float, int]:
+def run_measured(command, log_path) -> tuple[float, float, int]:
   """Runs `command`, polling the RSS of its whole process tree (Beam workers too).
 
   Returns (wall seconds, peak tree RSS in MB, return code).
   """
   started = time.monotonic()
   with open(log_path, 'w') as log:
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     root, peak = psutil.Process(process.pid), 0
     while process.poll() is None:
       try:
@@ -38,27 +38,19 @@ def run_measured(command, log_path, env=None) -> tuple[float, float, int]:
 
 def latest_run(metadata_path: str):
   """(component seconds by node id, evaluation URI) of the newest run in MLMD."""
-  from ml_metadata import metadata_store
-  from tfx.orchestration import metadata
+  from pipeline.report import execution_seconds, executions_by_node, open_store, output_artifacts
 
-  from pipeline.report import output_artifacts
-
-  store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(metadata_path))
+  store = open_store(metadata_path)
   runs = store.get_contexts_by_type('pipeline_run')
   if not runs:
     return {}, None
   run = max(runs, key=lambda c: c.create_time_since_epoch)
-  in_run = {e.id: e for e in store.get_executions_by_context(run.id)}
   seconds, evaluation = {}, None
-  for node in store.get_contexts_by_type('node'):
-    name = node.name.split('.', 1)[-1]
-    for execution in store.get_executions_by_context(node.id):
-      if execution.id in in_run:
-        seconds[name] = (execution.last_update_time_since_epoch
-                         - execution.create_time_since_epoch) / 1000
-        outputs = output_artifacts(store, execution.id)
-        if 'evaluation' in outputs:
-          evaluation = outputs['evaluation'].uri
+  for name, execution in executions_by_node(store, run).items():
+    seconds[name] = execution_seconds(execution)
+    outputs = output_artifacts(store, execution.id)
+    if 'evaluation' in outputs:
+      evaluation = outputs['evaluation'].uri
   return seconds, evaluation
 
 

@@ -18,12 +18,10 @@ import time
 
 from bench.measure import Run, measure
 from pipeline.config import PROJECT_ROOT
+from pipeline.report import COMPONENTS
 
 ANCHOR_BATCH_SIZE = 40  # fixed in the anchor's taxi_utils.py
 RESULTS = PROJECT_ROOT / 'bench' / 'results' / 'latest.json'
-# Our components as TFX names them in the anchor.
-SAME_COMPONENTS = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
-                   'Transform', 'Trainer', 'Evaluator', 'Pusher']
 
 
 def _parser():
@@ -134,7 +132,7 @@ def table(result: dict) -> str:
     fmt = lambda v: '' if v is None else f'{v:.1f}{unit}'
     lines.append(f'| {name} | {fmt(a)} | {fmt(o)} | {ratio} |')
   row('**total wall**', anchor['wall_s'], ours['wall_s'])
-  for name in SAME_COMPONENTS:
+  for name in COMPONENTS:  # our node ids are the anchor's
     row(name, anchor['per_component'].get(name), ours['per_component'].get(name))
   row('peak memory', anchor['peak_rss_mb'], ours['peak_rss_mb'], ' MB')
   lines.append(f'| eval AUC | {anchor["auc"]} | {ours["auc"]} | |')

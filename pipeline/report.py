@@ -37,39 +37,50 @@ def _prop(artifact, name):
   return value.string_value or value.int_value
 
 
+def open_store(metadata_path):
+  """The ML Metadata store of a pipeline's SQLite file."""
+  from ml_metadata import metadata_store
+  from tfx.orchestration import metadata
+  return metadata_store.MetadataStore(
+      metadata.sqlite_metadata_connection_config(str(metadata_path)))
+
+
+def executions_by_node(store, run_context) -> dict:
+  """The executions of one pipeline run (a 'pipeline_run' context), by node id."""
+  in_run = {e.id for e in store.get_executions_by_context(run_context.id)}
+  return {node.name.split('.', 1)[-1]: execution
+          for node in store.get_contexts_by_type('node')
+          for execution in store.get_executions_by_context(node.id)
+          if execution.id in in_run}
+
+
+def execution_seconds(execution) -> float:
+  return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+
+
 def collect(config: Config, run_id: str, timings: dict) -> dict:
   """Component states and timings, metrics, blessing and push of run `run_id`."""
   components = {name: {'name': name, 'state': SKIPPED, 'seconds': 0.0} for name in COMPONENTS}
   for name, (state, seconds) in timings.items():
     components.setdefault(name, {'name': name})
     components[name].update(state=state, seconds=round(seconds, 2))
-  result = {'components': list(components.values()), 'metrics': {}, 'blessed': False,
-            'pushed_path': None, 'pushed_version': None, 'serving_path': None,
+  current = serving.latest(str(config.push_dir))
+  result = {'metrics': {}, 'blessed': False, 'pushed_path': None, 'pushed_version': None,
+            'serving_path': os.path.abspath(current.path) if current else None,
             'blessing_reason': None}
-  if not config.metadata_path.exists() or not timings:
-    return result
-  # Imported here: a run stopped before any component needs none of this.
-  from ml_metadata import metadata_store
-  from ml_metadata.proto import metadata_store_pb2
-  from tfx.orchestration import metadata
-
-  store = metadata_store.MetadataStore(
-      metadata.sqlite_metadata_connection_config(str(config.metadata_path)))
-  run = store.get_context_by_type_and_name('pipeline_run', run_id)
-  if run is None:
-    return result
-  run_executions = {e.id: e for e in store.get_executions_by_context(run.id)}
-  for node in store.get_contexts_by_type('node'):
-    name = node.name.split('.', 1)[-1]
-    for execution in store.get_executions_by_context(node.id):
-      if execution.id not in run_executions:
-        continue
+  # A run stopped before any component ran has nothing in MLMD (nor needs its imports).
+  run = None
+  if config.metadata_path.exists() and timings:
+    store = open_store(config.metadata_path)
+    run = store.get_context_by_type_and_name('pipeline_run', run_id)
+  if run is not None:
+    from ml_metadata.proto import metadata_store_pb2
+    for name, execution in executions_by_node(store, run).items():
       entry = components.setdefault(name, {'name': name, 'seconds': 0.0})
       state_name = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
       entry['state'] = _STATES.get(state_name, entry.get('state', SKIPPED))
       if entry['seconds'] == 0.0:
-        entry['seconds'] = round(
-            (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000, 2)
+        entry['seconds'] = round(execution_seconds(execution), 2)
       outputs = output_artifacts(store, execution.id)
       if name == 'Evaluator':
         _add_evaluation(result, outputs, config)
@@ -78,9 +89,7 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
         if _prop(pushed, 'pushed') == 1:
           result['pushed_path'] = os.path.abspath(_prop(pushed, 'pushed_destination'))
           result['pushed_version'] = int(_prop(pushed, 'pushed_version'))
-  current = serving.latest(str(config.push_dir))
-  result['serving_path'] = os.path.abspath(current.path) if current else None
-  return result
+  return {'components': list(components.values()), **result}
 
 
 def _add_evaluation(result, outputs, config):

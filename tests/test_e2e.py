@@ -77,12 +77,11 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
 
 
 def test_every_execution_is_complete_in_mlmd(first_run, workspace):
-  from ml_metadata import metadata_store
   from ml_metadata.proto import metadata_store_pb2
-  from tfx.orchestration import metadata
+
+  from pipeline.report import open_store
   _, summary = first_run
-  store = metadata_store.MetadataStore(
-      metadata.sqlite_metadata_connection_config(str(workspace / 'out' / 'metadata.sqlite')))
+  store = open_store(workspace / 'out' / 'metadata.sqlite')
   run = store.get_context_by_type_and_name('pipeline_run', summary['run_id'])
   executions = store.get_executions_by_context(run.id)
   assert len(executions) == len(COMPONENTS)

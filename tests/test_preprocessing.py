@@ -5,7 +5,6 @@ import numpy as np
 from trainer_module.features import FEATURES, LABEL_KEY, OOV_BUCKETS, Kind, num_ids, transformed_name
 
 
-
 def test_every_feature_and_the_label_are_produced(transformed):
   _, _, out, rows = transformed
   assert len(out) == len(rows)
