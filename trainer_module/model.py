@@ -40,6 +40,37 @@ def _export_outputs(probability):
   }
 
 
+def _categorical_keys():
+  return [key for key, feature in FEATURES.items() if feature.kind is not Kind.NUMERIC]
+
+
+def _wide_logit(features):
+  """Linear model over every categorical id, as one lookup into one weight table.
+
+  The same function as `linear_model` over identity columns (out-of-range ids
+  count as id 0), but feature columns emit ~60 small ops per feature per step;
+  at batch 40 those ops, not the arithmetic, were 80% of a training step.
+  """
+  keys = _categorical_keys()
+  sizes = [num_ids(FEATURES[key]) for key in keys]
+  offsets = tf.constant([sum(sizes[:i]) for i in range(len(sizes))], tf.int64)
+  ids = tf.stack([tf.reshape(features[transformed_name(key)], [-1]) for key in keys], axis=1)
+  ids = tf.where((ids >= 0) & (ids < tf.constant(sizes, tf.int64)), ids, tf.zeros_like(ids))
+  weights = tf.compat.v1.get_variable('wide/weights', [sum(sizes), 1],
+                                      initializer=tf.compat.v1.zeros_initializer())
+  bias = tf.compat.v1.get_variable('wide/bias', [1], initializer=tf.compat.v1.zeros_initializer())
+  return tf.reduce_sum(tf.nn.embedding_lookup(weights, ids + offsets), axis=1) + bias
+
+
+def _deep_logit(features, hidden_units):
+  numeric = [key for key, feature in FEATURES.items() if feature.kind is Kind.NUMERIC]
+  x = tf.stack([tf.reshape(tf.cast(features[transformed_name(key)], tf.float32), [-1])
+                for key in numeric], axis=1)
+  for i, units in enumerate(hidden_units):
+    x = tf.compat.v1.layers.dense(x, units, activation=tf.nn.relu, name=f'dnn_{i}')
+  return tf.compat.v1.layers.dense(x, 1, name='dnn_logit')
+
+
 def model_fn(features, labels, mode, params):
   """Wide-and-deep binary classifier: P(big tipper) from transformed features.
 
@@ -52,12 +83,7 @@ def model_fn(features, labels, mode, params):
   Returns:
     A `tf.estimator.EstimatorSpec` for `mode`.
   """
-  deep = tf.compat.v1.feature_column.input_layer(features, _numeric_columns())
-  for i, units in enumerate(params['hidden_units']):
-    deep = tf.compat.v1.layers.dense(deep, units, activation=tf.nn.relu, name=f'dnn_{i}')
-  deep_logit = tf.compat.v1.layers.dense(deep, 1, name='dnn_logit')
-  wide_logit = tf.compat.v1.feature_column.linear_model(features, _categorical_columns())
-  logits = deep_logit + wide_logit
+  logits = _deep_logit(features, params['hidden_units']) + _wide_logit(features)
   probability = tf.sigmoid(logits)
 
   if mode == tf_estimator.ModeKeys.PREDICT:
