@@ -5,6 +5,7 @@ same reasons as the Trainer's warm start (see `components.training`).
 """
 
 from absl import logging
+from google.protobuf import wrappers_pb2
 import tensorflow_model_analysis as tfma
 from tfx import types
 from tfx.components import Evaluator
@@ -49,6 +50,9 @@ def eval_config(min_auc: float, max_auc_drop: float,
   metrics.append(tfma.MetricConfig(class_name='CalibrationPlot'))
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(signature_name='eval')],
+      # The estimator's own eval metrics would be computed a second time, in
+      # its graph, per batch (about 1 s of 13): TFMA's metrics above replace them.
+      options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
       slicing_specs=[tfma.SlicingSpec()] + [
           tfma.SlicingSpec(feature_keys=[f]) for f in slice_features],
       metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
