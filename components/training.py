@@ -7,19 +7,43 @@ nothing changed would retrain. Reading it here keeps the cache key to data,
 code and config.
 """
 
-from absl import logging
-from tfx.components.trainer import executor as trainer_executor
+import hashlib
+import json
+import os
+import pathlib
+import posixpath
 
-from components import serving
+from absl import logging
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from tfx.components.trainer import executor as trainer_executor
+from tfx.utils import io_utils, path_utils
+
+from components import cluster as cluster_lib
+from components import replica, serving
 
 # Keys of the Trainer's custom_config that the pipeline sets (the rest are hyperparameters).
 PUSH_DIR_KEY = 'push_dir'
 WARM_START_KEY = 'warm_start'
 ARCHITECTURE_KEY = 'architecture'
+CLUSTER_KEY = 'cluster'
+CLUSTER_MODES = ('none', 'local', 'kubeflow')
+# An evaluator task sleeps this long between evaluations (Estimator's default
+# is 600 s, which would hold the cluster up to 10 minutes after the last step).
+EVALUATOR_THROTTLE_SECS = 5
+REPLICA_LOG_DIR = 'replicas'
 
 
 class EstimatorTrainerExecutor(trainer_executor.Executor):
-  """Runs `trainer_fn` with `train_and_evaluate`; `base_model` is the serving model."""
+  """TFX's Estimator trainer, on one process or a cluster; `base_model` is the serving model.
+
+  The single-process path is TFX's own (train_and_evaluate, then the chief
+  exports the eval model and copies both models). On a cluster the exporters
+  run in the evaluator task, if there is one, and TFX's executor would copy
+  on the chief whatever is there; here the launcher waits for every replica
+  and then exports both models itself from the final checkpoint, so exactly
+  one of each reaches the Model artifact whatever the topology.
+  """
 
   def _GetFnArgs(self, input_dict, output_dict, exec_properties):
     fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
@@ -27,6 +51,102 @@ class EstimatorTrainerExecutor(trainer_executor.Executor):
     if not fn_args.base_model and config.get(WARM_START_KEY):
       fn_args.base_model = warm_start_model(config.get(PUSH_DIR_KEY), config.get(ARCHITECTURE_KEY))
     return fn_args
+
+  def Do(self, input_dict, output_dict, exec_properties):
+    self._log_startup(input_dict, output_dict, exec_properties)
+    fn_args = self._GetFnArgs(input_dict, output_dict, exec_properties)
+    cluster = dict((fn_args.custom_config or {}).get(CLUSTER_KEY) or {'mode': 'none'})
+    mode = cluster.get('mode', 'none')
+    if mode not in CLUSTER_MODES:
+      raise ValueError(f'trainer cluster mode {mode!r}: expected one of {", ".join(CLUSTER_MODES)}')
+    serving_dest, eval_dest = fn_args.serving_model_dir, fn_args.eval_model_dir
+    run_dir = fn_args.model_run_dir
+    model_root = run_dir
+    if mode == 'kubeflow':
+      # Every pod must reach the model directory; the launcher reads it afterwards.
+      model_root = posixpath.join(cluster['shared_dir'], *pathlib.PurePosixPath(run_dir).parts[-3:])
+    fn_args.serving_model_dir = path_utils.serving_model_dir(model_root)
+    fn_args.eval_model_dir = path_utils.eval_model_dir(model_root)
+    trainer_fn = exec_properties.get('trainer_fn') or (
+        exec_properties.get('module_path') and exec_properties['module_path'] + '.trainer_fn')
+    if not trainer_fn:
+      raise ValueError('the Trainer needs trainer_fn or module_path (a dotted module), '
+                       'not module_file: replicas import the user code by name')
+
+    if mode == 'none':
+      logging.info('Training model in this process.')
+      training = replica.train(replica.ReplicaSpec.from_fn_args(trainer_fn, fn_args))
+      serving_source = path_utils.serving_model_path(model_root)
+    else:
+      fn_args.custom_config = {**fn_args.custom_config, 'throttle_secs': EVALUATOR_THROTTLE_SECS}
+      spec = replica.ReplicaSpec.from_fn_args(trainer_fn, fn_args)
+      run_cluster(mode, cluster, spec, run_dir)
+      training = replica.build_training(spec)
+      serving_source = export_final_model(training, os.path.join(model_root, 'final_export'))
+
+    logging.info('Training complete; exporting the eval model for TFMA.')
+    tfma.export.export_eval_savedmodel(
+        estimator=training['estimator'], export_dir_base=fn_args.eval_model_dir,
+        eval_input_receiver_fn=training['eval_input_receiver_fn'])
+    io_utils.copy_dir(serving_source, serving_dest)
+    io_utils.copy_dir(path_utils.eval_model_path(model_root), eval_dest)
+    logging.info('Serving model copied to %s; eval model to %s.', serving_dest, eval_dest)
+
+
+def run_cluster(mode: str, cluster: dict, spec: replica.ReplicaSpec, run_dir: str):
+  """Runs every replica of `spec` on a local or Kubeflow cluster until training is done."""
+  topology = cluster_lib.Topology(
+      workers=int(cluster.get('workers', 0)),
+      parameter_servers=int(cluster.get('parameter_servers', 0)),
+      evaluator=bool(cluster.get('evaluator', False)))
+  max_restarts = int(cluster.get('max_restarts', cluster_lib.DEFAULT_MAX_RESTARTS))
+  timeout_s = float(cluster.get('timeout_s', 0))
+  logging.info('Training on a %s cluster: %s.', mode, topology)
+  if mode == 'local':
+    log_dir = pathlib.Path(run_dir) / REPLICA_LOG_DIR
+    log_dir.mkdir(parents=True, exist_ok=True)
+    spec_file = log_dir / 'replica_spec.json'
+    spec_file.write_text(spec.to_json())
+    local = cluster_lib.LocalCluster(
+        cluster_lib.replica_command(str(spec_file)), topology, log_dir,
+        max_restarts=max_restarts, timeout_s=timeout_s)
+    local.run()
+    return
+  # Unique per Trainer execution (the model-run URI is), and a valid DNS label.
+  name = f'trainer-{pathlib.PurePosixPath(run_dir).name}-{hashlib.sha1(run_dir.encode()).hexdigest()[:8]}'
+  manifest = cluster_lib.tfjob_manifest(
+      name[:63],
+      namespace=cluster['namespace'], image=cluster['image'], spec_json=spec.to_json(),
+      topology=topology, shared_dir=cluster['shared_dir'], pvc=cluster.get('pvc', ''),
+      max_restarts=max_restarts, timeout_s=timeout_s)
+  cluster_lib.TFJobRunner(manifest).run()
+
+
+def export_final_model(training: dict, export_base: str) -> str:
+  """Runs the eval spec's exporters on the final checkpoint; returns the one export."""
+  estimator = training['estimator']
+  checkpoint = estimator.latest_checkpoint()
+  if not checkpoint:
+    raise cluster_lib.TrainingError(f'the cluster finished but left no checkpoint in {estimator.model_dir}')
+  exports = []
+  for exporter in training['eval_spec'].exporters:
+    path = exporter.export(estimator, os.path.join(export_base, exporter.name), checkpoint,
+                           eval_result={}, is_the_final_export=True)
+    if path:
+      exports.append(path.decode() if isinstance(path, bytes) else path)
+  if len(exports) != 1:
+    raise ValueError(f'expected exactly one exporter to export the serving model, got {len(exports)}')
+  logging.info('Exported the final checkpoint %s to %s.', checkpoint, exports[0])
+  return exports[0]
+
+
+def training_stats(model_run_dir: str) -> dict | None:
+  """The chief's throughput record for a Trainer execution, if it wrote one."""
+  path = os.path.join(path_utils.serving_model_dir(model_run_dir), replica.STATS_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.loads(f.read())
 
 
 def warm_start_model(push_dir: str | None, architecture: str | None) -> str | None:

@@ -14,6 +14,8 @@ import yaml
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # The estimators the trainer module builds (`trainer.estimator`).
 ESTIMATOR_KINDS = ('custom', 'canned', 'keras')
+# Where the Trainer runs (`trainer.cluster`).
+CLUSTER_MODES = ('none', 'local', 'kubeflow')
 DEFAULT_CONFIG = PROJECT_ROOT / 'pipeline' / 'configs' / 'default.yaml'
 
 
@@ -32,8 +34,32 @@ class TrainerConfig:
   checkpoint_steps: int = 1000
   # Start from the weights of the model now serving, when it has the same architecture.
   warm_start: bool = True
+  # none: one process; local: chief, workers and parameter servers as processes
+  # on this machine; kubeflow: a TFJob on the cluster (see the kubeflow section).
+  cluster: str = 'none'
+  workers: int = 0  # besides the chief
+  parameter_servers: int = 0
+  evaluator: bool = False  # an evaluator task that evaluates checkpoints as they come
+  max_restarts: int = 3  # per worker / parameter server / evaluator; the chief never restarts
+  timeout_s: int = 0  # the Trainer fails, stopping every replica, after this long; 0: no limit
+  # kubeflow: a directory every replica and the launcher reach (a PVC mount
+  # path, or gs:// or s3://) where the model directory lives.
+  shared_dir: str = ''
 
   def validate(self):
+    _check(self.cluster in CLUSTER_MODES, 'trainer.cluster',
+           f'must be one of {", ".join(CLUSTER_MODES)}, got {self.cluster!r}')
+    for key in ('workers', 'parameter_servers', 'max_restarts', 'timeout_s'):
+      _check(getattr(self, key) >= 0, f'trainer.{key}', 'must be zero or a positive integer')
+    if self.cluster == 'none':
+      for key in ('workers', 'parameter_servers', 'evaluator'):
+        _check(not getattr(self, key), f'trainer.{key}',
+               'needs trainer.cluster local or kubeflow (it is none)')
+    # Without parameter servers each worker would train its own copy of the variables.
+    _check(not self.workers or self.parameter_servers > 0, 'trainer.workers',
+           'workers need at least one trainer.parameter_servers')
+    _check(self.cluster != 'kubeflow' or bool(self.shared_dir), 'trainer.shared_dir',
+           'is required with trainer.cluster=kubeflow (storage every replica reaches)')
     _check(self.estimator in ESTIMATOR_KINDS, 'trainer.estimator',
            f'must be one of {", ".join(ESTIMATOR_KINDS)}, got {self.estimator!r}')
     for key in ('train_steps', 'eval_steps', 'batch_size', 'checkpoint_steps'):
@@ -58,6 +84,20 @@ class EvaluatorConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+  # The pipeline image (see Dockerfile): Kubeflow components and TFJob replicas run it.
+  image: str = 'taxi-estimator-pipeline:latest'
+  namespace: str = 'kubeflow'
+  # A PersistentVolumeClaim mounted at trainer.shared_dir in every TFJob pod;
+  # empty when trainer.shared_dir is a gs:// or s3:// path.
+  pvc: str = ''
+
+  def validate(self):
+    _check(bool(self.image), 'kubeflow.image', 'must name a container image')
+    _check(bool(self.namespace), 'kubeflow.namespace', 'must not be empty')
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
   pipeline_name: str = 'taxi_estimator'
   # Importable module with `preprocessing_fn` and `trainer_fn`.
@@ -70,6 +110,7 @@ class Config:
   serving_dir: pathlib.Path | None = None
   trainer: TrainerConfig = TrainerConfig()
   evaluator: EvaluatorConfig = EvaluatorConfig()
+  kubeflow: KubeflowConfig = KubeflowConfig()
 
   def validate(self):
     _check(bool(self.pipeline_name) and self.pipeline_name.replace('_', '').replace('-', '').isalnum(),
@@ -78,6 +119,9 @@ class Config:
            f'must be a dotted Python module path, got {self.module!r}')
     self.trainer.validate()
     self.evaluator.validate()
+    self.kubeflow.validate()
+    _check(not self.kubeflow.pvc or self.trainer.shared_dir.startswith('/'), 'kubeflow.pvc',
+           'is mounted at trainer.shared_dir, which must then be an absolute path')
 
   @property
   def pipeline_root(self) -> pathlib.Path:

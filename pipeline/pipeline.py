@@ -13,7 +13,8 @@ from tfx.proto import pusher_pb2, trainer_pb2
 from components.evaluation import ServingBaselineEvaluator, eval_config
 from components.example_gen import CheckedCsvExampleGen
 from components.pushing import AtomicPusherExecutor
-from components.training import ARCHITECTURE_KEY, PUSH_DIR_KEY, WARM_START_KEY, EstimatorTrainerExecutor
+from components.training import (ARCHITECTURE_KEY, CLUSTER_KEY, PUSH_DIR_KEY, WARM_START_KEY,
+                                 EstimatorTrainerExecutor)
 from components.validation import CuratedSchemaGen, GatingExampleValidator
 from pipeline.config import Config
 
@@ -40,6 +41,20 @@ def architecture(config: Config) -> str:
   """What a saved model must share with this config for its weights to be reused."""
   return json.dumps({'module': config.module, 'estimator': config.trainer.estimator,
                      'hidden_units': list(config.trainer.hidden_units)}, sort_keys=True)
+
+
+def cluster_config(config: Config) -> dict:
+  """Where the Trainer's replicas run, as the Trainer executor reads it."""
+  trainer = config.trainer
+  cluster = {'mode': trainer.cluster}
+  if trainer.cluster != 'none':
+    cluster.update(workers=trainer.workers, parameter_servers=trainer.parameter_servers,
+                   evaluator=trainer.evaluator, max_restarts=trainer.max_restarts,
+                   timeout_s=trainer.timeout_s)
+  if trainer.cluster == 'kubeflow':
+    cluster.update(shared_dir=trainer.shared_dir, image=config.kubeflow.image,
+                   namespace=config.kubeflow.namespace, pvc=config.kubeflow.pvc)
+  return cluster
 
 
 def create_pipeline(config: Config) -> tfx_pipeline.Pipeline:
@@ -94,6 +109,7 @@ def create_pipeline(config: Config) -> tfx_pipeline.Pipeline:
           WARM_START_KEY: config.trainer.warm_start,
           PUSH_DIR_KEY: push_dir,
           ARCHITECTURE_KEY: architecture(config),
+          CLUSTER_KEY: cluster_config(config),
       })
   # Blesses the model only if good enough and not worse than the one serving.
   evaluator = ServingBaselineEvaluator(

@@ -57,10 +57,38 @@ def test_config_is_frozen():
     ('evaluator.max_auc_drop=-0.1', 'evaluator.max_auc_drop'),
     ('module=not a module', 'module'),
     ('trainer=3', 'trainer'),
+    ('trainer.cluster=yarn', 'trainer.cluster'),
+    ('trainer.workers=-1', 'trainer.workers'),
+    ('kubeflow.image=', 'kubeflow.image'),
 ])
 def test_bad_values_name_the_key(override, key):
   with pytest.raises(ConfigError, match=f"'{key}'"):
     load_config(overrides=[override])
+
+
+@pytest.mark.parametrize('overrides, key', [
+    (['trainer.workers=1'], 'trainer.workers'),  # cluster is none
+    (['trainer.evaluator=true'], 'trainer.evaluator'),
+    (['trainer.cluster=local', 'trainer.workers=2'], 'trainer.workers'),  # no parameter server
+    (['trainer.cluster=kubeflow'], 'trainer.shared_dir'),
+    (['trainer.cluster=kubeflow', 'trainer.shared_dir=gs://b/m', 'kubeflow.pvc=models'],
+     'kubeflow.pvc'),
+])
+def test_cluster_settings_must_fit_together(overrides, key):
+  with pytest.raises(ConfigError, match=f"'{key}'"):
+    load_config(overrides=overrides)
+
+
+def test_cluster_settings_reach_the_trainer():
+  from pipeline.pipeline import cluster_config
+  assert cluster_config(load_config()) == {'mode': 'none'}
+  config = load_config(overrides=['trainer.cluster=kubeflow', 'trainer.workers=2',
+                                  'trainer.parameter_servers=1', 'trainer.shared_dir=/mnt/m',
+                                  'kubeflow.pvc=models', 'kubeflow.image=reg/taxi:2'])
+  assert cluster_config(config) == {
+      'mode': 'kubeflow', 'workers': 2, 'parameter_servers': 1, 'evaluator': False,
+      'max_restarts': 3, 'timeout_s': 0, 'shared_dir': '/mnt/m', 'image': 'reg/taxi:2',
+      'namespace': 'kubeflow', 'pvc': 'models'}
 
 
 def test_missing_or_broken_config_file(tmp_path):
