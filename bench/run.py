@@ -26,7 +26,9 @@ RESULTS = PROJECT_ROOT / 'bench' / 'results' / 'latest.json'
 
 def _parser():
   parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__)
-  parser.add_argument('--reps', type=int, default=3, help='runs of each pipeline')
+  parser.add_argument('--reps', type=int, default=3,
+                      help='runs of each pipeline side by side; 0 keeps those of --output '
+                           'and re-measures only throughput and scaling')
   parser.add_argument('--train-steps', type=int, default=10_000)
   parser.add_argument('--eval-steps', type=int, default=5_000)
   parser.add_argument('--data', default=str(PROJECT_ROOT / 'data' / 'taxi'),
@@ -35,16 +37,22 @@ def _parser():
                       help='data multiples for the scaling measurement; empty for none')
   parser.add_argument('--scale-train-steps', type=int, default=200,
                       help='train steps of the scaling runs (they measure data work)')
+  parser.add_argument('--throughput-steps', type=int, default=3000,
+                      help='train steps of each training-throughput run; 0 for none')
+  parser.add_argument('--throughput-workers', default='0,1,2',
+                      help='topologies of the throughput runs: 0 is a single process, '
+                           'N is a local cluster of a chief, N workers and 1 parameter server')
   parser.add_argument('--output', default=str(RESULTS))
   parser.add_argument('--workdir', help='where runs write (default: a temporary directory)')
   return parser
 
 
-def ours_command(output_root, data_root, train_steps, eval_steps):
+def ours_command(output_root, data_root, train_steps, eval_steps, *overrides):
   return [sys.executable, '-m', 'pipeline', 'run',
           '--set', f'output_root={output_root}', '--set', f'data_root={data_root}',
           '--set', f'trainer.train_steps={train_steps}', '--set', f'trainer.eval_steps={eval_steps}',
-          '--set', f'trainer.batch_size={ANCHOR_BATCH_SIZE}']
+          '--set', f'trainer.batch_size={ANCHOR_BATCH_SIZE}',
+          *[arg for o in overrides for arg in ('--set', o)]]
 
 
 def anchor_command(output_root, data_root, train_steps, eval_steps):
@@ -117,6 +125,34 @@ def scaling(scales, args, workdir, results: dict, save) -> None:
     print(f'scaling x{factor}: {rows} rows, {run.wall_s:.1f} s', flush=True)
 
 
+def training_throughput(workers_list, args, workdir, results: dict, save) -> None:
+  """Training examples per second, single process and on local clusters.
+
+  All runs share one output root, so only the Trainer and what follows it
+  run again. The rate is the chief's: global steps times batch size over the
+  wall time of train_and_evaluate (start-up and export excluded).
+  """
+  root = os.path.join(workdir, 'throughput')
+  for workers in workers_list:
+    name = 'single_process' if workers == 0 else f'{workers}_workers_1_ps'
+    cluster = (['trainer.cluster=local', f'trainer.workers={workers}',
+                'trainer.parameter_servers=1'] if workers else [])
+    run = measure(ours_command(root, args.data, args.throughput_steps, args.eval_steps,
+                               'trainer.warm_start=false', *cluster),
+                  root, os.path.join(workdir, f'throughput_{name}.log'))
+    with open(os.path.join(root, 'latest_summary.json')) as f:
+      training = json.load(f).get('training') or {}
+    results[name] = {
+        'examples_per_second': training.get('examples_per_second'),
+        'training_seconds': training.get('seconds'),
+        'trainer_component_s': round(run.components.get('Trainer', 0.0), 2),
+        'train_steps': args.throughput_steps, 'batch_size': ANCHOR_BATCH_SIZE,
+        'exit': run.returncode,
+    }
+    save()
+    print(f'throughput {name}: {training.get("examples_per_second")} examples/s', flush=True)
+
+
 def _write(path, result):
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path + '.tmp', 'w') as f:
@@ -140,50 +176,70 @@ def table(result: dict) -> str:
   return '\n'.join(lines)
 
 
+def side_by_side(args, workdir) -> dict:
+  """Anchor and ours alternately, `args.reps` times each, then a cached rerun."""
+  runs = {'anchor': [], 'ours': []}
+  commands = {'anchor': anchor_command, 'ours': ours_command}
+  for rep in range(args.reps):
+    for name in ('anchor', 'ours'):  # alternately, so drift hits both alike
+      root = os.path.join(workdir, f'{name}_{rep}')
+      run = measure(commands[name](root, args.data, args.train_steps, args.eval_steps), root,
+                    os.path.join(workdir, f'{name}_{rep}.log'))
+      runs[name].append(run)
+      print(f'rep {rep + 1}/{args.reps} {name}: {run.wall_s:.1f} s, AUC {run.auc}, '
+            f'exit {run.returncode}', flush=True)
+  # The same pipeline again on the last output root: all served from the cache.
+  last = os.path.join(workdir, f'ours_{args.reps - 1}')
+  cached = measure(ours_command(last, args.data, args.train_steps, args.eval_steps), last,
+                   os.path.join(workdir, 'ours_cached.log'))
+  result = {
+      'date': time.strftime('%Y-%m-%d %H:%M:%S'),
+      'machine': {'cpus': os.cpu_count()},
+      'reps': args.reps,
+      'work': {'train_steps': args.train_steps, 'eval_steps': args.eval_steps,
+               'batch_size': ANCHOR_BATCH_SIZE, 'data': args.data},
+      'anchor': _summary(runs['anchor']),
+      'ours': _summary(runs['ours']),
+      'cached_rerun_s': round(cached.wall_s, 2),
+  }
+  result['ratio_wall'] = round(result['ours']['wall_s'] / result['anchor']['wall_s'], 3)
+  result.update(ours_wall_s=result['ours']['wall_s'], anchor_wall_s=result['anchor']['wall_s'],
+                ours_auc=result['ours']['auc'], anchor_auc=result['anchor']['auc'],
+                per_component={'anchor': result['anchor']['per_component'],
+                               'ours': result['ours']['per_component']})
+  return result
+
+
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
   workdir = args.workdir or tempfile.mkdtemp(prefix='bench-')
   os.makedirs(workdir, exist_ok=True)
-  runs = {'anchor': [], 'ours': []}
-  commands = {'anchor': anchor_command, 'ours': ours_command}
   try:
-    for rep in range(args.reps):
-      for name in ('anchor', 'ours'):  # alternately, so drift hits both alike
-        root = os.path.join(workdir, f'{name}_{rep}')
-        run = measure(commands[name](root, args.data, args.train_steps, args.eval_steps), root,
-                      os.path.join(workdir, f'{name}_{rep}.log'))
-        runs[name].append(run)
-        print(f'rep {rep + 1}/{args.reps} {name}: {run.wall_s:.1f} s, AUC {run.auc}, '
-              f'exit {run.returncode}', flush=True)
-    # The same pipeline again on the last output root: all served from the cache.
-    last = os.path.join(workdir, f'ours_{args.reps - 1}')
-    cached = measure(ours_command(last, args.data, args.train_steps, args.eval_steps), last,
-                     os.path.join(workdir, 'ours_cached.log'))
-    result = {
-        'date': time.strftime('%Y-%m-%d %H:%M:%S'),
-        'machine': {'cpus': os.cpu_count()},
-        'reps': args.reps,
-        'work': {'train_steps': args.train_steps, 'eval_steps': args.eval_steps,
-                 'batch_size': ANCHOR_BATCH_SIZE, 'data': args.data},
-        'anchor': _summary(runs['anchor']),
-        'ours': _summary(runs['ours']),
-        'cached_rerun_s': round(cached.wall_s, 2),
-        'scaling': {},
-    }
-    result['ratio_wall'] = round(result['ours']['wall_s'] / result['anchor']['wall_s'], 3)
-    result.update(ours_wall_s=result['ours']['wall_s'], anchor_wall_s=result['anchor']['wall_s'],
-                  ours_auc=result['ours']['auc'], anchor_auc=result['anchor']['auc'],
-                  per_component={'anchor': result['anchor']['per_component'],
-                                 'ours': result['ours']['per_component']})
-    # Saved now and after each scale: the scaling runs are long, and an
-    # interrupted one must not lose the side-by-side results.
+    if args.reps:
+      result = side_by_side(args, workdir)
+    else:
+      # Re-measure only the phases below, keeping the rest of the results file.
+      with open(args.output) as f:
+        result = json.load(f)
+    # Saved now and after each later run: they are long, and an interrupted
+    # one must not lose what was measured before it.
     save = lambda: _write(args.output, result)
     save()
-    print(table(result), flush=True)
-    scaling([int(s) for s in args.scales.split(',') if s.strip()], args, workdir,
-            result['scaling'], save)
+    if args.reps:
+      print(table(result), flush=True)
+    if args.throughput_steps:
+      result['training_throughput'] = {'date': time.strftime('%Y-%m-%d %H:%M:%S')}
+      training_throughput([int(w) for w in args.throughput_workers.split(',') if w.strip()],
+                          args, workdir, result['training_throughput'], save)
+    scales = [int(s) for s in args.scales.split(',') if s.strip()]
+    if scales:
+      result['scaling'] = {'date': time.strftime('%Y-%m-%d %H:%M:%S')}
+      scaling(scales, args, workdir, result['scaling'], save)
   finally:
     if not args.workdir:
       shutil.rmtree(workdir, ignore_errors=True)
-  print(f'ratio_wall {result["ratio_wall"]}; results in {args.output}')
-  return 0 if not (result['anchor']['failed_runs'] or result['ours']['failed_runs']) else 1
+  print(f'ratio_wall {result.get("ratio_wall")}; results in {args.output}')
+  failed = sum(result[name]['failed_runs'] for name in ('anchor', 'ours'))
+  failed += sum(1 for run in result.get('training_throughput', {}).values()
+                if isinstance(run, dict) and run.get('exit'))
+  return 0 if not failed else 1

@@ -84,12 +84,23 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
       outputs = output_artifacts(store, execution.id)
       if name == 'Evaluator':
         _add_evaluation(result, outputs, config)
+      elif name == 'Trainer' and 'model_run' in outputs:
+        _add_training(result, outputs)
       elif name == 'Pusher' and 'pushed_model' in outputs and entry['state'] == EXECUTED:
         pushed = outputs['pushed_model']
         if _prop(pushed, 'pushed') == 1:
           result['pushed_path'] = os.path.abspath(_prop(pushed, 'pushed_destination'))
           result['pushed_version'] = int(_prop(pushed, 'pushed_version'))
   return {'components': list(components.values()), **result}
+
+
+def _add_training(result, outputs):
+  from components.training import training_stats
+
+  model_run = outputs['model_run'].uri
+  result['training'] = {'model_run': model_run,
+                        'model': outputs['model'].uri if 'model' in outputs else None,
+                        **(training_stats(model_run) or {})}
 
 
 def _add_evaluation(result, outputs, config):

@@ -1,7 +1,10 @@
 """Shared fixtures: a tiny dataset transformed by our preprocessing_fn through tft_beam."""
 
 import csv
+import json
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -10,6 +13,37 @@ from pipeline.config import PROJECT_ROOT
 DATA_CSV = PROJECT_ROOT / 'data' / 'taxi' / 'data.csv'
 SCHEMA = PROJECT_ROOT / 'data' / 'schema' / 'schema.pbtxt'
 TINY_ROWS = 400
+
+
+def sample_workspace(root: pathlib.Path, rows: int) -> pathlib.Path:
+  """A directory with `data/data.csv`: the first `rows` rows of the bundled data."""
+  (root / 'data').mkdir()
+  lines = DATA_CSV.read_text().splitlines(keepends=True)[:rows + 1]
+  (root / 'data' / 'data.csv').write_text(''.join(lines))
+  return root
+
+
+def pipeline_command(root, *overrides, data_root=None) -> list[str]:
+  """`python -m pipeline run` writing under `root/out`, reading `root/data` by default."""
+  return [sys.executable, '-m', 'pipeline', 'run',
+          '--set', f'output_root={root / "out"}',
+          '--set', f'data_root={data_root or root / "data"}',
+          *[arg for o in overrides for arg in ('--set', o)]]
+
+
+def latest_summary(root):
+  summary_file = root / 'out' / 'latest_summary.json'
+  return json.loads(summary_file.read_text()) if summary_file.exists() else None
+
+
+def run_pipeline(root, *overrides, data_root=None):
+  """Runs the pipeline CLI to completion; returns (process, summary of this run or None)."""
+  summary_file = root / 'out' / 'latest_summary.json'
+  if summary_file.exists():
+    summary_file.unlink()
+  process = subprocess.run(pipeline_command(root, *overrides, data_root=data_root),
+                           capture_output=True, text=True, timeout=900, cwd=root)
+  return process, latest_summary(root)
 
 
 def read_rows(n: int) -> list[dict]:

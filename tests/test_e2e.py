@@ -7,13 +7,11 @@ that serving model untouched.
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from components import serving
-from tests.conftest import DATA_CSV, read_rows, serialize
+from tests.conftest import read_rows, run_pipeline, sample_workspace, serialize
 
 pytestmark = pytest.mark.e2e
 SAMPLE_ROWS = 3000
@@ -23,29 +21,13 @@ COMPONENTS = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-  root = tmp_path_factory.mktemp('e2e')
-  (root / 'data').mkdir()
-  lines = DATA_CSV.read_text().splitlines(keepends=True)[:SAMPLE_ROWS + 1]
-  (root / 'data' / 'data.csv').write_text(''.join(lines))
-  return root
+  return sample_workspace(tmp_path_factory.mktemp('e2e'), SAMPLE_ROWS)
 
 
 def run_cli(root, *overrides, data_root=None):
   """Runs `python -m pipeline run` on the sample; returns (process, summary)."""
-  out = root / 'out'
-  summary_file = out / 'latest_summary.json'
-  if summary_file.exists():
-    summary_file.unlink()
-  command = [sys.executable, '-m', 'pipeline', 'run',
-             '--set', f'output_root={out}',
-             '--set', f'data_root={data_root or root / "data"}',
-             '--set', 'trainer.train_steps=300',
-             '--set', 'trainer.eval_steps=20',
-             '--set', 'evaluator.min_auc=0.75',
-             *[arg for o in overrides for arg in ('--set', o)]]
-  process = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=root)
-  summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
-  return process, summary
+  return run_pipeline(root, 'trainer.train_steps=300', 'trainer.eval_steps=20',
+                      'evaluator.min_auc=0.75', *overrides, data_root=data_root)
 
 
 def states(summary):
