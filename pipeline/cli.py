@@ -24,6 +24,9 @@ def _parser():
     command.add_argument('--config', type=pathlib.Path, help='YAML config (default: the shipped one)')
     command.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                          help='override a config key; repeatable')
+    if name == 'run':
+      command.add_argument('--runner', choices=('local', 'beam'), default='local',
+                           help="TFX's LocalDagRunner (default) or BeamDagRunner")
   return parser
 
 
@@ -57,13 +60,13 @@ def _error_text(error: BaseException) -> str:
       f'{error.__class__.__name__}: {text}')
 
 
-def run(config, console_err) -> dict:
+def run(config, console_err, runner: str = 'local') -> dict:
   """Runs the pipeline for `config`, printing progress; returns the summary."""
   run_id = datetime.datetime.now().strftime('%Y%m%dT%H%M%S-') + secrets.token_hex(2)
   run_dir = config.runs_dir / run_id
   started = time.monotonic()
   status, error = 'succeeded', None
-  print(f'run {run_id}: logs in {run_dir / "pipeline.log"}', flush=True)
+  print(f'run {run_id} ({runner} runner): logs in {run_dir / "pipeline.log"}', flush=True)
 
   def on_finish(name, state, seconds):
     print(f'  {name:<26} {state:<9} {seconds:7.1f} s   (elapsed {time.monotonic() - started:6.1f} s)',
@@ -82,11 +85,11 @@ def run(config, console_err) -> dict:
       # Imported here so TensorFlow's start-up messages go to the log file.
       from absl import logging as absl_logging
 
-      from pipeline.runners import ComponentProgress, run_local
+      from pipeline import runners
 
       absl_logging.set_verbosity(absl_logging.INFO)
-      progress = ComponentProgress(on_finish)
-      run_local(config, run_id, progress)
+      progress = runners.ComponentProgress(on_finish)
+      runners.run(config, run_id, progress, runner)
     except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
       status, error = 'failed', _error_text(e)
       logging.getLogger(__name__).exception('run %s failed', run_id)
@@ -96,6 +99,7 @@ def run(config, console_err) -> dict:
         'status': status,
         'error': error,
         **report.collect(config, run_id, progress.timings if progress else {}),
+        'runner': runner,
         'wall_seconds': round(time.monotonic() - started, 2),
         'log_file': str(run_dir / 'pipeline.log'),
         'config': to_dict(config),
@@ -153,5 +157,5 @@ def main(argv=None) -> int:
       print(f'error: {_error_text(e)}', file=sys.stderr)
       return 1
     return 0
-  summary = run(config, sys.stderr)
+  summary = run(config, sys.stderr, args.runner)
   return 0 if summary['status'] == 'succeeded' else 1

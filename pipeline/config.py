@@ -14,6 +14,9 @@ import yaml
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # The estimators the trainer module builds (`trainer.estimator`).
 ESTIMATOR_KINDS = ('custom', 'canned', 'keras')
+# How the data-processing components run Beam (`beam.runner`).
+BEAM_RUNNERS = ('auto', 'in_process', 'multi_process', 'portable', 'custom')
+BEAM_ENVIRONMENTS = ('loopback', 'process')
 # Where the Trainer runs (`trainer.cluster`).
 CLUSTER_MODES = ('none', 'local', 'kubeflow')
 DEFAULT_CONFIG = PROJECT_ROOT / 'pipeline' / 'configs' / 'default.yaml'
@@ -84,6 +87,35 @@ class EvaluatorConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class BeamConfig:
+  # auto: in_process below auto_threshold_mb of input CSV, multi_process above.
+  # in_process: DirectRunner in this process (no Beam arguments at all).
+  # multi_process: DirectRunner with `workers` worker processes.
+  # portable: PortableRunner on Beam's embedded job server (or `job_endpoint`).
+  # custom: exactly `args`, e.g. for Flink, Spark or Dataflow (see README).
+  runner: str = 'in_process'
+  workers: int = 0  # multi_process: worker processes; 0 means one per CPU
+  auto_threshold_mb: int = 100
+  # portable: loopback runs the SDK worker in the launcher; process runs a
+  # local worker pool that starts worker processes.
+  environment: str = 'loopback'
+  job_endpoint: str = ''  # portable: host:port of a job server; empty: the embedded one
+  args: tuple[str, ...] = ()  # appended to the options of every runner
+
+  def validate(self):
+    _check(self.runner in BEAM_RUNNERS, 'beam.runner',
+           f'must be one of {", ".join(BEAM_RUNNERS)}, got {self.runner!r}')
+    _check(self.environment in BEAM_ENVIRONMENTS, 'beam.environment',
+           f'must be one of {", ".join(BEAM_ENVIRONMENTS)}, got {self.environment!r}')
+    _check(self.workers >= 0, 'beam.workers', 'must be zero or a positive integer')
+    _check(self.auto_threshold_mb >= 0, 'beam.auto_threshold_mb', 'must be zero or more')
+    _check(all(a.startswith('--') for a in self.args), 'beam.args',
+           'every item must be a pipeline option starting with --')
+    _check(self.runner != 'custom' or any(a.startswith('--runner') for a in self.args),
+           'beam.args', 'beam.runner=custom needs --runner=... among beam.args')
+
+
+@dataclasses.dataclass(frozen=True)
 class KubeflowConfig:
   # The pipeline image (see Dockerfile): Kubeflow components and TFJob replicas run it.
   image: str = 'taxi-estimator-pipeline:latest'
@@ -110,6 +142,7 @@ class Config:
   serving_dir: pathlib.Path | None = None
   trainer: TrainerConfig = TrainerConfig()
   evaluator: EvaluatorConfig = EvaluatorConfig()
+  beam: BeamConfig = BeamConfig()
   kubeflow: KubeflowConfig = KubeflowConfig()
 
   def validate(self):
@@ -119,6 +152,7 @@ class Config:
            f'must be a dotted Python module path, got {self.module!r}')
     self.trainer.validate()
     self.evaluator.validate()
+    self.beam.validate()
     self.kubeflow.validate()
     _check(not self.kubeflow.pvc or self.trainer.shared_dir.startswith('/'), 'kubeflow.pvc',
            'is mounted at trainer.shared_dir, which must then be an absolute path')

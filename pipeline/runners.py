@@ -1,11 +1,18 @@
 """Runners: thin adapters that add orchestration details to `create_pipeline(config)`."""
 
+import contextlib
 import logging
+import os
+import socket
+import subprocess
+import sys
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from tfx.dsl.compiler import compiler, constants
 from tfx.orchestration import metadata
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import runtime_parameter_utils
 
@@ -31,11 +38,11 @@ class ComponentProgress(logging.Handler):
 
   def emit(self, record):
     msg, args = record.msg, record.args
-    if msg == 'Component %s is running.':
+    if msg in ('Component %s is running.', 'node %s is running.'):
       self.current, self._started, self._state = args[0], time.monotonic(), EXECUTED
     elif msg == 'A cached execution %d is used.':
       self._state = CACHED
-    elif msg == 'Component %s is finished.':
+    elif msg in ('Component %s is finished.', 'node %s is finished.'):
       self._finish(self._state)
 
   def fail(self):
@@ -49,20 +56,136 @@ class ComponentProgress(logging.Handler):
     self.current = None
 
 
-def run_local(config: Config, run_id: str, progress: ComponentProgress) -> None:
-  """Runs the pipeline in this process with LocalDagRunner and a SQLite MLMD store."""
+# Options that tell TFX the Beam workers already have TFX and our code;
+# without one, TFX builds and stages an sdist of itself for every component.
+_DEPENDENCY_OPTIONS = ('--extra_package', '--extra_packages', '--setup_file',
+                       '--requirements_file', '--sdk_container_image',
+                       '--worker_harness_container_image')
+
+
+def input_megabytes(config: Config) -> float:
+  """Size of the CSV input, which picks the Beam runner when `beam.runner` is auto."""
+  root = config.data_root
+  if not root.is_dir():
+    return 0.0
+  return sum(p.stat().st_size for p in root.rglob('*') if p.is_file()) / 2**20
+
+
+def resolved_beam_runner(config: Config) -> str:
+  """`beam.runner`, with auto decided by the input size."""
+  if config.beam.runner != 'auto':
+    return config.beam.runner
+  return 'multi_process' if input_megabytes(config) > config.beam.auto_threshold_mb else 'in_process'
+
+
+def beam_args(config: Config, worker_pool: str | None = None) -> list[str]:
+  """Beam pipeline options of the data-processing components.
+
+  In-process DirectRunner gets none at all: any option makes TFX build an
+  sdist of itself per component. Every other runner here runs workers that
+  already have the code (this virtualenv, or the pipeline image on a
+  cluster), so we say so with `--sdk_container_image=<kubeflow.image>`,
+  which also is the right image for Flink, Spark or Dataflow workers.
+  """
+  beam = config.beam
+  runner = resolved_beam_runner(config)
+  if runner == 'in_process':
+    args = []
+  elif runner == 'multi_process':
+    args = ['--runner=DirectRunner', '--direct_running_mode=multi_processing',
+            f'--direct_num_workers={beam.workers or os.cpu_count() or 1}']
+  elif runner == 'portable':
+    args = ['--runner=PortableRunner', f'--job_endpoint={beam.job_endpoint or "embed"}']
+    if beam.environment == 'process':
+      if not worker_pool:
+        raise ValueError('beam.environment=process needs a running worker pool')
+      args += ['--environment_type=EXTERNAL', f'--environment_config={worker_pool}']
+    else:
+      args += ['--environment_type=LOOPBACK']
+  else:  # custom
+    args = []
+  args += list(beam.args)
+  if args and not any(a.split('=')[0] in _DEPENDENCY_OPTIONS for a in args):
+    args.append(f'--sdk_container_image={config.kubeflow.image}')
+  return args
+
+
+@contextlib.contextmanager
+def beam_worker_pool(config: Config) -> Iterator[str | None]:
+  """Beam's worker pool service, when `beam.environment` is process; else None.
+
+  It starts an SDK worker process per worker the runner asks for, from this
+  virtualenv (Beam's PROCESS environment would need the Go boot binary of
+  Beam's container, which a pip install does not have).
+  """
+  if resolved_beam_runner(config) != 'portable' or config.beam.environment != 'process':
+    yield None
+    return
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  pool = subprocess.Popen(
+      [sys.executable, '-m', 'apache_beam.runners.worker.worker_pool_main', f'--service_port={port}'],
+      stdin=subprocess.DEVNULL, start_new_session=True)
+  try:
+    _wait_for_port(port, pool)
+    yield f'localhost:{port}'
+  finally:
+    pool.terminate()
+    try:
+      pool.wait(10)
+    except subprocess.TimeoutExpired:
+      pool.kill()
+      pool.wait()
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 60):
+  deadline = time.monotonic() + timeout_s
+  while time.monotonic() < deadline:
+    if process.poll() is not None:
+      raise RuntimeError(f'Beam worker pool exited with code {process.returncode}')
+    with socket.socket() as s:
+      if s.connect_ex(('127.0.0.1', port)) == 0:
+        return
+    time.sleep(0.2)
+  raise RuntimeError(f'Beam worker pool did not listen on port {port} within {timeout_s:g} s')
+
+
+def _local_ir(config: Config, run_id: str, beam_options: list[str]):
+  """The pipeline's IR with a SQLite MLMD store, Beam options and our run id."""
   config.output_root.mkdir(parents=True, exist_ok=True)
-  pipeline = create_pipeline(config)
+  pipeline: tfx_pipeline.Pipeline = create_pipeline(config)
   pipeline.metadata_connection_config = metadata.sqlite_metadata_connection_config(
       str(config.metadata_path))
+  pipeline.beam_pipeline_args = beam_options
   ir = compiler.Compiler().compile(pipeline)
-  # Our run id instead of LocalDagRunner's timestamp, so the summary can find the run.
+  # Our run id instead of the runner's timestamp, so the summary can find the run.
   runtime_parameter_utils.substitute_runtime_parameter(
       ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+  return ir
+
+
+RUNNERS = ('local', 'beam')
+
+
+def run(config: Config, run_id: str, progress: ComponentProgress, runner: str = 'local') -> None:
+  """Runs the pipeline with TFX's LocalDagRunner or BeamDagRunner, SQLite MLMD.
+
+  Both run here, with the Beam options of `config.beam` for the components
+  that use Beam; BeamDagRunner also runs the orchestration itself as a Beam
+  pipeline (on the in-process DirectRunner).
+  """
+  if runner not in RUNNERS:
+    raise ValueError(f'runner {runner!r}: expected one of {", ".join(RUNNERS)}')
   absl_logger = logging.getLogger('absl')
   absl_logger.addHandler(progress)
   try:
-    LocalDagRunner().run_with_ir(ir)
+    with beam_worker_pool(config) as pool:
+      ir = _local_ir(config, run_id, beam_args(config, pool))
+      if runner == 'local':
+        LocalDagRunner().run_with_ir(ir)
+      else:
+        BeamDagRunner().run_with_ir(ir)
   except BaseException:
     progress.fail()
     raise

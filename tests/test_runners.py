@@ -1,0 +1,68 @@
+"""Runner adapters: the Beam options each `beam.*` setting gives, and progress tracking."""
+
+import logging
+
+import pytest
+
+from pipeline import runners
+from pipeline.config import load_config
+from pipeline.report import CACHED, EXECUTED
+
+IMAGE = 'reg.example/taxi:3'
+
+
+def config(*overrides):
+  return load_config(overrides=[f'kubeflow.image={IMAGE}', *overrides])
+
+
+def test_in_process_has_no_beam_options_so_tfx_builds_no_sdist():
+  assert runners.beam_args(config('beam.runner=in_process')) == []
+
+
+def test_multi_process_direct_runner():
+  assert runners.beam_args(config('beam.runner=multi_process', 'beam.workers=3')) == [
+      '--runner=DirectRunner', '--direct_running_mode=multi_processing',
+      '--direct_num_workers=3', f'--sdk_container_image={IMAGE}']
+
+
+def test_portable_runner_on_the_embedded_job_server():
+  assert runners.beam_args(config('beam.runner=portable')) == [
+      '--runner=PortableRunner', '--job_endpoint=embed', '--environment_type=LOOPBACK',
+      f'--sdk_container_image={IMAGE}']
+  assert runners.beam_args(config('beam.runner=portable', 'beam.environment=process',
+                                  'beam.job_endpoint=jobs:8099'), 'localhost:5000') == [
+      '--runner=PortableRunner', '--job_endpoint=jobs:8099', '--environment_type=EXTERNAL',
+      '--environment_config=localhost:5000', f'--sdk_container_image={IMAGE}']
+
+
+def test_custom_options_pass_through_and_keep_a_given_dependency_option():
+  flink = ['--runner=FlinkRunner', '--flink_master=flink:8081', '--environment_type=DOCKER']
+  assert runners.beam_args(config('beam.runner=custom', f'beam.args={flink}')) == [
+      *flink, f'--sdk_container_image={IMAGE}']
+  dataflow = ['--runner=DataflowRunner', '--project=p', '--region=r',
+              '--temp_location=gs://b/tmp', '--sdk_container_image=gcr.io/p/taxi:1']
+  assert runners.beam_args(config('beam.runner=custom', f'beam.args={dataflow}')) == dataflow
+
+
+def test_auto_picks_the_runner_by_input_size(tmp_path):
+  (tmp_path / 'data.csv').write_bytes(b'x' * 2**20)
+  small = config('beam.runner=auto', f'data_root={tmp_path}', 'beam.auto_threshold_mb=2')
+  large = config('beam.runner=auto', f'data_root={tmp_path}', 'beam.auto_threshold_mb=0')
+  assert runners.resolved_beam_runner(small) == 'in_process'
+  assert runners.resolved_beam_runner(large) == 'multi_process'
+
+
+@pytest.mark.parametrize('running, finished', [
+    ('Component %s is running.', 'Component %s is finished.'),  # LocalDagRunner
+    ('node %s is running.', 'node %s is finished.'),  # BeamDagRunner
+])
+def test_progress_follows_both_runners(running, finished):
+  seen = []
+  progress = runners.ComponentProgress(lambda *a: seen.append(a[:2]))
+  log = lambda msg, *args: progress.emit(logging.LogRecord('absl', logging.INFO, '', 0, msg, args, None))
+  log(running, 'Transform')
+  log(finished, 'Transform')
+  log(running, 'Trainer')
+  log('A cached execution %d is used.', 7)
+  log(finished, 'Trainer')
+  assert seen == [('Transform', EXECUTED), ('Trainer', CACHED)]
