@@ -227,14 +227,14 @@ _REPLICA_TYPES = {'chief': 'Chief', 'worker': 'Worker', 'ps': 'PS', 'evaluator':
 
 
 def tfjob_manifest(name: str, *, namespace: str, image: str, spec_json: str,
-                   topology: Topology, shared_dir: str, pvc: str = '',
+                   topology: Topology, pvc: str = '', mount_path: str = '',
                    max_restarts: int = DEFAULT_MAX_RESTARTS, timeout_s: float = 0) -> dict:
   """A `kubeflow.org/v1` TFJob running every replica of one Trainer execution.
 
   The training operator sets each pod's TF_CONFIG. The chief is never
   restarted (its failure fails the job); the others restart on failure, at
   most `max_restarts` times in total. `pvc`, if given, is mounted at
-  `shared_dir` in every pod; otherwise `shared_dir` must be a bucket path.
+  `mount_path` in every pod (the model directory is then under it).
   """
   container = {
       'name': 'tensorflow',  # the name the training operator looks for
@@ -243,7 +243,7 @@ def tfjob_manifest(name: str, *, namespace: str, image: str, spec_json: str,
   }
   pod_spec: dict = {'containers': [container]}
   if pvc:
-    container['volumeMounts'] = [{'name': 'shared', 'mountPath': shared_dir}]
+    container['volumeMounts'] = [{'name': 'shared', 'mountPath': mount_path}]
     pod_spec['volumes'] = [{'name': 'shared', 'persistentVolumeClaim': {'claimName': pvc}}]
   counts: dict[str, int] = {}
   for task_type, _ in topology.tasks():

@@ -117,7 +117,7 @@ def run_cluster(mode: str, cluster: dict, spec: replica.ReplicaSpec, run_dir: st
   manifest = cluster_lib.tfjob_manifest(
       name[:63],
       namespace=cluster['namespace'], image=cluster['image'], spec_json=spec.to_json(),
-      topology=topology, shared_dir=cluster['shared_dir'], pvc=cluster.get('pvc', ''),
+      topology=topology, pvc=cluster.get('pvc', ''), mount_path=cluster.get('mount_path', ''),
       max_restarts=max_restarts, timeout_s=timeout_s)
   cluster_lib.TFJobRunner(manifest).run()
 

@@ -116,17 +116,39 @@ class BeamConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class Locations:
+  """Where the components find data and write outputs, as paths or URIs they can open."""
+  data_root: str
+  schema_file: str
+  pipeline_root: str
+  push_dir: str
+
+
+@dataclasses.dataclass(frozen=True)
 class KubeflowConfig:
   # The pipeline image (see Dockerfile): Kubeflow components and TFJob replicas run it.
   image: str = 'taxi-estimator-pipeline:latest'
   namespace: str = 'kubeflow'
-  # A PersistentVolumeClaim mounted at trainer.shared_dir in every TFJob pod;
-  # empty when trainer.shared_dir is a gs:// or s3:// path.
+  # A PersistentVolumeClaim mounted at mount_path in every pod (pipeline
+  # components and TFJob replicas); empty if everything is on gs:// or s3://.
   pvc: str = ''
+  mount_path: str = '/mnt/shared'
+  # Locations as the pods see them. The defaults are the bundled data and
+  # schema inside the image; pipeline_root must be storage all pods share.
+  pipeline_root: str = ''
+  data_root: str = '/pipeline/data/taxi'
+  schema_file: str = '/pipeline/data/schema/schema.pbtxt'
+  # Where blessed models are pushed: a mounted volume (the push is an atomic
+  # rename, which object stores do not offer).
+  serving_dir: str = ''
+  # KFP API server of `python -m pipeline submit` (also --host).
+  host: str = ''
 
   def validate(self):
     _check(bool(self.image), 'kubeflow.image', 'must name a container image')
     _check(bool(self.namespace), 'kubeflow.namespace', 'must not be empty')
+    _check('://' not in self.serving_dir, 'kubeflow.serving_dir',
+           'must be a mounted path: the push is an atomic rename, which object stores lack')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,8 +176,25 @@ class Config:
     self.evaluator.validate()
     self.beam.validate()
     self.kubeflow.validate()
-    _check(not self.kubeflow.pvc or self.trainer.shared_dir.startswith('/'), 'kubeflow.pvc',
-           'is mounted at trainer.shared_dir, which must then be an absolute path')
+    _check(self.kubeflow.mount_path.startswith('/'), 'kubeflow.mount_path', 'must be an absolute path')
+    _check(not (self.kubeflow.pvc and self.trainer.cluster == 'kubeflow')
+           or '://' in self.trainer.shared_dir
+           or self.trainer.shared_dir.startswith(self.kubeflow.mount_path.rstrip('/') + '/'),
+           'trainer.shared_dir', 'must be under kubeflow.mount_path (where kubeflow.pvc is mounted) '
+           'or a gs:// or s3:// path')
+
+  def local_locations(self) -> Locations:
+    return Locations(str(self.data_root), str(self.schema_file), str(self.pipeline_root),
+                     str(self.push_dir))
+
+  def kubeflow_locations(self) -> Locations:
+    """Locations on Kubeflow; the pipeline root and serving dir must be set."""
+    kf = self.kubeflow
+    _check(bool(kf.pipeline_root), 'kubeflow.pipeline_root',
+           'is required to compile for Kubeflow (e.g. gs://bucket/tfx, or a mounted volume path)')
+    _check(bool(kf.serving_dir), 'kubeflow.serving_dir',
+           'is required to compile for Kubeflow (a mounted volume path)')
+    return Locations(kf.data_root, kf.schema_file, kf.pipeline_root, kf.serving_dir)
 
   @property
   def pipeline_root(self) -> pathlib.Path:

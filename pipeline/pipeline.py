@@ -16,7 +16,7 @@ from components.pushing import AtomicPusherExecutor
 from components.training import (ARCHITECTURE_KEY, CLUSTER_KEY, PUSH_DIR_KEY, WARM_START_KEY,
                                  EstimatorTrainerExecutor)
 from components.validation import CuratedSchemaGen, GatingExampleValidator
-from pipeline.config import Config
+from pipeline.config import Config, Locations
 
 
 def code_fingerprint(module: str) -> str:
@@ -53,24 +53,28 @@ def cluster_config(config: Config) -> dict:
                    timeout_s=trainer.timeout_s)
   if trainer.cluster == 'kubeflow':
     cluster.update(shared_dir=trainer.shared_dir, image=config.kubeflow.image,
-                   namespace=config.kubeflow.namespace, pvc=config.kubeflow.pvc)
+                   namespace=config.kubeflow.namespace, pvc=config.kubeflow.pvc,
+                   mount_path=config.kubeflow.mount_path)
   return cluster
 
 
-def create_pipeline(config: Config) -> tfx_pipeline.Pipeline:
+def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_pipeline.Pipeline:
   """The TFX pipeline for `config`, without any orchestrator details.
 
   Runners add the metadata connection, Beam arguments or container image.
+  `locations` says where the data, pipeline root and serving models are as
+  the components will see them (default: this machine's, from `config`).
   """
+  locations = locations or config.local_locations()
   fingerprint = code_fingerprint(config.module)
-  push_dir = str(config.push_dir)
+  push_dir = locations.push_dir
 
   # Ingests the CSV files, refusing malformed ones with the file and line.
-  example_gen = CheckedCsvExampleGen(input_base=str(config.data_root)).with_id('CsvExampleGen')
+  example_gen = CheckedCsvExampleGen(input_base=locations.data_root).with_id('CsvExampleGen')
   # Statistics of every split, which validation checks against the schema.
   statistics_gen = StatisticsGen(examples=example_gen.outputs['examples'])
   # The curated, checked-in schema (regenerate with `python -m pipeline schema`).
-  schema_gen = CuratedSchemaGen(schema_file=str(config.schema_file)).with_id('SchemaGen')
+  schema_gen = CuratedSchemaGen(schema_file=locations.schema_file).with_id('SchemaGen')
   # Stops the run on any anomaly, before anything is trained on bad data.
   example_validator = GatingExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
@@ -129,7 +133,7 @@ def create_pipeline(config: Config) -> tfx_pipeline.Pipeline:
 
   return tfx_pipeline.Pipeline(
       pipeline_name=config.pipeline_name,
-      pipeline_root=str(config.pipeline_root),
+      pipeline_root=locations.pipeline_root,
       components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
                   trainer, evaluator, pusher],
       enable_cache=True)

@@ -151,7 +151,7 @@ def test_replica_spec_round_trips_through_json():
 def manifest(**kwargs):
   defaults = dict(namespace='ml', image='registry.example/taxi:1', spec_json='{"a": 1}',
                   topology=cluster_lib.Topology(workers=2, parameter_servers=1, evaluator=True),
-                  shared_dir='/mnt/shared', pvc='models', max_restarts=4, timeout_s=3600)
+                  pvc='models', mount_path='/mnt/shared', max_restarts=4, timeout_s=3600)
   return cluster_lib.tfjob_manifest('trainer-7-abc', **{**defaults, **kwargs})
 
 
@@ -179,7 +179,7 @@ def test_tfjob_manifest_replicas_image_command_and_restarts():
 
 
 def test_tfjob_manifest_on_bucket_storage_mounts_nothing():
-  job = manifest(shared_dir='gs://bucket/models', pvc='', timeout_s=0,
+  job = manifest(pvc='', timeout_s=0,
                  topology=cluster_lib.Topology(workers=1, parameter_servers=1))
   specs = job['spec']['tfReplicaSpecs']
   assert set(specs) == {'Chief', 'Worker', 'PS'}

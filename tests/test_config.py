@@ -71,8 +71,8 @@ def test_bad_values_name_the_key(override, key):
     (['trainer.evaluator=true'], 'trainer.evaluator'),
     (['trainer.cluster=local', 'trainer.workers=2'], 'trainer.workers'),  # no parameter server
     (['trainer.cluster=kubeflow'], 'trainer.shared_dir'),
-    (['trainer.cluster=kubeflow', 'trainer.shared_dir=gs://b/m', 'kubeflow.pvc=models'],
-     'kubeflow.pvc'),
+    (['trainer.cluster=kubeflow', 'trainer.shared_dir=/data/m', 'kubeflow.pvc=models'],
+     'trainer.shared_dir'),  # not under kubeflow.mount_path
 ])
 def test_cluster_settings_must_fit_together(overrides, key):
   with pytest.raises(ConfigError, match=f"'{key}'"):
@@ -83,12 +83,12 @@ def test_cluster_settings_reach_the_trainer():
   from pipeline.pipeline import cluster_config
   assert cluster_config(load_config()) == {'mode': 'none'}
   config = load_config(overrides=['trainer.cluster=kubeflow', 'trainer.workers=2',
-                                  'trainer.parameter_servers=1', 'trainer.shared_dir=/mnt/m',
+                                  'trainer.parameter_servers=1', 'trainer.shared_dir=/mnt/shared/m',
                                   'kubeflow.pvc=models', 'kubeflow.image=reg/taxi:2'])
   assert cluster_config(config) == {
       'mode': 'kubeflow', 'workers': 2, 'parameter_servers': 1, 'evaluator': False,
-      'max_restarts': 3, 'timeout_s': 0, 'shared_dir': '/mnt/m', 'image': 'reg/taxi:2',
-      'namespace': 'kubeflow', 'pvc': 'models'}
+      'max_restarts': 3, 'timeout_s': 0, 'shared_dir': '/mnt/shared/m', 'image': 'reg/taxi:2',
+      'namespace': 'kubeflow', 'pvc': 'models', 'mount_path': '/mnt/shared'}
 
 
 def test_missing_or_broken_config_file(tmp_path):
