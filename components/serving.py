@@ -73,12 +73,17 @@ def push(serving_model: str, eval_model: str | None, push_dir: str, record: dict
   Returns:
     The new version.
   """
+  if '://' in push_dir:
+    raise ValueError(f'push destination {push_dir}: must be a local or mounted path; '
+                     'the push is an atomic rename, which object stores do not offer')
+  from tfx.utils import io_utils  # copies from gs:// or s3:// artifacts too
+
   os.makedirs(push_dir, exist_ok=True)
   staging = os.path.join(push_dir, f'.incoming-{uuid.uuid4().hex}')
   try:
-    shutil.copytree(serving_model, staging)
+    io_utils.copy_dir(serving_model, staging)
     if eval_model:
-      shutil.copytree(eval_model, os.path.join(staging, EVAL_MODEL_DIR))
+      io_utils.copy_dir(eval_model, os.path.join(staging, EVAL_MODEL_DIR))
     # Unix time as version (TFX's convention), but always above the newest.
     version = max(int(time.time()), max(versions(push_dir), default=0) + 1)
     while True:

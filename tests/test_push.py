@@ -62,7 +62,7 @@ def test_concurrent_pushes_never_collide(tmp_path):
 def test_a_failed_copy_leaves_no_version_and_no_debris(tmp_path):
   model, eval_model = _model(tmp_path)
   serving_dir = tmp_path / 's'
-  with mock.patch('shutil.copytree', side_effect=OSError('disk full')):
+  with mock.patch('tfx.utils.io_utils.copy_dir', side_effect=OSError('disk full')):
     try:
       serving.push(model, eval_model, str(serving_dir), {})
     except OSError:
