@@ -77,8 +77,10 @@ class CuratedSchemaGen(ImportSchemaGen):
   """
   SPEC_CLASS = _CuratedSchemaSpec
 
-  def __init__(self, schema_file: str):
-    with open(schema_file, 'rb') as f:
+  def __init__(self, schema_file: str, local_copy: str | None = None):
+    """`schema_file` as the component will read it; `local_copy`, if the
+    component runs elsewhere (e.g. in the image), is this machine's copy."""
+    with open(local_copy or schema_file, 'rb') as f:
       digest = hashlib.sha256(f.read()).hexdigest()
     spec = _CuratedSchemaSpec(schema_file=schema_file, schema_sha256=digest,
                               schema=types.Channel(type=standard_artifacts.Schema))

@@ -18,8 +18,10 @@ from pipeline.config import ConfigError, load_config, to_dict
 def _parser():
   parser = argparse.ArgumentParser(prog='python -m pipeline', description=__doc__)
   commands = parser.add_subparsers(dest='command', required=True)
-  for name, help_text in (('run', 'run the whole pipeline locally'),
-                          ('schema', 'regenerate the curated schema from the data')):
+  for name, help_text in (('run', 'run the whole pipeline on this machine'),
+                          ('schema', 'regenerate the curated schema from the data'),
+                          ('compile', 'write the pipeline for Kubeflow Pipelines'),
+                          ('submit', 'upload to Kubeflow Pipelines and start a (recurring) run')):
     command = commands.add_parser(name, help=help_text)
     command.add_argument('--config', type=pathlib.Path, help='YAML config (default: the shipped one)')
     command.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
@@ -27,6 +29,18 @@ def _parser():
     if name == 'run':
       command.add_argument('--runner', choices=('local', 'beam'), default='local',
                            help="TFX's LocalDagRunner (default) or BeamDagRunner")
+    if name in ('compile', 'submit'):
+      command.add_argument('--target', choices=('kubeflow', 'kubeflow-v2'), default='kubeflow',
+                           help='kubeflow: Argo workflow for KFP 1.8 and 2.x backends (default); '
+                                'kubeflow-v2: KFP v2 pipeline spec (KFP v2, Vertex)')
+      command.add_argument('--output', type=pathlib.Path,
+                           help='the YAML file (default: <output_root>/kubeflow/pipeline-v1.yaml or -v2.yaml)')
+    if name == 'submit':
+      command.add_argument('--host', help='KFP API endpoint, e.g. http://localhost:8080 '
+                                          '(default: kubeflow.host)')
+      command.add_argument('--schedule', metavar='CRON',
+                           help='create a recurring run on this cron schedule instead of one run')
+      command.add_argument('--experiment', default='Default', help='KFP experiment name')
   return parser
 
 
@@ -134,7 +148,26 @@ def _print_summary(summary, path, console_err):
   print(f'{summary["status"]} in {summary["wall_seconds"]:.1f} s; summary: {path}', flush=True)
 
 
-def _schema(config):
+def _compile(config, args) -> pathlib.Path:
+  from pipeline import kubeflow
+
+  output = kubeflow.compile_pipeline(
+      config, args.target, args.output or kubeflow.default_output(config, args.target))
+  print(f'wrote {output} ({args.target})')
+  return output
+
+
+def _submit(config, args):
+  from pipeline import kubeflow
+
+  host = kubeflow.kfp_host(config, args.host)
+  package = _compile(config, args)
+  ids = kubeflow.submit(config, args.target, package, host, args.schedule, args.experiment)
+  what = f'recurring run on "{args.schedule}"' if args.schedule else 'run'
+  print(f'submitted to {host}: {what}; ' + ', '.join(f'{k} {v}' for k, v in ids.items()))
+
+
+def _schema(config, args=None):
   from components.csv_check import check_csv_files
   from pipeline import schema
 
@@ -150,12 +183,12 @@ def main(argv=None) -> int:
   except ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  if args.command == 'schema':
+  if args.command in ('schema', 'compile', 'submit'):
     try:
-      _schema(config)
-    except (OSError, ValueError) as e:
+      {'schema': _schema, 'compile': _compile, 'submit': _submit}[args.command](config, args)
+    except (OSError, ValueError, RuntimeError) as e:
       print(f'error: {_error_text(e)}', file=sys.stderr)
-      return 1
+      return 2 if isinstance(e, ConfigError) else 1
     return 0
   summary = run(config, sys.stderr, args.runner)
   return 0 if summary['status'] == 'succeeded' else 1

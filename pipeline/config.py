@@ -5,6 +5,7 @@ Parsed once at the entry point. Every error names the offending key.
 
 import dataclasses
 import pathlib
+import re
 import types
 import typing
 from typing import Any, Mapping, Sequence
@@ -153,7 +154,7 @@ class KubeflowConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  pipeline_name: str = 'taxi_estimator'
+  pipeline_name: str = 'taxi-estimator'
   # Importable module with `preprocessing_fn` and `trainer_fn`.
   module: str = 'trainer_module'
   data_root: pathlib.Path = PROJECT_ROOT / 'data' / 'taxi'
@@ -168,8 +169,9 @@ class Config:
   kubeflow: KubeflowConfig = KubeflowConfig()
 
   def validate(self):
-    _check(bool(self.pipeline_name) and self.pipeline_name.replace('_', '').replace('-', '').isalnum(),
-           'pipeline_name', 'must be letters, digits, "-" or "_"')
+    _check(re.fullmatch(r'[a-z0-9][a-z0-9-]{0,62}', self.pipeline_name) is not None,
+           'pipeline_name', f'must be lowercase letters, digits and "-", starting with a letter '
+           f'or digit, at most 63 characters (what Kubeflow accepts), got {self.pipeline_name!r}')
     _check(all(part.isidentifier() for part in self.module.split('.')), 'module',
            f'must be a dotted Python module path, got {self.module!r}')
     self.trainer.validate()

@@ -74,7 +74,8 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
   # Statistics of every split, which validation checks against the schema.
   statistics_gen = StatisticsGen(examples=example_gen.outputs['examples'])
   # The curated, checked-in schema (regenerate with `python -m pipeline schema`).
-  schema_gen = CuratedSchemaGen(schema_file=locations.schema_file).with_id('SchemaGen')
+  schema_gen = CuratedSchemaGen(schema_file=locations.schema_file,
+                                local_copy=str(config.schema_file)).with_id('SchemaGen')
   # Stops the run on any anomaly, before anything is trained on bad data.
   example_validator = GatingExampleValidator(
       statistics=statistics_gen.outputs['statistics'],

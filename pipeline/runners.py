@@ -10,6 +10,7 @@ import time
 from typing import Callable, Iterator
 
 from tfx.dsl.compiler import compiler, constants
+from tfx.dsl.components.base import base_beam_component
 from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
@@ -151,13 +152,22 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 60):
   raise RuntimeError(f'Beam worker pool did not listen on port {port} within {timeout_s:g} s')
 
 
+def add_beam_args(pipeline: tfx_pipeline.Pipeline, options: list[str]) -> None:
+  """Gives every Beam-powered component `options` (what `Pipeline(beam_pipeline_args=...)`
+  would have done at construction)."""
+  if options:
+    for component in pipeline.components:
+      if isinstance(component, base_beam_component.BaseBeamComponent):
+        component.with_beam_pipeline_args(options)
+
+
 def _local_ir(config: Config, run_id: str, beam_options: list[str]):
   """The pipeline's IR with a SQLite MLMD store, Beam options and our run id."""
   config.output_root.mkdir(parents=True, exist_ok=True)
   pipeline: tfx_pipeline.Pipeline = create_pipeline(config)
   pipeline.metadata_connection_config = metadata.sqlite_metadata_connection_config(
       str(config.metadata_path))
-  pipeline.beam_pipeline_args = beam_options
+  add_beam_args(pipeline, beam_options)
   ir = compiler.Compiler().compile(pipeline)
   # Our run id instead of the runner's timestamp, so the summary can find the run.
   runtime_parameter_utils.substitute_runtime_parameter(
