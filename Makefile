@@ -42,6 +42,15 @@ install: $(STAMP) ## Create .venv and install the pinned stack and this project 
 run-local: $(STAMP) ## Run the whole pipeline locally on the bundled data (extra flags: ARGS="--set k=v")
 	$(PY) -m pipeline run $(ARGS)
 
+.PHONY: run-beam
+run-beam: $(STAMP) ## Run the whole pipeline with TFX's BeamDagRunner (extra flags: ARGS="--set beam.runner=portable")
+	$(PY) -m pipeline run --runner beam $(ARGS)
+
+.PHONY: compile-kubeflow
+compile-kubeflow: $(STAMP) ## Write the Kubeflow v1 (Argo) and v2 pipeline specs under <output_root>/kubeflow/
+	$(PY) -m pipeline compile --target kubeflow $(ARGS)
+	$(PY) -m pipeline compile --target kubeflow-v2 $(ARGS)
+
 .PHONY: test
 test: $(STAMP) ## Run the whole test suite
 	$(PY) -m pytest -q $(ARGS)

@@ -10,6 +10,7 @@ import argparse
 import ctypes
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -118,6 +119,8 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.parent_pid:
     _die_with_parent(args.parent_pid)
+  # Estimator's progress (loss and step, steps/sec, checkpoints) is INFO.
+  logging.getLogger('tensorflow').setLevel(logging.INFO)
   text = open(args.spec).read() if args.spec else args.spec_json
   train(ReplicaSpec.from_json(text))
 

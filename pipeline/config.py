@@ -132,16 +132,16 @@ class KubeflowConfig:
   namespace: str = 'kubeflow'
   # A PersistentVolumeClaim mounted at mount_path in every pod (pipeline
   # components and TFJob replicas); empty if everything is on gs:// or s3://.
-  pvc: str = ''
+  pvc: str = 'taxi-pipeline'
   mount_path: str = '/mnt/shared'
   # Locations as the pods see them. The defaults are the bundled data and
   # schema inside the image; pipeline_root must be storage all pods share.
-  pipeline_root: str = ''
+  pipeline_root: str = '/mnt/shared/pipeline'
   data_root: str = '/pipeline/data/taxi'
   schema_file: str = '/pipeline/data/schema/schema.pbtxt'
   # Where blessed models are pushed: a mounted volume (the push is an atomic
   # rename, which object stores do not offer).
-  serving_dir: str = ''
+  serving_dir: str = '/mnt/shared/serving'
   # KFP API server of `python -m pipeline submit` (also --host).
   host: str = ''
 
@@ -193,9 +193,9 @@ class Config:
     """Locations on Kubeflow; the pipeline root and serving dir must be set."""
     kf = self.kubeflow
     _check(bool(kf.pipeline_root), 'kubeflow.pipeline_root',
-           'is required to compile for Kubeflow (e.g. gs://bucket/tfx, or a mounted volume path)')
+           'must not be empty to compile for Kubeflow (gs://bucket/tfx, or a path on kubeflow.pvc)')
     _check(bool(kf.serving_dir), 'kubeflow.serving_dir',
-           'is required to compile for Kubeflow (a mounted volume path)')
+           'must not be empty to compile for Kubeflow (a path on kubeflow.pvc)')
     return Locations(kf.data_root, kf.schema_file, kf.pipeline_root, kf.serving_dir)
 
   @property

@@ -62,7 +62,21 @@ def compile_pipeline(config: Config, target: str, output: pathlib.Path) -> pathl
         config=v2.KubeflowV2DagRunnerConfig(default_image=config.kubeflow.image),
         output_dir=str(output.parent), output_filename=output.name)
   runner.run(pipeline)
+  if target == 'kubeflow-v2':
+    _set_default_pipeline_root(output, config.kubeflow_locations().pipeline_root)
   return output
+
+
+def _set_default_pipeline_root(spec_file: pathlib.Path, pipeline_root: str):
+  """TFX writes the pipeline root only into the PipelineJob, which a YAML spec
+  omits; KFP v2 backends read `defaultPipelineRoot` from the spec itself."""
+  import yaml
+
+  text = spec_file.read_text()
+  header = ''.join(line for line in text.splitlines(keepends=True) if line.startswith('#'))
+  spec = yaml.safe_load(text)
+  spec['defaultPipelineRoot'] = pipeline_root
+  spec_file.write_text(header + yaml.safe_dump(spec, sort_keys=True))
 
 
 class SubmitError(RuntimeError):

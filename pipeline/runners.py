@@ -189,6 +189,9 @@ def run(config: Config, run_id: str, progress: ComponentProgress, runner: str = 
     raise ValueError(f'runner {runner!r}: expected one of {", ".join(RUNNERS)}')
   absl_logger = logging.getLogger('absl')
   absl_logger.addHandler(progress)
+  if resolved_beam_runner(config) == 'portable':
+    # The job service's "Completed job ... with state DONE" lines, in the run's log.
+    logging.getLogger('apache_beam.runners.portability').setLevel(logging.INFO)
   try:
     with beam_worker_pool(config) as pool:
       ir = _local_ir(config, run_id, beam_args(config, pool))

@@ -1,0 +1,46 @@
+"""The pipeline on Beam: TFX's BeamDagRunner, and the components on Beam's PortableRunner.
+
+Flink, Spark and Dataflow cannot run on this machine; their options are
+checked in tests/test_runners.py and documented in the README.
+"""
+
+import pathlib
+
+import pytest
+
+from components import serving
+from tests.conftest import run_pipeline, sample_workspace
+
+pytestmark = pytest.mark.e2e
+SAMPLE_ROWS = 2000
+SMALL_RUN = ('trainer.train_steps=300', 'trainer.eval_steps=20', 'evaluator.min_auc=0.75')
+
+
+@pytest.fixture
+def workspace(tmp_path):
+  return sample_workspace(tmp_path, SAMPLE_ROWS)
+
+
+def test_beam_orchestrator_blesses_and_pushes(workspace):
+  process, summary = run_pipeline(workspace, *SMALL_RUN, runner='beam')
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert '(beam runner)' in process.stdout
+  assert summary['runner'] == 'beam' and summary['status'] == 'succeeded'
+  assert {c['name']: c['state'] for c in summary['components']} == dict.fromkeys(
+      ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'Transform',
+       'Trainer', 'Evaluator', 'Pusher'], 'executed')
+  assert summary['blessed'] and summary['pushed_path']
+  assert serving.versions(str(workspace / 'out' / 'serving')) == [summary['pushed_version']]
+
+
+def test_portable_runner_on_the_embedded_job_server(workspace):
+  process, summary = run_pipeline(workspace, *SMALL_RUN, 'beam.runner=portable')
+  assert process.returncode == 0, process.stderr[-3000:]
+  states = {c['name']: c['state'] for c in summary['components']}
+  assert states['CsvExampleGen'] == states['Transform'] == 'executed'
+  assert summary['pushed_path']
+  log = pathlib.Path(summary['log_file']).read_text()
+  # Every Beam component's pipeline went through the embedded job service.
+  assert log.count('Completed job in') >= 4  # CsvExampleGen, StatisticsGen, Transform, Evaluator
+  assert 'with state DONE' in log
+  assert '--environment_type=LOOPBACK' in log
