@@ -125,9 +125,12 @@ def beam_worker_pool(config: Config) -> Iterator[str | None]:
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
     port = s.getsockname()[1]
+  # The pool starts workers as plain `python`: put this interpreter first on PATH.
+  env = {**os.environ,
+         'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')])}
   pool = subprocess.Popen(
       [sys.executable, '-m', 'apache_beam.runners.worker.worker_pool_main', f'--service_port={port}'],
-      stdin=subprocess.DEVNULL, start_new_session=True)
+      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
   try:
     _wait_for_port(port, pool)
     yield f'localhost:{port}'
