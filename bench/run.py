@@ -128,11 +128,12 @@ def scaling(scales, args, workdir, results: dict, save) -> None:
 def training_throughput(workers_list, args, workdir, results: dict, save) -> None:
   """Training examples per second, single process and on local clusters.
 
-  All runs share one output root, so only the Trainer and what follows it
-  run again. The rate is the chief's: global steps times batch size over the
-  wall time of train_and_evaluate (start-up and export excluded).
+  All runs share one output root (the last side-by-side one, if any), so
+  only the Trainer and what follows it run again. The rate is the chief's:
+  global steps times batch size over the wall time of train_and_evaluate,
+  which includes the final evaluation and export but not process start-up.
   """
-  root = os.path.join(workdir, 'throughput')
+  root = os.path.join(workdir, f'ours_{args.reps - 1}' if args.reps else 'throughput')
   for workers in workers_list:
     name = 'single_process' if workers == 0 else f'{workers}_workers_1_ps'
     cluster = (['trainer.cluster=local', f'trainer.workers={workers}',
