@@ -184,11 +184,15 @@ def main(argv=None) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 2
   if args.command in ('schema', 'compile', 'submit'):
-    try:
-      {'schema': _schema, 'compile': _compile, 'submit': _submit}[args.command](config, args)
-    except (OSError, ValueError, RuntimeError) as e:
-      print(f'error: {_error_text(e)}', file=sys.stderr)
-      return 2 if isinstance(e, ConfigError) else 1
+    command = {'schema': _schema, 'compile': _compile, 'submit': _submit}[args.command]
+    log = config.output_root / 'kubeflow' / f'{args.command}.log'
+    # TF's and TFX's start-up chatter goes to a log; our lines and errors to the console.
+    with (_logs_to(log) if args.command != 'schema' else contextlib.nullcontext(sys.stderr)) as err:
+      try:
+        command(config, args)
+      except (OSError, ValueError, RuntimeError) as e:
+        print(f'error: {_error_text(e)}', file=err)
+        return 2 if isinstance(e, ConfigError) else 1
     return 0
   summary = run(config, sys.stderr, args.runner)
   return 0 if summary['status'] == 'succeeded' else 1
