@@ -20,6 +20,9 @@ import threading
 import time
 from typing import Callable
 
+# Where the Trainer's replicas run (`trainer.cluster`): one process, local
+# processes, or a Kubeflow TFJob.
+CLUSTER_MODES = ('none', 'local', 'kubeflow')
 # A worker, parameter server or evaluator that dies is restarted this many
 # times (per replica) before the Trainer gives up; the chief is never restarted.
 DEFAULT_MAX_RESTARTS = 3
@@ -62,7 +65,8 @@ def log_tail(path: pathlib.Path, lines: int = LOG_TAIL_LINES) -> str:
   return '\n'.join(text[-lines:])
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+  """`count` distinct free TCP ports on the loopback interface."""
   sockets = []
   try:
     for _ in range(count):
@@ -87,21 +91,19 @@ class LocalCluster:
 
   def __init__(self, command: list[str], topology: Topology, log_dir: pathlib.Path, *,
                max_restarts: int = DEFAULT_MAX_RESTARTS, timeout_s: float = 0,
-               poll_s: float = 0.5, env: dict | None = None):
+               poll_s: float = 0.5):
     self._command = command
     self._topology = topology
     self._log_dir = pathlib.Path(log_dir)
     self._max_restarts = max_restarts
     self._timeout_s = timeout_s
     self._poll_s = poll_s
-    self._env = dict(os.environ if env is None else env)
-    self._env.pop('TF_CONFIG', None)
     self._procs: dict[tuple[str, int], subprocess.Popen] = {}
     self.restarts: dict[tuple[str, int], int] = {}
 
   def cluster_spec(self) -> dict:
     members = [t for t in self._topology.tasks() if t[0] != 'evaluator']
-    ports = _free_ports(len(members))
+    ports = free_ports(len(members))
     spec: dict[str, list[str]] = {}
     for (task_type, _), port in zip(members, ports):
       spec.setdefault(task_type, []).append(f'127.0.0.1:{port}')
@@ -112,7 +114,7 @@ class LocalCluster:
 
   def _start(self, task, cluster):
     tf_config = {'cluster': cluster, 'task': {'type': task[0], 'index': task[1]}}
-    env = {**self._env, 'TF_CONFIG': json.dumps(tf_config)}
+    env = {**os.environ, 'TF_CONFIG': json.dumps(tf_config)}
     with open(self.log_path(task), 'a') as log:
       log.write(f'--- start {task[0]}:{task[1]} at {time.strftime("%H:%M:%S")}'
                 f' (restart {self.restarts.get(task, 0)})\n')

@@ -27,7 +27,6 @@ PUSH_DIR_KEY = 'push_dir'
 WARM_START_KEY = 'warm_start'
 ARCHITECTURE_KEY = 'architecture'
 CLUSTER_KEY = 'cluster'
-CLUSTER_MODES = ('none', 'local', 'kubeflow')
 # An evaluator task sleeps this long between evaluations (Estimator's default
 # is 600 s, which would hold the cluster up to 10 minutes after the last step).
 EVALUATOR_THROTTLE_SECS = 5
@@ -57,8 +56,9 @@ class EstimatorTrainerExecutor(trainer_executor.Executor):
     fn_args = self._GetFnArgs(input_dict, output_dict, exec_properties)
     cluster = dict((fn_args.custom_config or {}).get(CLUSTER_KEY) or {'mode': 'none'})
     mode = cluster.get('mode', 'none')
-    if mode not in CLUSTER_MODES:
-      raise ValueError(f'trainer cluster mode {mode!r}: expected one of {", ".join(CLUSTER_MODES)}')
+    if mode not in cluster_lib.CLUSTER_MODES:
+      raise ValueError(f'trainer cluster mode {mode!r}: '
+                       f'expected one of {", ".join(cluster_lib.CLUSTER_MODES)}')
     serving_dest, eval_dest = fn_args.serving_model_dir, fn_args.eval_model_dir
     run_dir = fn_args.model_run_dir
     model_root = run_dir

@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 
+from pipeline import kubeflow
 from pipeline.config import ConfigError, load_config, to_dict
 
 
@@ -30,7 +31,7 @@ def _parser():
       command.add_argument('--runner', choices=('local', 'beam'), default='local',
                            help="TFX's LocalDagRunner (default) or BeamDagRunner")
     if name in ('compile', 'submit'):
-      command.add_argument('--target', choices=('kubeflow', 'kubeflow-v2'), default='kubeflow',
+      command.add_argument('--target', choices=kubeflow.TARGETS, default='kubeflow',
                            help='kubeflow: Argo workflow for KFP 1.8 and 2.x backends (default); '
                                 'kubeflow-v2: KFP v2 pipeline spec (KFP v2, Vertex)')
       command.add_argument('--output', type=pathlib.Path,
@@ -149,8 +150,6 @@ def _print_summary(summary, path, console_err):
 
 
 def _compile(config, args) -> pathlib.Path:
-  from pipeline import kubeflow
-
   output = kubeflow.compile_pipeline(
       config, args.target, args.output or kubeflow.default_output(config, args.target))
   print(f'wrote {output} ({args.target})')
@@ -158,8 +157,6 @@ def _compile(config, args) -> pathlib.Path:
 
 
 def _submit(config, args):
-  from pipeline import kubeflow
-
   host = kubeflow.kfp_host(config, args.host)
   package = _compile(config, args)
   ids = kubeflow.submit(config, args.target, package, host, args.schedule, args.experiment)

@@ -12,14 +12,14 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from components.cluster import CLUSTER_MODES
+
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # The estimators the trainer module builds (`trainer.estimator`).
 ESTIMATOR_KINDS = ('custom', 'canned', 'keras')
 # How the data-processing components run Beam (`beam.runner`).
 BEAM_RUNNERS = ('auto', 'in_process', 'multi_process', 'portable', 'custom')
 BEAM_ENVIRONMENTS = ('loopback', 'process')
-# Where the Trainer runs (`trainer.cluster`).
-CLUSTER_MODES = ('none', 'local', 'kubeflow')
 DEFAULT_CONFIG = PROJECT_ROOT / 'pipeline' / 'configs' / 'default.yaml'
 
 

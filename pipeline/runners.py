@@ -17,6 +17,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import runtime_parameter_utils
 
+from components.cluster import free_ports
 from pipeline.config import Config
 from pipeline.pipeline import create_pipeline
 from pipeline.report import CACHED, EXECUTED, FAILED
@@ -122,9 +123,7 @@ def beam_worker_pool(config: Config) -> Iterator[str | None]:
   if resolved_beam_runner(config) != 'portable' or config.beam.environment != 'process':
     yield None
     return
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
+  (port,) = free_ports(1)
   # The pool starts workers as plain `python`: put this interpreter first on PATH.
   env = {**os.environ,
          'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')])}
