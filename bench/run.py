@@ -51,7 +51,7 @@ def ours_command(output_root, data_root, train_steps, eval_steps, *overrides):
   return [sys.executable, '-m', 'pipeline', 'run',
           '--set', f'output_root={output_root}', '--set', f'data_root={data_root}',
           '--set', f'trainer.train_steps={train_steps}', '--set', f'trainer.eval_steps={eval_steps}',
-          '--set', f'trainer.batch_size={ANCHOR_BATCH_SIZE}',
+          '--set', f'trainer.hparams.batch_size={ANCHOR_BATCH_SIZE}',
           *[arg for o in overrides for arg in ('--set', o)]]
 
 

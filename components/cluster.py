@@ -20,9 +20,6 @@ import threading
 import time
 from typing import Callable
 
-# Where the Trainer's replicas run (`trainer.cluster`): one process, local
-# processes, or a Kubeflow TFJob.
-CLUSTER_MODES = ('none', 'local', 'kubeflow')
 # A worker, parameter server or evaluator that dies is restarted this many
 # times (per replica) before the Trainer gives up; the chief is never restarted.
 DEFAULT_MAX_RESTARTS = 3

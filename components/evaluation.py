@@ -16,46 +16,59 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import json_utils
 
 from components import serving
+from components.contract import Task
+from components.metrics import PER_CLASS_METRICS, TASK_METRICS, Metric, gate_metrics
 
 BASELINE_PUSH_DIR_KEY = 'baseline_push_dir'
-# Summary metrics, keyed by the name TFMA gives them.
-METRICS = {
-    'auc': 'AUC',
-    'binary_accuracy': 'BinaryAccuracy',
-    'precision': 'Precision',
-    'recall': 'Recall',
-    'calibration': 'Calibration',
-    'example_count': 'ExampleCount',
-}
 
 
-def eval_config(min_auc: float, max_auc_drop: float,
-                slice_features) -> tfma.EvalConfig:
-  """Overall and per-slice metrics; blessing needs AUC >= min_auc and no worse
-  than the serving model's by more than max_auc_drop."""
-  auc_threshold = tfma.MetricThreshold(
-      value_threshold=tfma.GenericValueThreshold(lower_bound={'value': min_auc}),
+def _threshold(metric: Metric, bound: float, max_change: float) -> tfma.MetricThreshold:
+  """The gate: the metric on the right side of `bound`, and not worse than the
+  serving model's by more than `max_change`."""
+  higher = metric.higher_is_better
+  value = (tfma.GenericValueThreshold(lower_bound={'value': bound}) if higher
+           else tfma.GenericValueThreshold(upper_bound={'value': bound}))
+  # A tiny slack, so an identical model (a diff of exactly 0) passes.
+  slack = max_change + 1e-10
+  return tfma.MetricThreshold(
+      value_threshold=value,
       change_threshold=tfma.GenericChangeThreshold(
-          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-          absolute={'value': -max_auc_drop - 1e-10}))
-  # The threshold sits on TFMA's own AUC: estimators also export an 'auc' of
-  # their own (fewer buckets), and a name-keyed threshold could bind to that.
-  # It is gated on the whole eval set; per-hour slices are reported, not gated.
+          direction=(tfma.MetricDirection.HIGHER_IS_BETTER if higher
+                     else tfma.MetricDirection.LOWER_IS_BETTER),
+          absolute={'value': -slack if higher else slack}))
+
+
+def eval_config(task: Task, gate_metric: str, threshold: float, max_change: float,
+                slice_features) -> tfma.EvalConfig:
+  """TFMA's config for `task`: its metrics (components.metrics) overall and per
+  slice, and blessing gated on `gate_metric` over the whole eval set."""
+  if gate_metric not in gate_metrics(task.type):
+    raise ValueError(f'{gate_metric!r} cannot gate a {task.type} model')
+  gate = _threshold(TASK_METRICS[task.type][gate_metric], threshold, max_change)
   metrics = [
-      tfma.MetricConfig(class_name=cls, per_slice_thresholds=[
-          tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold)
-      ] if cls == 'AUC' else [])
-      for cls in METRICS.values()
+      tfma.MetricConfig(class_name=metric.class_name, per_slice_thresholds=[
+          tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=gate)
+      ] if name == gate_metric else [])
+      for name, metric in TASK_METRICS[task.type].items()
   ]
-  metrics.append(tfma.MetricConfig(class_name='CalibrationPlot'))
+  specs = []
+  if task.type == 'binary':
+    metrics.append(tfma.MetricConfig(class_name='CalibrationPlot'))
+  elif task.type == 'multiclass':
+    metrics.append(tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'))
+    # One-vs-rest precision and recall of each class, in a spec of their own:
+    # binarization applies to every metric of a spec.
+    specs.append(tfma.MetricsSpec(
+        metrics=[tfma.MetricConfig(class_name=m.class_name) for m in PER_CLASS_METRICS.values()],
+        binarize=tfma.BinarizationOptions(class_ids={'values': list(range(task.num_classes))})))
   return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(signature_name='eval')],
+      model_specs=[tfma.ModelSpec(signature_name='eval', prediction_key=task.predictions)],
       # The estimator's own eval metrics would be computed a second time, in
       # its graph, per batch (about 1 s of 13): TFMA's metrics above replace them.
       options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
       slicing_specs=[tfma.SlicingSpec()] + [
           tfma.SlicingSpec(feature_keys=[f]) for f in slice_features],
-      metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+      metrics_specs=[tfma.MetricsSpec(metrics=metrics)] + specs)
 
 
 class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):

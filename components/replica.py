@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any
 
+from components import contract
+
 # The FnArgs fields a replica needs; the rest (e.g. data_accessor) are not
 # used by Estimator trainer functions and cannot cross a process boundary.
 FN_ARGS_FIELDS = (
@@ -46,15 +48,17 @@ class ReplicaSpec:
     return cls(trainer_fn, {name: getattr(fn_args, name) for name in FN_ARGS_FIELDS})
 
 
-def build_training(spec: ReplicaSpec, custom_config_overrides: dict | None = None) -> dict:
-  """Calls the user's `trainer_fn`; returns its estimator, specs and eval receiver."""
+def build_training(spec: ReplicaSpec, shard: dict | None = None) -> dict:
+  """Calls the user's `trainer_fn`, with `shard` (num_shards, shard_index) in its
+  ModuleArgs; returns its estimator, specs and eval receiver."""
   # Heavy imports here: the launcher imports this module without TF when it only spawns.
   from tfx.components.trainer.fn_args_utils import FnArgs
   from tfx.utils import import_utils, io_utils
   from tensorflow_metadata.proto.v0 import schema_pb2
 
   fields = dict(spec.fn_args)
-  fields['custom_config'] = {**(fields.get('custom_config') or {}), **(custom_config_overrides or {})}
+  module_args = contract.load(contract.ModuleArgs, fields.get('custom_config'))
+  fields['custom_config'] = contract.dump(module_args.copy(update=shard or {}))
   fn_args = FnArgs(**fields)
   module, _, name = spec.trainer_fn.rpartition('.')
   trainer_fn = import_utils.import_func_from_module(module, name)
@@ -83,8 +87,10 @@ def train(spec: ReplicaSpec) -> dict:
   start = time.monotonic()
   tf_estimator.train_and_evaluate(estimator, training['train_spec'], training['eval_spec'])
   if estimator.config.is_chief:
+    hparams = contract.load(contract.ModuleArgs, spec.fn_args.get('custom_config')).hparams
+    batch_size = hparams.get('batch_size')
     _write_stats(estimator, training['train_spec'].max_steps, time.monotonic() - start,
-                 int((spec.fn_args.get('custom_config') or {}).get('batch_size', 0)))
+                 batch_size if isinstance(batch_size, int) else 0)
   return training
 
 
@@ -92,9 +98,12 @@ def _write_stats(estimator, max_steps, seconds, batch_size):
   """Records the training throughput the chief saw (for users and `make bench`)."""
   import tensorflow as tf
 
-  stats = {'train_steps': max_steps, 'batch_size': batch_size,
+  stats = {'train_steps': max_steps, 'batch_size': batch_size or None,
            'seconds': round(seconds, 3),
-           'examples_per_second': round(max_steps * batch_size / seconds, 1) if seconds else None}
+           'steps_per_second': round(max_steps / seconds, 1) if seconds else None,
+           # Only if hparams has an integer batch_size.
+           'examples_per_second': (round(max_steps * batch_size / seconds, 1)
+                                   if seconds and batch_size else None)}
   with tf.io.gfile.GFile(os.path.join(estimator.model_dir, STATS_FILE), 'w') as f:
     f.write(json.dumps(stats))
 

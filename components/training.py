@@ -20,13 +20,13 @@ from tfx.components.trainer import executor as trainer_executor
 from tfx.utils import io_utils, path_utils
 
 from components import cluster as cluster_lib
-from components import replica, serving
+from components import contract, replica, serving
 
-# Keys of the Trainer's custom_config that the pipeline sets (the rest are hyperparameters).
-PUSH_DIR_KEY = 'push_dir'
-WARM_START_KEY = 'warm_start'
+# The push record's key for what a pushed model was trained with.
 ARCHITECTURE_KEY = 'architecture'
-CLUSTER_KEY = 'cluster'
+# Hyperparameters that change how a model is trained, not the shape of its
+# variables: a serving model trained with other values still warm-starts.
+TRAINING_ONLY_HPARAMS = ('learning_rate', 'batch_size', 'checkpoint_steps')
 # An evaluator task sleeps this long between evaluations (Estimator's default
 # is 600 s, which would hold the cluster up to 10 minutes after the last step).
 EVALUATOR_THROTTLE_SECS = 5
@@ -45,26 +45,27 @@ class EstimatorTrainerExecutor(trainer_executor.Executor):
   """
 
   def _GetFnArgs(self, input_dict, output_dict, exec_properties):
+    """TFX's FnArgs, with our payload parsed: `custom_config` becomes the
+    user-facing ModuleArgs and `base_model` the serving model to warm-start from."""
     fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
-    config = fn_args.custom_config or {}
-    if not fn_args.base_model and config.get(WARM_START_KEY):
-      fn_args.base_model = warm_start_model(config.get(PUSH_DIR_KEY), config.get(ARCHITECTURE_KEY))
+    payload = contract.load(contract.TrainerPayload, fn_args.custom_config)
+    fn_args.custom_config = contract.dump(payload.module_args)
+    if not fn_args.base_model and payload.warm_start:
+      fn_args.base_model = warm_start_model(payload.push_dir, payload.architecture)
+    self._payload = payload
     return fn_args
 
   def Do(self, input_dict, output_dict, exec_properties):
     self._log_startup(input_dict, output_dict, exec_properties)
     fn_args = self._GetFnArgs(input_dict, output_dict, exec_properties)
-    cluster = dict((fn_args.custom_config or {}).get(CLUSTER_KEY) or {'mode': 'none'})
-    mode = cluster.get('mode', 'none')
-    if mode not in cluster_lib.CLUSTER_MODES:
-      raise ValueError(f'trainer cluster mode {mode!r}: '
-                       f'expected one of {", ".join(cluster_lib.CLUSTER_MODES)}')
+    cluster = self._payload.cluster
+    mode = cluster.mode
     serving_dest, eval_dest = fn_args.serving_model_dir, fn_args.eval_model_dir
     run_dir = fn_args.model_run_dir
     model_root = run_dir
     if mode == 'kubeflow':
       # Every pod must reach the model directory; the launcher reads it afterwards.
-      model_root = posixpath.join(cluster['shared_dir'], *pathlib.PurePosixPath(run_dir).parts[-3:])
+      model_root = posixpath.join(cluster.shared_dir, *pathlib.PurePosixPath(run_dir).parts[-3:])
     fn_args.serving_model_dir = path_utils.serving_model_dir(model_root)
     fn_args.eval_model_dir = path_utils.eval_model_dir(model_root)
     trainer_fn = exec_properties.get('trainer_fn') or (
@@ -78,7 +79,8 @@ class EstimatorTrainerExecutor(trainer_executor.Executor):
       training = replica.train(replica.ReplicaSpec.from_fn_args(trainer_fn, fn_args))
       serving_source = path_utils.serving_model_path(model_root)
     else:
-      fn_args.custom_config = {**fn_args.custom_config, 'throttle_secs': EVALUATOR_THROTTLE_SECS}
+      fn_args.custom_config = contract.dump(
+          self._payload.module_args.copy(update={'throttle_secs': EVALUATOR_THROTTLE_SECS}))
       spec = replica.ReplicaSpec.from_fn_args(trainer_fn, fn_args)
       run_cluster(mode, cluster, spec, run_dir)
       training = replica.build_training(spec)
@@ -93,14 +95,13 @@ class EstimatorTrainerExecutor(trainer_executor.Executor):
     logging.info('Serving model copied to %s; eval model to %s.', serving_dest, eval_dest)
 
 
-def run_cluster(mode: str, cluster: dict, spec: replica.ReplicaSpec, run_dir: str):
+def run_cluster(mode: str, cluster: contract.ClusterSpec, spec: replica.ReplicaSpec,
+                run_dir: str):
   """Runs every replica of `spec` on a local or Kubeflow cluster until training is done."""
-  topology = cluster_lib.Topology(
-      workers=int(cluster.get('workers', 0)),
-      parameter_servers=int(cluster.get('parameter_servers', 0)),
-      evaluator=bool(cluster.get('evaluator', False)))
-  max_restarts = int(cluster.get('max_restarts', cluster_lib.DEFAULT_MAX_RESTARTS))
-  timeout_s = float(cluster.get('timeout_s', 0))
+  topology = cluster_lib.Topology(workers=cluster.workers,
+                                  parameter_servers=cluster.parameter_servers,
+                                  evaluator=cluster.evaluator)
+  max_restarts, timeout_s = cluster.max_restarts, cluster.timeout_s
   logging.info('Training on a %s cluster: %s.', mode, topology)
   if mode == 'local':
     log_dir = pathlib.Path(run_dir) / REPLICA_LOG_DIR
@@ -116,8 +117,8 @@ def run_cluster(mode: str, cluster: dict, spec: replica.ReplicaSpec, run_dir: st
   name = f'trainer-{pathlib.PurePosixPath(run_dir).name}-{hashlib.sha1(run_dir.encode()).hexdigest()[:8]}'
   manifest = cluster_lib.tfjob_manifest(
       name[:63],
-      namespace=cluster['namespace'], image=cluster['image'], spec_json=spec.to_json(),
-      topology=topology, pvc=cluster.get('pvc', ''), mount_path=cluster.get('mount_path', ''),
+      namespace=cluster.namespace, image=cluster.image, spec_json=spec.to_json(),
+      topology=topology, pvc=cluster.pvc, mount_path=cluster.mount_path,
       max_restarts=max_restarts, timeout_s=timeout_s)
   cluster_lib.TFJobRunner(manifest).run()
 
@@ -147,6 +148,13 @@ def training_stats(model_run_dir: str) -> dict | None:
     return None
   with tf.io.gfile.GFile(path) as f:
     return json.loads(f.read())
+
+
+def architecture(module: str, hparams: dict) -> str:
+  """What a saved model must share with a new one for its weights to be reused:
+  the module and every hyperparameter except TRAINING_ONLY_HPARAMS."""
+  shaping = {k: v for k, v in hparams.items() if k not in TRAINING_ONLY_HPARAMS}
+  return json.dumps({'module': module, 'hparams': shaping}, sort_keys=True)
 
 
 def warm_start_model(push_dir: str | None, architecture: str | None) -> str | None:

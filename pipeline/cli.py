@@ -15,10 +15,21 @@ import time
 from pipeline import kubeflow
 from pipeline.config import ConfigError, load_config, to_dict
 
+TASKS = ('binary', 'multiclass', 'regression')
+
 
 def _parser():
   parser = argparse.ArgumentParser(prog='python -m pipeline', description=__doc__)
   commands = parser.add_subparsers(dest='command', required=True)
+  init = commands.add_parser(
+      'init', help='write a runnable starting project (config, schema, model package) for a CSV table')
+  init.add_argument('directory', type=pathlib.Path, help='the project folder to create')
+  init.add_argument('--data', type=pathlib.Path, required=True,
+                    help='a CSV file, or a folder of CSV files with one header')
+  init.add_argument('--label', required=True, help='the column to predict')
+  init.add_argument('--task', choices=TASKS, required=True,
+                    help='binary or multiclass classification, or regression')
+  init.add_argument('--force', action='store_true', help='overwrite an existing project folder')
   for name, help_text in (('run', 'run the whole pipeline on this machine'),
                           ('schema', 'regenerate the curated schema from the data'),
                           ('compile', 'write the pipeline for Kubeflow Pipelines'),
@@ -27,6 +38,10 @@ def _parser():
     command.add_argument('--config', type=pathlib.Path, help='YAML config (default: the shipped one)')
     command.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                          help='override a config key; repeatable')
+    if name == 'schema':
+      command.add_argument('--output', type=pathlib.Path,
+                           help='where to write the schema (default: the config\'s schema_file)')
+      command.add_argument('--force', action='store_true', help='overwrite an existing schema file')
     if name == 'run':
       command.add_argument('--runner', choices=('local', 'beam'), default='local',
                            help="TFX's LocalDagRunner (default) or BeamDagRunner")
@@ -67,12 +82,26 @@ def _logs_to(path: pathlib.Path):
     console_err.close()
 
 
-def _error_text(error: BaseException) -> str:
-  if isinstance(error, KeyboardInterrupt):
-    return 'interrupted'
+def _describe(error: BaseException) -> str:
   text = str(error).strip() or error.__class__.__name__
   return text if isinstance(error, (ValueError, RuntimeError, OSError)) else (
       f'{error.__class__.__name__}: {text}')
+
+
+def error_text(error: BaseException) -> str:
+  """What went wrong, for a person: the error's own message, or, when it wraps
+  another (Beam and TFMA re-raise with their own context, e.g. TFMA's
+  `add_input failed on "<...Combiner object at 0x...>"`), the root cause's."""
+  if isinstance(error, KeyboardInterrupt):
+    return 'interrupted'
+  root, seen = error, {id(error)}
+  while (root.__cause__ or root.__context__) is not None and id(root.__cause__ or root.__context__) not in seen:
+    root = root.__cause__ or root.__context__
+    seen.add(id(root))
+  if root is error:
+    return _describe(error)
+  root_text = f'{root.__class__.__name__}: {str(root).strip()}'
+  return f'{root_text} (raised as: {_describe(error).splitlines()[0][:200]})'
 
 
 def run(config, console_err, runner: str = 'local') -> dict:
@@ -88,16 +117,13 @@ def run(config, console_err, runner: str = 'local') -> dict:
           flush=True)
 
   with _logs_to(run_dir / 'pipeline.log'):
-    from components.csv_check import check_csv_files
+    from pipeline import checks
 
     progress = None
     try:
-      # Fail fast, before TensorFlow loads or any component runs.
-      check_csv_files(str(config.data_root))
-      if not config.schema_file.is_file():
-        raise FileNotFoundError(f'schema file {config.schema_file} does not exist '
-                                '(create it with `python -m pipeline schema`)')
-      # Imported here so TensorFlow's start-up messages go to the log file.
+      # Fail fast, before any component runs. The user's module imports
+      # TensorFlow: its start-up messages go to the log file.
+      checks.preflight(config)
       from absl import logging as absl_logging
 
       from pipeline import runners
@@ -105,8 +131,14 @@ def run(config, console_err, runner: str = 'local') -> dict:
       absl_logging.set_verbosity(absl_logging.INFO)
       progress = runners.ComponentProgress(on_finish)
       runners.run(config, run_id, progress, runner)
+    except ConfigError:
+      logging.getLogger(__name__).exception('run %s refused', run_id)
+      shutil.rmtree(run_dir, ignore_errors=True)
+      raise  # a mistake in the config or the module: nothing ran
     except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
-      status, error = 'failed', _error_text(e)
+      status, error = 'failed', error_text(e)
+      if progress and progress.current:
+        error = f'{progress.current} failed: {error}'
       logging.getLogger(__name__).exception('run %s failed', run_id)
     from pipeline import report
     summary = {
@@ -138,6 +170,10 @@ def _print_summary(summary, path, console_err):
     shown = ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
                       for k, v in metrics.items())
     print(f'eval metrics: {shown}')
+  gate = summary.get('gate')
+  if gate and gate.get('candidate') is not None:
+    serving = f'{gate["serving"]:.4f}' if gate.get('serving') is not None else 'no model serving'
+    print(f'gate: {gate["metric"]} {gate["candidate"]:.4f} (serving: {serving})')
   if summary.get('blessing_reason'):
     print(f'blessed: {"yes" if summary["blessed"] else "no"} ({summary["blessing_reason"]})')
   if summary['pushed_path']:
@@ -164,17 +200,37 @@ def _submit(config, args):
   print(f'submitted to {host}: {what}; ' + ', '.join(f'{k} {v}' for k, v in ids.items()))
 
 
-def _schema(config, args=None):
+def _schema(config, args):
   from components.csv_check import check_csv_files
   from pipeline import schema
 
-  check_csv_files(str(config.data_root))
-  schema.write(schema.infer(config.data_root), config.schema_file)
-  print(f'wrote {config.schema_file}; review the diff before committing it')
+  output = args.output or pathlib.Path(config.schema_file)
+  if output.exists() and not args.force:
+    raise FileExistsError(f'{output} exists; pass --force to overwrite it, or --output FILE')
+  check_csv_files(config.data_root)
+  schema.write(schema.infer(schema.statistics(config.data_root), config.task.label), output)
+  print(f'wrote {output}; review the diff before committing it')
+
+
+def _init(args) -> int:
+  from pipeline import scaffold
+
+  try:
+    written = scaffold.init(args.directory, args.data, args.label, args.task, force=args.force)
+  except (OSError, ValueError) as e:
+    print(f'error: {error_text(e)}', file=sys.stderr)
+    return 2
+  config = written / scaffold.CONFIG_FILE
+  print(f'wrote {written}: {scaffold.CONFIG_FILE}, {scaffold.SCHEMA_FILE} and the package '
+        f'{scaffold.package_name(written)}/')
+  print(f'review the schema and the model, then run: python -m pipeline run --config {config}')
+  return 0
 
 
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
+  if args.command == 'init':
+    return _init(args)
   try:
     config = load_config(args.config, args.set)
   except ConfigError as e:
@@ -188,8 +244,12 @@ def main(argv=None) -> int:
       try:
         command(config, args)
       except (OSError, ValueError, RuntimeError) as e:
-        print(f'error: {_error_text(e)}', file=err)
+        print(f'error: {error_text(e)}', file=err)
         return 2 if isinstance(e, ConfigError) else 1
     return 0
-  summary = run(config, sys.stderr, args.runner)
+  try:
+    summary = run(config, sys.stderr, args.runner)
+  except ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   return 0 if summary['status'] == 'succeeded' else 1

@@ -1,122 +1,133 @@
 """The pipeline's typed, frozen configuration: a YAML file plus `key=value` overrides.
 
-Parsed once at the entry point. Every error names the offending key.
+Parsed once at the entry point and validated on construction (pydantic).
+Every error is one line naming the offending key.
 """
 
 import dataclasses
 import pathlib
 import re
-import types
-import typing
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Sequence
 
+import pydantic
 import yaml
 
-from components.cluster import CLUSTER_MODES
+from components.contract import ClusterSpec, Frozen, Task, TaskField, one_line
+from components.metrics import TASK_METRICS, gate_metrics
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
-# The estimators the trainer module builds (`trainer.estimator`).
-ESTIMATOR_KINDS = ('custom', 'canned', 'keras')
-# How the data-processing components run Beam (`beam.runner`).
-BEAM_RUNNERS = ('auto', 'in_process', 'multi_process', 'portable', 'custom')
-BEAM_ENVIRONMENTS = ('loopback', 'process')
 DEFAULT_CONFIG = PROJECT_ROOT / 'pipeline' / 'configs' / 'default.yaml'
+# Keys holding paths on this machine: relative values are resolved against
+# the config file's folder (or, for --set, the current directory). They may
+# also be URIs (gs://, s3://), kept as written.
+PATH_KEYS = ('code_dir', 'data_root', 'schema_file', 'output_root', 'serving_dir')
+# A number as YAML 1.2 writes it; YAML 1.1 (PyYAML) reads `1e-3` as a string.
+_NUMBER = re.compile(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?')
 
 
 class ConfigError(ValueError):
   """A config file or override that cannot be used; the message names the key."""
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainerConfig:
-  estimator: str = 'custom'
-  train_steps: int = 2000
-  eval_steps: int = 1000
-  batch_size: int = 128
-  learning_rate: float = 0.05
-  hidden_units: tuple[int, ...] = (64, 32, 16)
-  checkpoint_steps: int = 1000
-  # Start from the weights of the model now serving, when it has the same architecture.
-  warm_start: bool = True
+class Number(float):
+  """A float field that accepts integers but not booleans or strings."""
+
+  @classmethod
+  def __get_validators__(cls):
+    yield cls._validate
+
+  @classmethod
+  def _validate(cls, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      raise TypeError('expected a number')
+    return float(value)
+
+
+def _is_uri(path: str) -> bool:
+  return '://' in path
+
+
+class TrainerConfig(Frozen):
+  train_steps: pydantic.conint(strict=True, gt=0) = 2000
+  eval_steps: pydantic.conint(strict=True, gt=0) = 1000
+  # Start from the weights of the model now serving, when it was trained with
+  # the same module and hparams (see components.training.architecture).
+  warm_start: pydantic.StrictBool = True
+  # Free-form: reaches the user's trainer_fn untouched, as custom_config['hparams'].
+  hparams: dict[str, Any] = {}
   # none: one process; local: chief, workers and parameter servers as processes
   # on this machine; kubeflow: a TFJob on the cluster (see the kubeflow section).
-  cluster: str = 'none'
-  workers: int = 0  # besides the chief
-  parameter_servers: int = 0
-  evaluator: bool = False  # an evaluator task that evaluates checkpoints as they come
-  max_restarts: int = 3  # per worker / parameter server / evaluator; the chief never restarts
-  timeout_s: int = 0  # the Trainer fails, stopping every replica, after this long; 0: no limit
+  cluster: Literal['none', 'local', 'kubeflow'] = 'none'
+  workers: pydantic.conint(strict=True, ge=0) = 0  # besides the chief
+  parameter_servers: pydantic.conint(strict=True, ge=0) = 0
+  evaluator: pydantic.StrictBool = False  # an evaluator task that evaluates checkpoints as they come
+  # Per worker / parameter server / evaluator; the chief never restarts.
+  max_restarts: pydantic.conint(strict=True, ge=0) = 3
+  timeout_s: pydantic.conint(strict=True, ge=0) = 0  # the Trainer fails after this long; 0: no limit
   # kubeflow: a directory every replica and the launcher reach (a PVC mount
   # path, or gs:// or s3://) where the model directory lives.
   shared_dir: str = ''
 
-  def validate(self):
-    _check(self.cluster in CLUSTER_MODES, 'trainer.cluster',
-           f'must be one of {", ".join(CLUSTER_MODES)}, got {self.cluster!r}')
-    for key in ('workers', 'parameter_servers', 'max_restarts', 'timeout_s'):
-      _check(getattr(self, key) >= 0, f'trainer.{key}', 'must be zero or a positive integer')
-    if self.cluster == 'none':
+  @pydantic.root_validator(skip_on_failure=True)
+  def _cluster_fits(cls, values):
+    if values['cluster'] == 'none':
       for key in ('workers', 'parameter_servers', 'evaluator'):
-        _check(not getattr(self, key), f'trainer.{key}',
-               'needs trainer.cluster local or kubeflow (it is none)')
+        if values[key]:
+          raise _KeyError(key, 'needs trainer.cluster local or kubeflow (it is none)')
     # Without parameter servers each worker would train its own copy of the variables.
-    _check(not self.workers or self.parameter_servers > 0, 'trainer.workers',
-           'workers need at least one trainer.parameter_servers')
-    _check(self.cluster != 'kubeflow' or bool(self.shared_dir), 'trainer.shared_dir',
-           'is required with trainer.cluster=kubeflow (storage every replica reaches)')
-    _check(self.estimator in ESTIMATOR_KINDS, 'trainer.estimator',
-           f'must be one of {", ".join(ESTIMATOR_KINDS)}, got {self.estimator!r}')
-    for key in ('train_steps', 'eval_steps', 'batch_size', 'checkpoint_steps'):
-      _check(getattr(self, key) > 0, f'trainer.{key}', 'must be a positive integer')
-    _check(0 < self.learning_rate < 1, 'trainer.learning_rate', 'must be in (0, 1)')
-    _check(len(self.hidden_units) > 0 and all(u > 0 for u in self.hidden_units),
-           'trainer.hidden_units', 'must be a non-empty list of positive integers')
+    if values['workers'] and not values['parameter_servers']:
+      raise _KeyError('workers', 'workers need at least one trainer.parameter_servers')
+    if values['cluster'] == 'kubeflow' and not values['shared_dir']:
+      raise _KeyError('shared_dir', 'is required with trainer.cluster=kubeflow '
+                      '(storage every replica reaches)')
+    return values
 
 
-@dataclasses.dataclass(frozen=True)
-class EvaluatorConfig:
-  # Value threshold: a model below this eval AUC is never blessed.
-  min_auc: float = 0.9
-  # Change threshold: how far below the serving model's AUC a candidate may be.
-  max_auc_drop: float = 0.0
-  slice_features: tuple[str, ...] = ('trip_start_hour',)
+class EvaluatorConfig(Frozen):
+  # The metric that gates blessing (see components.metrics): binary auc or
+  # log_loss; multiclass accuracy or log_loss; regression rmse or mae.
+  # Empty: the task's first (auc, accuracy, rmse).
+  metric: str = ''
+  # Value threshold: the candidate's metric must be at least this (auc,
+  # accuracy) or at most this (log_loss, rmse, mae).
+  threshold: Number
+  # Change threshold: how much worse than the serving model's metric the
+  # candidate's may be (0: at least as good).
+  max_change: Number = 0.0
+  slice_features: tuple[str, ...] = ()
 
-  def validate(self):
-    _check(0.0 <= self.min_auc <= 1.0, 'evaluator.min_auc', 'must be between 0 and 1')
-    _check(0.0 <= self.max_auc_drop <= 1.0, 'evaluator.max_auc_drop',
-           'must be between 0 and 1')
+  @pydantic.validator('max_change')
+  def _non_negative(cls, value):
+    if value < 0:
+      raise ValueError('must be zero or more')
+    return value
 
 
-@dataclasses.dataclass(frozen=True)
-class BeamConfig:
+class BeamConfig(Frozen):
   # auto: in_process below auto_threshold_mb of input CSV, multi_process above.
   # in_process: DirectRunner in this process (no Beam arguments at all).
   # multi_process: DirectRunner with `workers` worker processes.
   # portable: PortableRunner on Beam's embedded job server (or `job_endpoint`).
   # custom: exactly `args`, e.g. for Flink, Spark or Dataflow (see README).
-  runner: str = 'auto'
-  workers: int = 0  # multi_process: worker processes; 0 means one per CPU
+  runner: Literal['auto', 'in_process', 'multi_process', 'portable', 'custom'] = 'auto'
+  workers: pydantic.conint(strict=True, ge=0) = 0  # multi_process: 0 means one per CPU
   # Measured on 2 cores: at 1.9 MB of CSV (the bundled data) in-process ingest
   # is 2x faster than multi-process; at 19 MB multi-process takes the whole
   # pipeline from 268 s to 185 s.
-  auto_threshold_mb: int = 10
+  auto_threshold_mb: pydantic.conint(strict=True, ge=0) = 10
   # portable: loopback runs the SDK worker in the launcher; process runs a
   # local worker pool that starts worker processes.
-  environment: str = 'loopback'
+  environment: Literal['loopback', 'process'] = 'loopback'
   job_endpoint: str = ''  # portable: host:port of a job server; empty: the embedded one
   args: tuple[str, ...] = ()  # appended to the options of every runner
 
-  def validate(self):
-    _check(self.runner in BEAM_RUNNERS, 'beam.runner',
-           f'must be one of {", ".join(BEAM_RUNNERS)}, got {self.runner!r}')
-    _check(self.environment in BEAM_ENVIRONMENTS, 'beam.environment',
-           f'must be one of {", ".join(BEAM_ENVIRONMENTS)}, got {self.environment!r}')
-    _check(self.workers >= 0, 'beam.workers', 'must be zero or a positive integer')
-    _check(self.auto_threshold_mb >= 0, 'beam.auto_threshold_mb', 'must be zero or more')
-    _check(all(a.startswith('--') for a in self.args), 'beam.args',
-           'every item must be a pipeline option starting with --')
-    _check(self.runner != 'custom' or any(a.startswith('--runner') for a in self.args),
-           'beam.args', 'beam.runner=custom needs --runner=... among beam.args')
+  @pydantic.root_validator(skip_on_failure=True)
+  def _args(cls, values):
+    if not all(a.startswith('--') for a in values['args']):
+      raise _KeyError('args', 'every item must be a pipeline option starting with --')
+    if values['runner'] == 'custom' and not any(a.startswith('--runner') for a in values['args']):
+      raise _KeyError('args', 'beam.runner=custom needs --runner=... among beam.args')
+    return values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,11 +139,10 @@ class Locations:
   push_dir: str
 
 
-@dataclasses.dataclass(frozen=True)
-class KubeflowConfig:
+class KubeflowConfig(Frozen):
   # The pipeline image (see Dockerfile): Kubeflow components and TFJob replicas run it.
-  image: str = 'taxi-estimator-pipeline:latest'
-  namespace: str = 'kubeflow'
+  image: str = pydantic.Field('taxi-estimator-pipeline:latest', min_length=1)
+  namespace: str = pydantic.Field('kubeflow', min_length=1)
   # A PersistentVolumeClaim mounted at mount_path in every pod (pipeline
   # components and TFJob replicas); empty if everything is on gs:// or s3://.
   pvc: str = 'taxi-pipeline'
@@ -148,49 +158,94 @@ class KubeflowConfig:
   # KFP API server of `python -m pipeline submit` (also --host).
   host: str = ''
 
-  def validate(self):
-    _check(bool(self.image), 'kubeflow.image', 'must name a container image')
-    _check(bool(self.namespace), 'kubeflow.namespace', 'must not be empty')
-    _check('://' not in self.serving_dir, 'kubeflow.serving_dir',
-           'must be a mounted path: the push is an atomic rename, which object stores lack')
+  @pydantic.validator('serving_dir')
+  def _mounted(cls, value):
+    if _is_uri(value):
+      raise ValueError('must be a mounted path: the push is an atomic rename, '
+                       'which object stores lack')
+    return value
+
+  @pydantic.validator('mount_path')
+  def _absolute(cls, value):
+    if not value.startswith('/'):
+      raise ValueError('must be an absolute path')
+    return value
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Frozen):
   pipeline_name: str = 'taxi-estimator'
   # Importable module with `preprocessing_fn` and `trainer_fn`.
-  module: str = 'trainer_module'
-  data_root: pathlib.Path = PROJECT_ROOT / 'data' / 'taxi'
-  schema_file: pathlib.Path = PROJECT_ROOT / 'data' / 'schema' / 'schema.pbtxt'
-  # Everything the pipeline writes goes under here.
-  output_root: pathlib.Path = PROJECT_ROOT / 'outputs'
+  module: str
+  # A folder put first on the import path for `module` (e.g. a project made
+  # by `pipeline init`); empty: `module` is installed.
+  code_dir: str = ''
+  data_root: str
+  schema_file: str
+  # Everything the pipeline writes goes under here (a local folder: the
+  # metadata store and logs are local files).
+  output_root: pathlib.Path
   # Where blessed models are pushed; empty means <output_root>/serving.
-  serving_dir: pathlib.Path | None = None
+  serving_dir: str = ''
+  task: Task = TaskField
   trainer: TrainerConfig = TrainerConfig()
-  evaluator: EvaluatorConfig = EvaluatorConfig()
+  evaluator: EvaluatorConfig
   beam: BeamConfig = BeamConfig()
   kubeflow: KubeflowConfig = KubeflowConfig()
 
-  def validate(self):
-    _check(re.fullmatch(r'[a-z0-9][a-z0-9-]{0,62}', self.pipeline_name) is not None,
-           'pipeline_name', f'must be lowercase letters, digits and "-", starting with a letter '
-           f'or digit, at most 63 characters (what Kubeflow accepts), got {self.pipeline_name!r}')
-    _check(all(part.isidentifier() for part in self.module.split('.')), 'module',
-           f'must be a dotted Python module path, got {self.module!r}')
-    self.trainer.validate()
-    self.evaluator.validate()
-    self.beam.validate()
-    self.kubeflow.validate()
-    _check(self.kubeflow.mount_path.startswith('/'), 'kubeflow.mount_path', 'must be an absolute path')
-    _check(not (self.kubeflow.pvc and self.trainer.cluster == 'kubeflow')
-           or '://' in self.trainer.shared_dir
-           or self.trainer.shared_dir.startswith(self.kubeflow.mount_path.rstrip('/') + '/'),
-           'trainer.shared_dir', 'must be under kubeflow.mount_path (where kubeflow.pvc is mounted) '
-           'or a gs:// or s3:// path')
+  @pydantic.validator('pipeline_name')
+  def _kfp_name(cls, value):
+    if not re.fullmatch(r'[a-z0-9][a-z0-9-]{0,62}', value):
+      raise ValueError('must be lowercase letters, digits and "-", starting with a letter or '
+                       f'digit, at most 63 characters (what Kubeflow accepts), got {value!r}')
+    return value
+
+  @pydantic.validator('module')
+  def _dotted(cls, value):
+    if not all(part.isidentifier() for part in value.split('.')):
+      raise ValueError(f'must be a dotted Python module path, got {value!r}')
+    return value
+
+  @pydantic.validator('output_root', 'code_dir')
+  def _local(cls, value):
+    if _is_uri(str(value)):
+      raise ValueError('must be a folder on this machine')
+    return value
+
+  @pydantic.validator('serving_dir')
+  def _push_dir_mounted(cls, value):
+    if _is_uri(value):
+      raise ValueError('must be a local or mounted path: the push is an atomic rename, '
+                       'which object stores do not offer')
+    return value
+
+  @pydantic.root_validator(skip_on_failure=True)
+  def _fits_together(cls, values):
+    task, evaluator, trainer, kf = (values['task'], values['evaluator'], values['trainer'],
+                                    values['kubeflow'])
+    allowed = gate_metrics(task.type)
+    if evaluator.metric and evaluator.metric not in allowed:
+      raise _KeyError('evaluator.metric', f'{evaluator.metric!r} cannot gate a {task.type} '
+                      f'model; use one of {", ".join(allowed)}')
+    metric = TASK_METRICS[task.type][evaluator.metric or allowed[0]]
+    if metric.higher_is_better and not 0 <= evaluator.threshold <= 1:
+      raise _KeyError('evaluator.threshold', f'{evaluator.metric or allowed[0]} is between 0 and 1')
+    if not metric.higher_is_better and evaluator.threshold < 0:
+      raise _KeyError('evaluator.threshold', 'must be zero or more')
+    if task.label in evaluator.slice_features:
+      raise _KeyError('evaluator.slice_features', f'{task.label!r} is the label')
+    if (kf.pvc and trainer.cluster == 'kubeflow' and not _is_uri(trainer.shared_dir)
+        and not trainer.shared_dir.startswith(kf.mount_path.rstrip('/') + '/')):
+      raise _KeyError('trainer.shared_dir', 'must be under kubeflow.mount_path (where '
+                      'kubeflow.pvc is mounted) or a gs:// or s3:// path')
+    return values
+
+  @property
+  def gate_metric(self) -> str:
+    """The summary name of the metric that gates blessing."""
+    return self.evaluator.metric or gate_metrics(self.task.type)[0]
 
   def local_locations(self) -> Locations:
-    return Locations(str(self.data_root), str(self.schema_file), str(self.pipeline_root),
-                     str(self.push_dir))
+    return Locations(self.data_root, self.schema_file, str(self.pipeline_root), self.push_dir)
 
   def kubeflow_locations(self) -> Locations:
     """Locations on Kubeflow; the pipeline root and serving dir must be set."""
@@ -200,6 +255,20 @@ class Config:
     _check(bool(kf.serving_dir), 'kubeflow.serving_dir',
            'must not be empty to compile for Kubeflow (a path on kubeflow.pvc)')
     return Locations(kf.data_root, kf.schema_file, kf.pipeline_root, kf.serving_dir)
+
+  def cluster_spec(self) -> ClusterSpec:
+    """Where the Trainer's replicas run, as the Trainer executor reads it."""
+    trainer = self.trainer
+    if trainer.cluster == 'none':
+      return ClusterSpec()
+    spec = ClusterSpec(mode=trainer.cluster, workers=trainer.workers,
+                       parameter_servers=trainer.parameter_servers, evaluator=trainer.evaluator,
+                       max_restarts=trainer.max_restarts, timeout_s=trainer.timeout_s)
+    if trainer.cluster == 'kubeflow':
+      spec = spec.copy(update=dict(shared_dir=trainer.shared_dir, image=self.kubeflow.image,
+                                   namespace=self.kubeflow.namespace, pvc=self.kubeflow.pvc,
+                                   mount_path=self.kubeflow.mount_path))
+    return spec
 
   @property
   def pipeline_root(self) -> pathlib.Path:
@@ -214,8 +283,15 @@ class Config:
     return self.output_root / 'runs'
 
   @property
-  def push_dir(self) -> pathlib.Path:
-    return self.serving_dir or self.output_root / 'serving'
+  def push_dir(self) -> str:
+    return self.serving_dir or str(self.output_root / 'serving')
+
+
+class _KeyError(ValueError):
+  """A cross-field problem; `key` is relative to the model that raised it."""
+
+  def __init__(self, key: str, message: str):
+    super().__init__(f'\0{key}\0{message}')
 
 
 def _check(ok: bool, key: str, message: str):
@@ -223,41 +299,35 @@ def _check(ok: bool, key: str, message: str):
     raise ConfigError(f'config key {key!r}: {message}')
 
 
-def _convert(value: Any, hint: Any, key: str, base_dir: pathlib.Path) -> Any:
-  """Converts a YAML value to the field's type, or raises ConfigError."""
-  origin = typing.get_origin(hint)
-  if origin in (typing.Union, types.UnionType):
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if value is None or value == '':
-      return None
-    return _convert(value, args[0], key, base_dir)
-  if hint is pathlib.Path:
-    if not isinstance(value, str) or not value:
-      raise ConfigError(f'config key {key!r}: expected a path, got {value!r}')
-    path = pathlib.Path(value).expanduser()
-    return path if path.is_absolute() else (base_dir / path).resolve()
-  if origin is tuple:
-    item_type = typing.get_args(hint)[0]
-    if not isinstance(value, Sequence) or isinstance(value, str):
-      raise ConfigError(f'config key {key!r}: expected a list, got {value!r}')
-    return tuple(_convert(v, item_type, key, base_dir) for v in value)
-  if hint is bool:
-    if not isinstance(value, bool):
-      raise ConfigError(f'config key {key!r}: expected true or false, got {value!r}')
-    return value
-  if hint is int:
-    if isinstance(value, bool) or not isinstance(value, int):
-      raise ConfigError(f'config key {key!r}: expected an integer, got {value!r}')
-    return value
-  if hint is float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-      raise ConfigError(f'config key {key!r}: expected a number, got {value!r}')
+def _error_line(error: pydantic.ValidationError) -> str:
+  first = error.errors()[0]
+  message = first['msg']
+  if message.startswith('\0'):
+    # A root validator's error sits on its model; it names the key itself.
+    _, key, message = message.split('\0', 2)
+    loc = [p for p in first['loc'] if p != '__root__']
+    section = '.'.join(str(p) for p in loc)
+    full = key if key.count('.') or not section else f'{section}.{key}'
+    return f'config key {full!r}: {message}'
+  if first['type'] == 'value_error.extra':
+    key = '.'.join(str(p) for p in first['loc'] if not str(p).endswith('Task'))
+    hint = ('; model hyperparameters go under trainer.hparams'
+            if key.startswith('trainer.') else '')
+    return f'unknown config key {key!r}{hint}'
+  return 'config ' + one_line(error)
+
+
+def parse_value(raw: str) -> Any:
+  """A `--set` value: YAML, with numbers like 1e-3 read as numbers."""
+  if raw == '':
+    return ''
+  try:
+    value = yaml.safe_load(raw)
+  except yaml.YAMLError:
+    return raw
+  if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
     return float(value)
-  if hint is str:
-    if not isinstance(value, str):
-      raise ConfigError(f'config key {key!r}: expected a string, got {value!r}')
-    return value
-  raise TypeError(f'unsupported config type {hint} for {key}')
+  return value
 
 
 def _merge(base: dict, key: str, value: Any):
@@ -271,17 +341,21 @@ def _merge(base: dict, key: str, value: Any):
   node[leaf] = value
 
 
-def _relative_bases(values: dict, file_dir: pathlib.Path, override_dir: pathlib.Path,
-                    overridden: set[str], prefix: str = '') -> dict:
-  """For each leaf, the directory its relative paths are resolved against."""
-  bases = {}
-  for name, value in values.items():
-    key = prefix + name
-    if isinstance(value, dict):
-      bases[name] = _relative_bases(value, file_dir, override_dir, overridden, key + '.')
-    else:
-      bases[name] = override_dir if key in overridden else file_dir
-  return bases
+def _resolve(value: Any, base: pathlib.Path, key: str) -> Any:
+  if not isinstance(value, str):
+    raise ConfigError(f'config key {key!r}: expected a path, got {value!r}')
+  if not value or _is_uri(value):
+    return value
+  path = pathlib.Path(value).expanduser()
+  return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def build_config(values: dict) -> Config:
+  """A validated Config from plain values; raises ConfigError naming the key."""
+  try:
+    return Config.parse_obj(values)
+  except pydantic.ValidationError as e:
+    raise ConfigError(_error_line(e)) from None
 
 
 def load_config(path: pathlib.Path | str | None = None,
@@ -304,48 +378,23 @@ def load_config(path: pathlib.Path | str | None = None,
     raise ConfigError(f'config file {path}: not valid YAML ({e.__class__.__name__})') from None
   if not isinstance(values, dict):
     raise ConfigError(f'config file {path}: expected a mapping at the top level')
-  overridden = set()
+  file_dir = path.resolve().parent
+  for key in PATH_KEYS:
+    if key in values and values[key] is not None:
+      values[key] = _resolve(values[key], file_dir, key)
   for item in overrides:
     key, sep, raw = item.partition('=')
+    key = key.strip()
     if not sep or not key:
       raise ConfigError(f'override {item!r}: expected key=value')
-    try:
-      value = yaml.safe_load(raw) if raw else ''
-    except yaml.YAMLError:
-      value = raw
-    _merge(values, key.strip(), value)
-    overridden.add(key.strip())
-  bases = _relative_bases(values, path.resolve().parent, (cwd or pathlib.Path.cwd()), overridden)
-  config = _build_with_bases(Config, values, '', bases)
-  config.validate()
-  return config
-
-
-def _build_with_bases(cls, values, prefix, bases):
-  hints = typing.get_type_hints(cls)
-  unknown = sorted(set(values) - set(hints))
-  if unknown:
-    raise ConfigError(f'unknown config key {prefix + unknown[0]!r}')
-  kwargs = {}
-  for name, value in values.items():
-    hint = hints[name]
-    if dataclasses.is_dataclass(hint):
-      if not isinstance(value, Mapping):
-        raise ConfigError(f'config key {prefix + name!r}: expected a mapping, got {value!r}')
-      kwargs[name] = _build_with_bases(hint, value, prefix + name + '.', bases[name])
-    else:
-      kwargs[name] = _convert(value, hint, prefix + name, bases[name])
-  return cls(**kwargs)
+    value = parse_value(raw)
+    if key in PATH_KEYS:
+      value = _resolve(value, cwd or pathlib.Path.cwd(), key)
+    _merge(values, key, value)
+  return build_config(values)
 
 
 def to_dict(config: Config) -> dict:
   """The config as plain JSON-able values (paths as strings)."""
-  def plain(v):
-    if isinstance(v, pathlib.Path):
-      return str(v)
-    if isinstance(v, tuple):
-      return [plain(x) for x in v]
-    if isinstance(v, dict):
-      return {k: plain(x) for k, x in v.items()}
-    return v
-  return plain(dataclasses.asdict(config))
+  import json
+  return json.loads(config.json(by_alias=True))

@@ -1,61 +1,18 @@
 """`create_pipeline(config)`: the one pipeline definition, shared by every runner."""
 
-import hashlib
-import importlib.util
-import json
-import pathlib
-
 from tfx.components import Pusher, StatisticsGen, Trainer, Transform
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2, trainer_pb2
 
+from components import contract
 from components.evaluation import ServingBaselineEvaluator, eval_config
 from components.example_gen import CheckedCsvExampleGen
 from components.pushing import AtomicPusherExecutor
-from components.training import (ARCHITECTURE_KEY, CLUSTER_KEY, PUSH_DIR_KEY, WARM_START_KEY,
-                                 EstimatorTrainerExecutor)
+from components.training import ARCHITECTURE_KEY, EstimatorTrainerExecutor, architecture
 from components.validation import CuratedSchemaGen, GatingExampleValidator
+from pipeline import usercode
 from pipeline.config import Config, Locations
-
-
-def code_fingerprint(module: str) -> str:
-  """SHA-256 over the source files of `module`'s package.
-
-  User code is referenced by module path, which TFX's cache key does not
-  hash; putting this in the components' config makes a code edit re-run them.
-  """
-  spec = importlib.util.find_spec(module.split('.')[0])
-  if spec is None or not spec.origin:
-    raise ModuleNotFoundError(f'config key \'module\': cannot import {module!r}')
-  root = pathlib.Path(spec.origin).parent
-  files = sorted(root.rglob('*.py')) if spec.submodule_search_locations else [pathlib.Path(spec.origin)]
-  digest = hashlib.sha256()
-  for path in files:
-    digest.update(str(path.relative_to(root)).encode())
-    digest.update(path.read_bytes())
-  return digest.hexdigest()
-
-
-def architecture(config: Config) -> str:
-  """What a saved model must share with this config for its weights to be reused."""
-  return json.dumps({'module': config.module, 'estimator': config.trainer.estimator,
-                     'hidden_units': list(config.trainer.hidden_units)}, sort_keys=True)
-
-
-def cluster_config(config: Config) -> dict:
-  """Where the Trainer's replicas run, as the Trainer executor reads it."""
-  trainer = config.trainer
-  cluster = {'mode': trainer.cluster}
-  if trainer.cluster != 'none':
-    cluster.update(workers=trainer.workers, parameter_servers=trainer.parameter_servers,
-                   evaluator=trainer.evaluator, max_restarts=trainer.max_restarts,
-                   timeout_s=trainer.timeout_s)
-  if trainer.cluster == 'kubeflow':
-    cluster.update(shared_dir=trainer.shared_dir, image=config.kubeflow.image,
-                   namespace=config.kubeflow.namespace, pvc=config.kubeflow.pvc,
-                   mount_path=config.kubeflow.mount_path)
-  return cluster
 
 
 def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_pipeline.Pipeline:
@@ -66,8 +23,11 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
   the components will see them (default: this machine's, from `config`).
   """
   locations = locations or config.local_locations()
-  fingerprint = code_fingerprint(config.module)
+  fingerprint = usercode.fingerprint(config)
   push_dir = locations.push_dir
+  module_args = contract.ModuleArgs(task=config.task, hparams=config.trainer.hparams,
+                                    code_fingerprint=fingerprint)
+  model_architecture = architecture(config.module, config.trainer.hparams)
 
   # Ingests the CSV files, refusing malformed ones with the file and line.
   example_gen = CheckedCsvExampleGen(input_base=locations.data_root).with_id('CsvExampleGen')
@@ -75,7 +35,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
   statistics_gen = StatisticsGen(examples=example_gen.outputs['examples'])
   # The curated, checked-in schema (regenerate with `python -m pipeline schema`).
   schema_gen = CuratedSchemaGen(schema_file=locations.schema_file,
-                                local_copy=str(config.schema_file)).with_id('SchemaGen')
+                                local_copy=config.schema_file).with_id('SchemaGen')
   # Stops the run on any anomaly, before anything is trained on bad data.
   example_validator = GatingExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
@@ -85,7 +45,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=f'{config.module}.preprocessing_fn',
-      custom_config={'code_fingerprint': fingerprint},
+      custom_config=contract.dump(module_args),
       # Measured on a 2,000-row sample: Transform 22 s -> 15 s with a TF1 graph
       # (traced once, where TF2 traces several tf.functions; the Estimator
       # consumes it in graph mode anyway) and 23 s -> 15 s without the
@@ -104,24 +64,16 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
       schema=schema_gen.outputs['schema'],
       train_args=trainer_pb2.TrainArgs(num_steps=config.trainer.train_steps),
       eval_args=trainer_pb2.EvalArgs(num_steps=config.trainer.eval_steps),
-      custom_config={
-          'estimator': config.trainer.estimator,
-          'hidden_units': list(config.trainer.hidden_units),
-          'learning_rate': config.trainer.learning_rate,
-          'batch_size': config.trainer.batch_size,
-          'checkpoint_steps': config.trainer.checkpoint_steps,
-          'code_fingerprint': fingerprint,
-          WARM_START_KEY: config.trainer.warm_start,
-          PUSH_DIR_KEY: push_dir,
-          ARCHITECTURE_KEY: architecture(config),
-          CLUSTER_KEY: cluster_config(config),
-      })
+      custom_config=contract.dump(contract.TrainerPayload(
+          module_args=module_args, cluster=config.cluster_spec(),
+          warm_start=config.trainer.warm_start, push_dir=push_dir,
+          architecture=model_architecture)))
   # Blesses the model only if good enough and not worse than the one serving.
   evaluator = ServingBaselineEvaluator(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],
-      eval_config=eval_config(config.evaluator.min_auc,
-                              config.evaluator.max_auc_drop, config.evaluator.slice_features),
+      eval_config=eval_config(config.task, config.gate_metric, config.evaluator.threshold,
+                              config.evaluator.max_change, config.evaluator.slice_features),
       baseline_push_dir=push_dir).with_id('Evaluator')
   # Publishes a blessed model as a new serving version, atomically.
   pusher = Pusher(
@@ -129,7 +81,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
       model_blessing=evaluator.outputs['blessing'],
       push_destination=pusher_pb2.PushDestination(
           filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=push_dir)),
-      custom_config={ARCHITECTURE_KEY: architecture(config)},
+      custom_config={ARCHITECTURE_KEY: model_architecture},
       custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor))
 
   return tfx_pipeline.Pipeline(

@@ -12,8 +12,6 @@ COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
               'Transform', 'Trainer', 'Evaluator', 'Pusher')
 # Summary names of the MLMD execution states (metadata_store_pb2.Execution.State).
 _STATES = {'COMPLETE': EXECUTED, 'CACHED': CACHED, 'FAILED': FAILED}
-# Summary names of TFMA's metric names.
-_SUMMARY_NAMES = {'binary_accuracy': 'accuracy'}
 
 
 def output_artifacts(store, execution_id):
@@ -107,67 +105,128 @@ def _add_evaluation(result, outputs, config):
   if 'evaluation' in outputs:
     uri = outputs['evaluation'].uri
     if os.path.exists(uri):
-      result['metrics'], result['baseline_metrics'], result['slices'] = _metrics(uri)
-      result['blessing_reason'] = _reason(uri, result, config)
+      result.update(_metrics(uri, config))
+      result['gate'] = _gate(uri, result, config)
+      result['blessing_reason'] = result['gate']['reason']
   if 'blessing' in outputs:
     result['blessed'] = _prop(outputs['blessing'], 'blessed') == 1
 
 
-def _metrics(uri):
+def _slice_name(slice_key) -> str:
+  def value(k):
+    kind = k.WhichOneof('kind')
+    if kind == 'bytes_value':
+      return k.bytes_value.decode(errors='replace')
+    return getattr(k, kind) if kind else ''
+  return ','.join(f'{k.column}={value(k)}' for k in slice_key.single_slice_keys)
+
+
+def _metrics(uri, config) -> dict:
+  """Overall, baseline (serving model), per-slice and, for multi-class,
+  per-class metrics and the confusion matrix, by our summary names."""
   import tensorflow_model_analysis as tfma
 
-  from components.evaluation import METRICS
+  from components.metrics import PER_CLASS_METRICS, summary_name
 
-  overall, baseline, slices = {}, {}, {}
+  task = config.task
+  names = task.class_names if task.type == 'multiclass' else []
+  overall, baseline, slices, per_class = {}, {}, {}, {}
   for per_slice in tfma.load_metrics(uri):
-    slice_name = ','.join(f'{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}'
-                          for k in per_slice.slice_key.single_slice_keys)
+    slice_name = _slice_name(per_slice.slice_key)
     for kv in per_slice.metric_keys_and_values:
-      # Only TFMA's metrics (they carry example_weighted); estimators export
-      # same-named ones of their own.
-      if (kv.key.name not in METRICS or kv.key.is_diff or kv.key.HasField('sub_key')
-          or not kv.key.HasField('example_weighted')):
+      key = kv.key
+      if key.is_diff or not kv.value.HasField('double_value'):
         continue
       value = kv.value.double_value.value
-      name = _SUMMARY_NAMES.get(kv.key.name, kv.key.name)
-      if kv.key.model_name == 'baseline':
+      if key.HasField('sub_key'):
+        if (not slice_name and key.model_name != 'baseline' and key.name in PER_CLASS_METRICS
+            and key.sub_key.HasField('class_id') and key.sub_key.class_id.value < len(names)):
+          per_class.setdefault(names[key.sub_key.class_id.value], {})[key.name] = value
+        continue
+      name = summary_name(task.type, key.name)
+      if name is None:
+        continue
+      if name == 'example_count':
+        value = int(value)
+      if key.model_name == 'baseline':
         if not slice_name:
           baseline[name] = value
       elif not slice_name:
         overall[name] = value
       else:
         slices.setdefault(slice_name, {})[name] = value
-  if 'example_count' in overall:
-    overall['example_count'] = int(overall['example_count'])
-  return overall, baseline, dict(sorted(slices.items()))
+  result = {'metrics': overall, 'baseline_metrics': baseline, 'slices': dict(sorted(slices.items()))}
+  if task.type == 'multiclass':
+    result['per_class'] = per_class
+    result['confusion_matrix'] = _confusion_matrix(uri, len(names))
+  return result
 
 
-def _reason(uri, result, config):
+def _confusion_matrix(uri, num_classes) -> list[list[int]] | None:
+  """Rows: actual class; columns: predicted class (the most probable)."""
   import tensorflow_model_analysis as tfma
 
+  for per_slice in tfma.load_plots(uri):
+    if per_slice.slice_key.single_slice_keys:
+      continue
+    for kv in per_slice.plot_keys_and_values:
+      if kv.key.model_name == 'baseline':
+        continue
+      plot = kv.value.multi_class_confusion_matrix_at_thresholds
+      for matrix in plot.matrices:
+        counts = [[0] * num_classes for _ in range(num_classes)]
+        for entry in matrix.entries:
+          if entry.actual_class_id < num_classes and 0 <= entry.predicted_class_id < num_classes:
+            counts[entry.actual_class_id][entry.predicted_class_id] = int(
+                entry.num_weighted_examples)
+        return counts
+  return None
+
+
+def _gate(uri, result, config) -> dict:
+  """The gated metric for the candidate and the serving model, and why the
+  model was or was not blessed."""
+  import tensorflow_model_analysis as tfma
+
+  from components.metrics import TASK_METRICS
+
+  name = config.gate_metric
+  higher = TASK_METRICS[config.task.type][name].higher_is_better
+  value = result['metrics'].get(name)
+  base = result['baseline_metrics'].get(name)
+  threshold, max_change = config.evaluator.threshold, config.evaluator.max_change
+  gate = {'metric': name, 'higher_is_better': higher, 'candidate': value, 'serving': base,
+          'threshold': threshold, 'max_change': max_change}
   validation = tfma.load_validation_result(uri)
-  auc = result['metrics'].get('auc')
-  base = result['baseline_metrics'].get('auc')
   if validation.validation_ok:
-    text = f'AUC {auc:.4f} >= min_auc {config.evaluator.min_auc}'
+    text = f'{name} {value:.4f} {">=" if higher else "<="} threshold {threshold:g}'
     if base is not None:
-      text += f' and not worse than the serving model (AUC {base:.4f}) by more than {config.evaluator.max_auc_drop}'
+      text += (f' and not {"below" if higher else "above"} the serving model\'s '
+               f'{base:.4f} by more than {max_change:g}')
     else:
       text += '; no model was serving, so no change threshold applied'
-    return text
-  failures = [_failure_text(f) for per_slice in validation.metric_validations_per_slice
-              for f in per_slice.failures]
-  return 'not blessed: ' + ('; '.join(failures) or 'validation failed')
+  else:
+    failures = [_failure_text(f, config.task.type, higher) for per_slice in validation.metric_validations_per_slice
+                for f in per_slice.failures]
+    text = 'not blessed: ' + ('; '.join(failures) or 'validation failed')
+  gate['reason'] = text
+  return gate
 
 
-def _failure_text(failure) -> str:
-  name = failure.metric_key.name
+def _failure_text(failure, task_type, higher) -> str:
+  from components.metrics import summary_name
+
+  name = summary_name(task_type, failure.metric_key.name) or failure.metric_key.name
   value = failure.metric_value.double_value.value
   threshold = failure.metric_threshold
   if failure.metric_key.is_diff:
-    allowed = threshold.change_threshold.absolute.value
-    return (f'{name} is {-value:.4f} below the serving model\'s '
-            f'(allowed drop {max(0.0, -allowed):.4f})')
+    allowed = abs(threshold.change_threshold.absolute.value)
+    worse = 'below' if higher else 'above'
+    return (f'{name} is {abs(value):.4f} {worse} the serving model\'s '
+            f'(allowed {allowed:.4f})')
   if threshold.HasField('value_threshold'):
-    return f'{name} {value:.4f} < {threshold.value_threshold.lower_bound.value}'
+    bound = threshold.value_threshold
+    if higher:
+      return f'{name} {value:.4f} < threshold {bound.lower_bound.value:g}'
+    return f'{name} {value:.4f} > threshold {bound.upper_bound.value:g}'
   return failure.message or name

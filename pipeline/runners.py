@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -67,7 +68,9 @@ _DEPENDENCY_OPTIONS = ('--extra_package', '--extra_packages', '--setup_file',
 
 def input_megabytes(config: Config) -> float:
   """Size of the CSV input, which picks the Beam runner when `beam.runner` is auto."""
-  root = config.data_root
+  if '://' in config.data_root:
+    return 0.0  # not measured; remote data is a job for a distributed runner anyway
+  root = pathlib.Path(config.data_root)
   if not root.is_dir():
     return 0.0
   return sum(p.stat().st_size for p in root.rglob('*') if p.is_file()) / 2**20

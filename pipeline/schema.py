@@ -9,16 +9,14 @@ import pathlib
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from trainer_module.features import TIPS_KEY
-
 # A categorical value never seen before is tolerated up to this share of rows
 # (new taxi companies appear all the time); more means the data has changed.
 MIN_DOMAIN_MASS = 0.99
 TRAINING, SERVING = 'TRAINING', 'SERVING'
 
 
-def curate(schema: schema_pb2.Schema) -> schema_pb2.Schema:
-  """Applies the reviewed rules to a TFDV-inferred schema."""
+def curate(schema: schema_pb2.Schema, label: str) -> schema_pb2.Schema:
+  """Applies the reviewed rules to a TFDV-inferred schema whose label column is `label`."""
   schema.default_environment[:] = [TRAINING, SERVING]
   for feature in schema.feature:
     if feature.presence.min_fraction < 1.0:
@@ -28,21 +26,32 @@ def curate(schema: schema_pb2.Schema) -> schema_pb2.Schema:
         # CsvExampleGen turns an empty cell into a feature with no values,
         # which TFDV's CSV statistics (used to infer) count as absent instead.
         feature.value_count.min = 0
-    if feature.HasField('domain') or feature.HasField('string_domain'):
-      feature.distribution_constraints.min_domain_mass = MIN_DOMAIN_MASS
-    if feature.name == TIPS_KEY:
-      # The label's source column: required for training, absent when serving.
+    if feature.name == label:
+      # Required for training and evaluation, absent when serving; a label
+      # value never seen before is an anomaly, not a rare category.
       feature.not_in_environment.append(SERVING)
+    elif feature.HasField('domain') or feature.HasField('string_domain'):
+      feature.distribution_constraints.min_domain_mass = MIN_DOMAIN_MASS
   return schema
 
 
-def infer(data_root: pathlib.Path) -> schema_pb2.Schema:
-  """Infers the curated schema from every CSV file under `data_root`."""
-  if not any(p.is_file() for p in data_root.iterdir()):
-    raise FileNotFoundError(f'no data files in {data_root}')
-  stats = tfdv.generate_statistics_from_csv(data_location=str(data_root / '*'))
+def statistics(data_root: str):
+  """TFDV statistics of every CSV file under `data_root`."""
+  return tfdv.generate_statistics_from_csv(data_location=str(pathlib.Path(data_root) / '*'))
+
+
+def infer(stats, label: str) -> schema_pb2.Schema:
+  """The curated schema for TFDV statistics `stats` of a table labelled by `label`."""
+  names = {f.path.step[0] for d in stats.datasets for f in d.features}
+  if label not in names:
+    raise ValueError(f'the label column {label!r} is not in the data; '
+                     f'columns: {", ".join(sorted(names))}')
   # Sparse (VarLen) features: many columns have missing values.
-  return curate(tfdv.infer_schema(stats, infer_feature_shape=False))
+  return curate(tfdv.infer_schema(stats, infer_feature_shape=False), label)
+
+
+def load(path: str) -> schema_pb2.Schema:
+  return tfdv.load_schema_text(path)
 
 
 def write(schema: schema_pb2.Schema, path: pathlib.Path):

@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny dataset transformed by our preprocessing_fn through tft_beam."""
 
 import csv
+import functools
 import json
 import pathlib
 import subprocess
@@ -8,11 +9,19 @@ import sys
 
 import pytest
 
-from pipeline.config import PROJECT_ROOT
+from components import contract
+from pipeline.config import PROJECT_ROOT, load_config
 
 DATA_CSV = PROJECT_ROOT / 'data' / 'taxi' / 'data.csv'
 SCHEMA = PROJECT_ROOT / 'data' / 'schema' / 'schema.pbtxt'
 TINY_ROWS = 400
+
+
+def taxi_module_args(**hparams) -> dict:
+  """The custom_config trainer_module gets from the shipped config."""
+  config = load_config()
+  return contract.dump(contract.ModuleArgs(
+      task=config.task, hparams={**config.trainer.hparams, **hparams}))
 
 
 def sample_workspace(root: pathlib.Path, rows: int) -> pathlib.Path:
@@ -96,6 +105,7 @@ def transformed(tmp_path_factory, raw_feature_spec):
 
   from trainer_module import preprocessing_fn
 
+  preprocessing = functools.partial(preprocessing_fn, custom_config=taxi_module_args())
   root = tmp_path_factory.mktemp('transform')
   rows = read_rows(TINY_ROWS) + [MISSING_ROW]
   instances = [to_instance(r, raw_feature_spec) for r in rows]
@@ -104,7 +114,7 @@ def transformed(tmp_path_factory, raw_feature_spec):
   with beam.Pipeline() as p, tft_beam.Context(temp_dir=str(root / 'tmp'), force_tf_compat_v1=True):
     data = p | beam.Create(instances, reshuffle=False)
     (out, out_metadata), transform_fn = (data, metadata) | tft_beam.AnalyzeAndTransformDataset(
-        preprocessing_fn, output_record_batches=False)
+        preprocessing, output_record_batches=False)
     _ = transform_fn | tft_beam.WriteTransformFn(str(root / 'transform_output'))
     # The raw schema, which the serving and eval receivers parse with (as TFX writes it).
     _ = metadata | 'WriteRawMetadata' >> tft_beam.WriteMetadata(

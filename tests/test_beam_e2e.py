@@ -13,7 +13,7 @@ from tests.conftest import run_pipeline, sample_workspace
 
 pytestmark = pytest.mark.e2e
 SAMPLE_ROWS = 2000
-SMALL_RUN = ('trainer.train_steps=300', 'trainer.eval_steps=20', 'evaluator.min_auc=0.75')
+SMALL_RUN = ('trainer.train_steps=300', 'trainer.eval_steps=20', 'evaluator.threshold=0.75')
 
 
 @pytest.fixture

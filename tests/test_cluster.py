@@ -15,6 +15,7 @@ import pytest
 
 from components import cluster as cluster_lib
 from components import replica
+from tests.conftest import taxi_module_args
 
 FAKE_REPLICA = textwrap.dedent('''
     import json, os, pathlib, sys, time
@@ -142,7 +143,7 @@ def test_replica_spec_round_trips_through_json():
   for name in replica.FN_ARGS_FIELDS:
     setattr(args, name, None)
   args.train_files = ['/x/train/*']
-  args.custom_config = {'batch_size': 40}
+  args.custom_config = taxi_module_args(batch_size=40)
   spec = replica.ReplicaSpec.from_fn_args('trainer_module.trainer_fn', args)
   assert replica.ReplicaSpec.from_json(spec.to_json()) == spec
   assert spec.fn_args['train_files'] == ['/x/train/*']

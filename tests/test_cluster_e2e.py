@@ -35,8 +35,8 @@ def run(root, *overrides, serving_dir='serving'):
 def _common(root, serving_dir):
   # No warm start, and a generous change threshold: these runs compare
   # topologies and failures, not successive models.
-  return (f'trainer.train_steps={STEPS}', 'trainer.eval_steps=20', 'evaluator.min_auc=0.75',
-          'evaluator.max_auc_drop=0.05', 'trainer.warm_start=false',
+  return (f'trainer.train_steps={STEPS}', 'trainer.eval_steps=20', 'evaluator.threshold=0.75',
+          'evaluator.max_change=0.05', 'trainer.warm_start=false',
           f'serving_dir={root / serving_dir}')
 
 
@@ -129,7 +129,7 @@ def test_local_cluster_keeps_each_replica_log_and_one_model(local_cluster):
 def test_a_killed_worker_is_restarted_and_the_model_is_pushed(local_cluster, workspace):
   before = serving.versions(workspace / 'serving')
   process, summary, log = kill_when_training(
-      workspace, 'worker:0', *CLUSTER, 'trainer.learning_rate=0.06')
+      workspace, 'worker:0', *CLUSTER, 'trainer.hparams.learning_rate=0.06')
   assert process.returncode == 0, process.stderr_text[-3000:]
   assert log.read_text().count('--- start worker:0') == 2
   assert '(restart 1)' in log.read_text()
@@ -141,7 +141,7 @@ def test_a_killed_worker_is_restarted_and_the_model_is_pushed(local_cluster, wor
 def test_a_killed_chief_fails_the_run_and_pushes_nothing(local_cluster, workspace):
   before = serving.versions(workspace / 'serving')
   process, summary, _ = kill_when_training(
-      workspace, 'chief:0', *CLUSTER, 'trainer.learning_rate=0.07')
+      workspace, 'chief:0', *CLUSTER, 'trainer.hparams.learning_rate=0.07')
   assert process.returncode == 1
   assert 'error: training replica chief:0 failed (killed by SIGKILL)' in process.stderr_text
   assert summary['status'] == 'failed' and not summary['pushed_path']
@@ -152,7 +152,7 @@ def test_a_killed_chief_fails_the_run_and_pushes_nothing(local_cluster, workspac
 def test_exhausted_retries_fail_the_run_and_push_nothing(local_cluster, workspace):
   before = serving.versions(workspace / 'serving')
   process, summary, _ = kill_when_training(
-      workspace, 'worker:0', *CLUSTER, 'trainer.max_restarts=0', 'trainer.learning_rate=0.08')
+      workspace, 'worker:0', *CLUSTER, 'trainer.max_restarts=0', 'trainer.hparams.learning_rate=0.08')
   assert process.returncode == 1
   assert 'replica worker:0 failed 1 times (killed by SIGKILL); max_restarts is 0' in process.stderr_text
   assert summary['status'] == 'failed' and not summary['pushed_path']

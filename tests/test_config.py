@@ -1,12 +1,13 @@
 """Config parsing and validation; every shipped config loads."""
 
-import dataclasses
 import pathlib
 
+import pydantic
 import pytest
 
+from components import contract
 from pipeline import cli
-from pipeline.config import DEFAULT_CONFIG, PROJECT_ROOT, ConfigError, load_config
+from pipeline.config import DEFAULT_CONFIG, PROJECT_ROOT, ConfigError, load_config, parse_value
 
 SHIPPED = sorted((PROJECT_ROOT / 'pipeline' / 'configs').glob('*.yaml'))
 
@@ -14,59 +15,113 @@ SHIPPED = sorted((PROJECT_ROOT / 'pipeline' / 'configs').glob('*.yaml'))
 @pytest.mark.parametrize('path', SHIPPED, ids=lambda p: p.name)
 def test_every_shipped_config_loads(path):
   config = load_config(path)
-  assert config.data_root.is_absolute() and config.data_root.is_dir()
-  assert config.schema_file.is_file()
+  assert pathlib.Path(config.data_root).is_absolute() and pathlib.Path(config.data_root).is_dir()
+  assert pathlib.Path(config.schema_file).is_file()
 
 
 def test_default_config_paths_are_relative_to_the_file():
   config = load_config()
-  assert config.data_root == PROJECT_ROOT / 'data' / 'taxi'
+  assert config.data_root == str(PROJECT_ROOT / 'data' / 'taxi')
   assert config.output_root == PROJECT_ROOT / 'outputs'
-  assert config.push_dir == PROJECT_ROOT / 'outputs' / 'serving'
+  assert config.push_dir == str(PROJECT_ROOT / 'outputs' / 'serving')
   assert config.metadata_path.parent == config.output_root
+
+
+def test_the_taxi_config_names_its_task():
+  config = load_config()
+  assert (config.task.type, config.task.label, config.task.predictions) == ('binary', 'tips', 'logistic')
+  assert config.gate_metric == 'auc'
 
 
 def test_overrides_are_typed(tmp_path):
   config = load_config(overrides=[
-      'trainer.train_steps=123', 'trainer.hidden_units=[8, 4]', 'trainer.warm_start=false',
-      'evaluator.min_auc=0.5', 'trainer.estimator=keras', 'output_root=out'], cwd=tmp_path)
+      'trainer.train_steps=123', 'trainer.hparams.hidden_units=[8, 4]', 'trainer.warm_start=false',
+      'evaluator.threshold=0.5', 'trainer.hparams.estimator=keras', 'output_root=out',
+      'trainer.hparams.learning_rate=1e-3', 'trainer.hparams.my_own_knob=abc'], cwd=tmp_path)
   assert config.trainer.train_steps == 123
-  assert config.trainer.hidden_units == (8, 4)
+  assert config.trainer.hparams['hidden_units'] == [8, 4]
   assert config.trainer.warm_start is False
-  assert config.evaluator.min_auc == 0.5
-  assert config.trainer.estimator == 'keras'
+  assert config.evaluator.threshold == 0.5
+  assert config.trainer.hparams['estimator'] == 'keras'
+  assert config.trainer.hparams['learning_rate'] == 1e-3
+  assert config.trainer.hparams['my_own_knob'] == 'abc'  # the user's own, untouched
+  assert config.trainer.hparams['batch_size'] == 128  # the file's, kept
   assert config.output_root == tmp_path / 'out'  # relative to where the user typed it
 
 
-def test_config_is_frozen():
-  with pytest.raises(dataclasses.FrozenInstanceError):
-    load_config().trainer.train_steps = 1
+@pytest.mark.parametrize('raw, value', [
+    ('1e-3', 1e-3), ('-2.5E4', -2.5e4), ('3', 3), ('0.5', 0.5), ('true', True), ('[1, 2]', [1, 2]),
+    ('abc', 'abc'), ('', ''), ('gs://b/x', 'gs://b/x')])
+def test_override_values(raw, value):
+  assert parse_value(raw) == value
+
+
+def test_uris_stay_uris(tmp_path):
+  config = load_config(overrides=['data_root=gs://bucket/data', 'schema_file=s3://b/schema.pbtxt'],
+                       cwd=tmp_path)
+  assert config.data_root == 'gs://bucket/data'
+  assert config.schema_file == 's3://b/schema.pbtxt'
+
+
+def test_config_is_frozen_and_validated_on_construction():
+  config = load_config()
+  with pytest.raises(TypeError):
+    config.trainer.train_steps = 1
+  with pytest.raises(pydantic.ValidationError):
+    config.trainer.__class__(train_steps=0)
+  with pytest.raises(pydantic.ValidationError):
+    config.__class__.parse_obj({**config.dict(by_alias=True), 'pipeline_name': 'Bad Name'})
 
 
 @pytest.mark.parametrize('override, key', [
     ('trainer.nope=1', 'trainer.nope'),
+    ('trainer.learning_rate=0.1', 'trainer.learning_rate'),  # a hyperparameter: trainer.hparams
     ('nope=1', 'nope'),
     ('trainer.train_steps=abc', 'trainer.train_steps'),
     ('trainer.train_steps=0', 'trainer.train_steps'),
     ('trainer.train_steps=1.5', 'trainer.train_steps'),
-    ('trainer.estimator=boosted', 'trainer.estimator'),
-    ('trainer.hidden_units=[]', 'trainer.hidden_units'),
-    ('trainer.learning_rate=2', 'trainer.learning_rate'),
     ('trainer.warm_start=maybe', 'trainer.warm_start'),
-    ('evaluator.min_auc=1.5', 'evaluator.min_auc'),
-    ('evaluator.max_auc_drop=-0.1', 'evaluator.max_auc_drop'),
+    ('trainer.hparams=3', 'trainer.hparams'),
+    ('evaluator.threshold=1.5', 'evaluator.threshold'),  # an AUC
+    ('evaluator.threshold=high', 'evaluator.threshold'),
+    ('evaluator.max_change=-0.1', 'evaluator.max_change'),
+    ('evaluator.metric=rmse', 'evaluator.metric'),  # not a binary metric
+    ('evaluator.slice_features=[tips]', 'evaluator.slice_features'),  # the label
+    ('task.type=ranking', 'task'),
+    ('task.type=multiclass', 'task'),  # needs classes or num_classes
+    ('task.classes=[a]', 'task.classes'),
+    ('task.label=', 'task.label'),
     ('module=not a module', 'module'),
+    ('pipeline_name=Taxi_Pipeline', 'pipeline_name'),
+    ('serving_dir=gs://bucket/serving', 'serving_dir'),
     ('trainer=3', 'trainer'),
     ('trainer.cluster=yarn', 'trainer.cluster'),
     ('trainer.workers=-1', 'trainer.workers'),
     ('kubeflow.image=', 'kubeflow.image'),
+    ('beam.args=[x]', 'beam.args'),
 ])
 def test_bad_values_name_the_key(override, key):
   with pytest.raises(ConfigError, match=f"'{key}'"):
     load_config(overrides=[override])
 
 
+@pytest.mark.parametrize('overrides, metric', [
+    (['task.type=regression', 'evaluator.metric=rmse', 'evaluator.threshold=12.5'], 'rmse'),
+    (['task.type=regression', 'evaluator.metric=', 'evaluator.threshold=3'], 'rmse'),
+    (['task.type=regression', 'evaluator.metric=mae', 'evaluator.threshold=3'], 'mae'),
+    (['task.type=multiclass', 'task.num_classes=3', 'evaluator.metric=accuracy'], 'accuracy'),
+    (['task.type=multiclass', 'task.classes=[a, b, c]', 'evaluator.metric=log_loss',
+      'evaluator.threshold=2'], 'log_loss'),
+    (['evaluator.metric=log_loss', 'evaluator.threshold=0.3'], 'log_loss'),
+])
+def test_each_task_takes_its_own_gate(overrides, metric):
+  assert load_config(overrides=overrides).gate_metric == metric
+
+
 @pytest.mark.parametrize('overrides, key', [
+    (['task.type=regression', 'evaluator.metric=auc'], 'evaluator.metric'),
+    (['task.type=multiclass', 'task.num_classes=3', 'evaluator.metric=auc'], 'evaluator.metric'),
+    (['task.type=regression', 'evaluator.metric=rmse', 'evaluator.threshold=-1'], 'evaluator.threshold'),
     (['trainer.workers=1'], 'trainer.workers'),  # cluster is none
     (['trainer.evaluator=true'], 'trainer.evaluator'),
     (['trainer.cluster=local', 'trainer.workers=2'], 'trainer.workers'),  # no parameter server
@@ -74,21 +129,31 @@ def test_bad_values_name_the_key(override, key):
     (['trainer.cluster=kubeflow', 'trainer.shared_dir=/data/m', 'kubeflow.pvc=models'],
      'trainer.shared_dir'),  # not under kubeflow.mount_path
 ])
-def test_cluster_settings_must_fit_together(overrides, key):
+def test_settings_must_fit_together(overrides, key):
   with pytest.raises(ConfigError, match=f"'{key}'"):
     load_config(overrides=overrides)
 
 
 def test_cluster_settings_reach_the_trainer():
-  from pipeline.pipeline import cluster_config
-  assert cluster_config(load_config()) == {'mode': 'none'}
+  assert load_config().cluster_spec() == contract.ClusterSpec()
   config = load_config(overrides=['trainer.cluster=kubeflow', 'trainer.workers=2',
                                   'trainer.parameter_servers=1', 'trainer.shared_dir=/mnt/shared/m',
                                   'kubeflow.pvc=models', 'kubeflow.image=reg/taxi:2'])
-  assert cluster_config(config) == {
+  assert contract.dump(config.cluster_spec()) == {
       'mode': 'kubeflow', 'workers': 2, 'parameter_servers': 1, 'evaluator': False,
       'max_restarts': 3, 'timeout_s': 0, 'shared_dir': '/mnt/shared/m', 'image': 'reg/taxi:2',
       'namespace': 'kubeflow', 'pvc': 'models', 'mount_path': '/mnt/shared'}
+
+
+def test_payloads_round_trip_and_refuse_unknown_keys():
+  args = contract.ModuleArgs(task=contract.MulticlassTask(label='y', num_classes=3),
+                             hparams={'depth': 3})
+  payload = contract.TrainerPayload(module_args=args, push_dir='/s', architecture='a')
+  assert contract.load(contract.TrainerPayload, contract.dump(payload)) == payload
+  assert contract.dump(args)['task']['num_classes'] == 3
+  with pytest.raises(ValueError, match="'module_args.hparms'"):
+    contract.load(contract.TrainerPayload, {**contract.dump(payload),
+                                            'module_args': {**contract.dump(args), 'hparms': {}}})
 
 
 def test_missing_or_broken_config_file(tmp_path):

@@ -27,7 +27,7 @@ def workspace(tmp_path_factory):
 def run_cli(root, *overrides, data_root=None):
   """Runs `python -m pipeline run` on the sample; returns (process, summary)."""
   return run_pipeline(root, 'trainer.train_steps=300', 'trainer.eval_steps=20',
-                      'evaluator.min_auc=0.75', *overrides, data_root=data_root)
+                      'evaluator.threshold=0.75', *overrides, data_root=data_root)
 
 
 def states(summary):
@@ -146,8 +146,8 @@ def test_missing_and_empty_data_directory(first_run, workspace):
 
 
 def test_bad_config_value_runs_nothing(first_run, workspace):
-  process, summary = run_cli(workspace, 'evaluator.min_auc=high')
+  process, summary = run_cli(workspace, 'evaluator.threshold=high')
   assert process.returncode == 2
   assert summary is None
-  assert "config key 'evaluator.min_auc'" in process.stderr
+  assert "config key 'evaluator.threshold'" in process.stderr
   assert len(serving.versions(str(workspace / 'out' / 'serving'))) == 1

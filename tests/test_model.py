@@ -79,7 +79,7 @@ def test_serving_receiver_takes_raw_examples(kind, transformed, raw_feature_spec
   estimator.train(lambda: _input(transformed, training=True), max_steps=30)
   tft_output = tft.TFTransformOutput(transform_dir)
   export_dir = estimator.export_saved_model(
-      str(tmp_path / 'export'), lambda: inputs.serving_input_receiver_fn(tft_output))
+      str(tmp_path / 'export'), lambda: inputs.serving_input_receiver_fn(tft_output, 'tips'))
   predict = load_predictor(export_dir.decode())
   rows = read_rows(20) + [MISSING_ROW]
   probabilities = predict([serialize(r, raw_feature_spec) for r in rows])
@@ -96,7 +96,7 @@ def test_warm_start_reuses_the_serving_weights(kind, transformed, tmp_path):
   first.train(lambda: _input(transformed, training=True), max_steps=20)
   export_dir = first.export_saved_model(
       str(tmp_path / 'export'),
-      lambda: inputs.serving_input_receiver_fn(tft.TFTransformOutput(transform_dir))).decode()
+      lambda: inputs.serving_input_receiver_fn(tft.TFTransformOutput(transform_dir), 'tips')).decode()
   run_config = tf_estimator.RunConfig(model_dir=str(tmp_path / 'b'), tf_random_seed=2)
   second = model.build_estimator(kind, run_config, [16, 8], 0.01,
                                  warm_start_from=warm_start_settings(export_dir))

@@ -1,9 +1,13 @@
 """create_pipeline: the components, their order and what goes into cache keys."""
 
+import json
+
 from tfx.dsl.compiler import compiler
 
+from components import contract
+
 from pipeline.config import load_config
-from pipeline.pipeline import code_fingerprint, create_pipeline
+from pipeline.pipeline import create_pipeline
 
 EXPECTED = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'Transform',
             'Trainer', 'Evaluator', 'Pusher']
@@ -36,18 +40,27 @@ def test_user_code_is_referenced_by_module_path(tmp_path):
   assert not components['Trainer'].exec_properties.get('module_file')
 
 
-def test_code_fingerprint_follows_the_source(tmp_path, monkeypatch):
-  package = tmp_path / 'usermod'
-  package.mkdir()
-  (package / '__init__.py').write_text('x = 1\n')
-  monkeypatch.syspath_prepend(str(tmp_path))
-  before = code_fingerprint('usermod')
-  assert code_fingerprint('usermod') == before
-  (package / 'model.py').write_text('y = 2\n')
-  assert code_fingerprint('usermod') != before
-
-
 def test_config_reaches_the_components(tmp_path):
   components = {c.id: c for c in _pipeline(tmp_path, 'trainer.train_steps=77').components}
   assert '77' in str(components['Trainer'].exec_properties['train_args'])
   assert components['Evaluator'].exec_properties['baseline_push_dir'] == str(tmp_path / 'serving')
+
+
+def test_one_typed_payload_reaches_the_trainer_and_transform(tmp_path):
+  components = {c.id: c for c in _pipeline(tmp_path, 'trainer.hparams.depth=7').components}
+  payload = contract.load(contract.TrainerPayload,
+                          json.loads(components['Trainer'].exec_properties['custom_config']))
+  assert payload.module_args.task.label == 'tips'
+  assert payload.module_args.hparams['depth'] == 7
+  assert payload.push_dir == str(tmp_path / 'serving')
+  transform_args = contract.load(
+      contract.ModuleArgs, json.loads(components['Transform'].exec_properties['custom_config']))
+  assert transform_args == payload.module_args
+
+
+def test_eval_config_gates_on_the_configured_metric(tmp_path):
+  components = {c.id: c for c in _pipeline(tmp_path, 'evaluator.metric=log_loss',
+                                          'evaluator.threshold=0.4').components}
+  text = components['Evaluator'].exec_properties['eval_config']
+  assert 'BinaryCrossEntropy' in text and '"upper_bound"' in text
+  assert '"prediction_key": "logistic"' in text

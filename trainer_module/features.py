@@ -41,10 +41,9 @@ FEATURES = {
 # Out-of-vocabulary hash buckets for VOCAB features.
 OOV_BUCKETS = 10
 
-# Raw columns used only to compute the label; never a model input.
-TIPS_KEY = 'tips'
+# The label is computed by preprocessing_fn from the config's `task.label`
+# column (the tips) and the fare: did the rider tip more than 20%?
 FARE_KEY = 'fare'
-# The label is computed by preprocessing_fn: did the rider tip more than 20%?
 LABEL_KEY = 'big_tipper'
 
 

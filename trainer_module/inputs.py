@@ -5,7 +5,7 @@ from tensorflow import estimator as tf_estimator
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 
-from trainer_module.features import FEATURES, LABEL_KEY, TIPS_KEY, transformed_name
+from trainer_module.features import FEATURES, LABEL_KEY, transformed_name
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -48,16 +48,12 @@ def input_fn(file_pattern, tf_transform_output: tft.TFTransformOutput,
   return records.batch(batch_size).map(parse, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
-def _raw_serving_spec(tf_transform_output):
-  spec = dict(tf_transform_output.raw_feature_spec())
-  spec.pop(TIPS_KEY, None)  # the label's source is not known at serving time
-  return spec
-
-
-def serving_input_receiver_fn(tf_transform_output: tft.TFTransformOutput):
-  """Serving input: a batch of raw serialized tf.Examples, transformed in-graph."""
+def serving_input_receiver_fn(tf_transform_output: tft.TFTransformOutput, label: str):
+  """Serving input: a batch of raw serialized tf.Examples without the `label`
+  column (unknown at serving time), transformed in-graph."""
+  spec = {k: v for k, v in tf_transform_output.raw_feature_spec().items() if k != label}
   raw_input_fn = tf_estimator.export.build_parsing_serving_input_receiver_fn(
-      _raw_serving_spec(tf_transform_output), default_batch_size=None)
+      spec, default_batch_size=None)
   receiver = raw_input_fn()
   transformed = tf_transform_output.transform_raw_features(
       receiver.features, drop_unused_features=True)

@@ -3,7 +3,7 @@
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer_module.features import FARE_KEY, FEATURES, LABEL_KEY, OOV_BUCKETS, TIPS_KEY, Kind, transformed_name
+from trainer_module.features import FARE_KEY, FEATURES, LABEL_KEY, OOV_BUCKETS, Kind, transformed_name
 
 
 def _dense(x, default):
@@ -67,11 +67,12 @@ _ENCODERS = {
 }
 
 
-def preprocessing_fn(inputs):
+def preprocessing_fn(inputs, custom_config):
   """tf.Transform callback: encodes every feature of FEATURES and adds the label.
 
   Args:
     inputs: raw features by name, as parsed with the pipeline schema.
+    custom_config: the pipeline's ModuleArgs; `task.label` names the tips column.
 
   Returns:
     Transformed features (named by `transformed_name`) and the int64 label.
@@ -81,7 +82,7 @@ def preprocessing_fn(inputs):
       for key, feature in FEATURES.items()
   }
   fare = _dense(inputs[FARE_KEY], float('nan'))
-  tips = _dense(inputs[TIPS_KEY], 0.0)
+  tips = _dense(inputs[custom_config['task']['label']], 0.0)
   big_tipper = tf.logical_and(
       tf.logical_not(tf.math.is_nan(fare)), tf.greater(tips, 0.2 * fare))
   outputs[LABEL_KEY] = tf.cast(big_tipper, tf.int64)

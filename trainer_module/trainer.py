@@ -7,15 +7,13 @@ import tensorflow_transform as tft
 
 from trainer_module import inputs, model
 
-# Hyperparameters used when the pipeline passes none (e.g. a bare TFX Trainer).
+# Hyperparameters used for those the config's trainer.hparams does not set.
 DEFAULT_HPARAMS = {
-    'estimator': 'custom',
+    'estimator': 'custom',  # custom | canned | keras
     'hidden_units': [64, 32, 16],
     'learning_rate': 0.05,
     'batch_size': 128,
     'checkpoint_steps': 1000,
-    'num_shards': 1,
-    'shard_index': 0,
 }
 EXPORTER_NAME = 'taxi'
 
@@ -34,7 +32,9 @@ def trainer_fn(fn_args, schema):
   Args:
     fn_args: TFX `FnArgs`: train/eval files and steps, the transform output,
       the model-run directory, `base_model` (a SavedModel to warm-start from,
-      or None) and `custom_config` (hyperparameters, see DEFAULT_HPARAMS).
+      or None) and `custom_config`: the pipeline's ModuleArgs (`task`,
+      `hparams` (see DEFAULT_HPARAMS), `num_shards`, `shard_index`,
+      `throttle_secs`).
     schema: the raw data schema (unused: the Transform output carries it).
 
   Returns:
@@ -42,22 +42,24 @@ def trainer_fn(fn_args, schema):
     serving input is raw serialized tf.Examples) and `eval_input_receiver_fn`.
   """
   del schema
-  hp = {**DEFAULT_HPARAMS, **(fn_args.custom_config or {})}
+  args = fn_args.custom_config
+  hp = {**DEFAULT_HPARAMS, **args['hparams']}
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   batch_size = int(hp['batch_size'])
 
   train_spec = tf_estimator.TrainSpec(
       lambda: inputs.input_fn(fn_args.train_files, tf_transform_output, batch_size,
-                              training=True, num_shards=int(hp['num_shards']),
-                              shard_index=int(hp['shard_index'])),
+                              training=True, num_shards=args['num_shards'],
+                              shard_index=args['shard_index']),
       max_steps=fn_args.train_steps)
   exporter = tf_estimator.FinalExporter(
-      EXPORTER_NAME, lambda: inputs.serving_input_receiver_fn(tf_transform_output))
+      EXPORTER_NAME,
+      lambda: inputs.serving_input_receiver_fn(tf_transform_output, args['task']['label']))
   eval_spec = tf_estimator.EvalSpec(
       lambda: inputs.input_fn(fn_args.eval_files, tf_transform_output, batch_size,
                               training=False),
       steps=fn_args.eval_steps, exporters=[exporter], name='eval',
-      start_delay_secs=0, throttle_secs=int(hp.get('throttle_secs', 600)))
+      start_delay_secs=0, throttle_secs=args['throttle_secs'])
 
   run_config = tf_estimator.RunConfig(
       model_dir=fn_args.serving_model_dir,

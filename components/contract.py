@@ -1,0 +1,172 @@
+"""The typed contract between the pipeline, its executors, training replicas and user code.
+
+Everything that crosses a process boundary (TFX exec properties, a replica's
+command line, a TFJob) is one of these frozen models, written with `dump` and
+read with `load`: no loose dict keys, no defaults repeated elsewhere.
+
+What the user's `preprocessing_fn` and `trainer_fn` receive as
+`custom_config` is `ModuleArgs` as plain JSON values (see the README's
+"user-module contract").
+"""
+
+import json
+from typing import Any, Literal, Optional, Union
+
+import pydantic
+
+# The kinds of task the pipeline evaluates (`task.type`).
+TASK_TYPES = ('binary', 'multiclass', 'regression')
+# Where the Trainer's replicas run (`trainer.cluster`): one process, local
+# processes, or a Kubeflow TFJob.
+CLUSTER_MODES = ('none', 'local', 'kubeflow')
+# An evaluator task sleeps this long between evaluations by default (the Estimator's 600 s).
+DEFAULT_THROTTLE_SECS = 600
+
+
+class Frozen(pydantic.BaseModel):
+  """A model that is immutable, refuses unknown keys and validates on construction."""
+
+  class Config:
+    frozen = True
+    extra = 'forbid'
+    validate_all = True
+    smart_union = True
+
+
+class _Task(Frozen):
+  # The raw column the label comes from: required for training and
+  # evaluation, absent when serving.
+  label: str = pydantic.Field(..., min_length=1)
+  # The key of the Estimator's predictions that TFMA evaluates. Empty: the
+  # name TF's canned Estimators use for this task.
+  prediction_key: str = ''
+
+  @property
+  def predictions(self) -> str:
+    return self.prediction_key or DEFAULT_PREDICTION_KEYS[self.type]
+
+
+class BinaryTask(_Task):
+  type: Literal['binary'] = 'binary'
+  # The label's two values as written in the data, negative first; empty:
+  # the label is numeric, 1 (or above 0.5) meaning positive.
+  classes: tuple[str, ...] = ()
+
+  @pydantic.validator('classes')
+  def _two_classes(cls, value):
+    if value and (len(value) != 2 or len(set(value)) != 2):
+      raise ValueError('must be empty (a 0/1 label) or two distinct values, negative first')
+    return value
+
+  @property
+  def num_classes(self) -> int:
+    return 2
+
+
+class MulticlassTask(_Task):
+  type: Literal['multiclass'] = 'multiclass'
+  # The label's values as written in the data; class i is classes[i].
+  classes: tuple[str, ...] = ()
+  # Or, for a label that holds class ids 0 .. num_classes-1: their number.
+  num_classes_: Optional[int] = pydantic.Field(None, alias='num_classes')
+
+  class Config:
+    allow_population_by_field_name = True
+
+  @pydantic.root_validator(skip_on_failure=True)
+  def _classes_or_count(cls, values):
+    classes, count = values.get('classes'), values.get('num_classes_')
+    if bool(classes) == (count is not None):
+      raise ValueError('give either classes (the label values) or num_classes (ids 0..n-1)')
+    if classes and (len(classes) < 2 or len(set(classes)) != len(classes)):
+      raise ValueError('classes must be at least two distinct values')
+    if count is not None and (isinstance(count, bool) or count < 2):
+      raise ValueError('num_classes must be at least 2')
+    return values
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.classes) if self.classes else self.num_classes_
+
+  @property
+  def class_names(self) -> list[str]:
+    return list(self.classes) if self.classes else [str(i) for i in range(self.num_classes)]
+
+
+class RegressionTask(_Task):
+  type: Literal['regression'] = 'regression'
+
+
+Task = Union[BinaryTask, MulticlassTask, RegressionTask]
+TaskField = pydantic.Field(..., discriminator='type')
+# The prediction keys of TF's canned Estimators, which TFMA also looks for.
+DEFAULT_PREDICTION_KEYS = {'binary': 'logistic', 'multiclass': 'probabilities',
+                           'regression': 'predictions'}
+
+
+class ModuleArgs(Frozen):
+  """`custom_config` of the user's `preprocessing_fn` and `trainer_fn`."""
+  task: Task = TaskField
+  # The config's `trainer.hparams`, untouched.
+  hparams: dict[str, Any] = {}
+  # This replica's share of the training data: keep every num_shards-th
+  # record starting at shard_index (1 and 0 outside a multi-worker cluster).
+  num_shards: int = 1
+  shard_index: int = 0
+  # EvalSpec.throttle_secs: seconds an evaluator task waits between evaluations.
+  throttle_secs: int = DEFAULT_THROTTLE_SECS
+  # SHA-256 of the user's source files: in the components' config so that
+  # TFX's cache key changes with the code.
+  code_fingerprint: str = ''
+
+
+class ClusterSpec(Frozen):
+  """Where the Trainer's replicas run."""
+  mode: Literal['none', 'local', 'kubeflow'] = 'none'
+  workers: int = 0
+  parameter_servers: int = 0
+  evaluator: bool = False
+  max_restarts: int = 3
+  timeout_s: float = 0
+  # kubeflow: storage every replica reaches, the pipeline image, and the PVC.
+  shared_dir: str = ''
+  image: str = ''
+  namespace: str = ''
+  pvc: str = ''
+  mount_path: str = ''
+
+
+class TrainerPayload(Frozen):
+  """Everything the Trainer executor needs beyond TFX's own Trainer arguments."""
+  module_args: ModuleArgs
+  cluster: ClusterSpec = ClusterSpec()
+  # Start from the weights of the model serving from push_dir, if its
+  # architecture string equals this one.
+  warm_start: bool = True
+  push_dir: str = ''
+  architecture: str = ''
+
+
+def dump(model: Frozen) -> dict:
+  """`model` as plain JSON values (what TFX's custom_config and JSON files hold)."""
+  return json.loads(model.json(by_alias=True))
+
+
+def load(cls, data: Union[dict, str, None]):
+  """Parses what `dump` wrote; raises ValueError naming the bad field."""
+  if isinstance(data, str):
+    data = json.loads(data)
+  try:
+    return cls.parse_obj(data or {})
+  except pydantic.ValidationError as e:
+    raise ValueError(f'{cls.__name__}: {one_line(e)}') from None
+
+
+def one_line(error: pydantic.ValidationError, prefix: str = '') -> str:
+  """The first problem of a validation error, as `key 'a.b': message`."""
+  first = error.errors()[0]
+  # Discriminated unions and root validators add the model's name and
+  # '__root__' to the location; the user wrote neither.
+  key = '.'.join(str(part) for part in first['loc']
+                 if part != '__root__' and not str(part).endswith('Task'))
+  return f"key {prefix + key!r}: {first['msg']}"

@@ -1,0 +1,52 @@
+"""Checks run before anything else: the config against the schema, and the user's module.
+
+A mistake here stops the run with one line before any data work (exit 2).
+"""
+
+import os
+
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipeline import usercode
+from pipeline.config import Config, ConfigError
+
+
+def read_schema(path: str) -> schema_pb2.Schema:
+  if '://' in path:
+    import tensorflow as tf
+    with tf.io.gfile.GFile(path) as f:
+      text = f.read()
+  else:
+    if not os.path.isfile(path):
+      raise ConfigError(f"config key 'schema_file': {path} does not exist "
+                        '(create one with `python -m pipeline init` or `python -m pipeline schema`)')
+    with open(path) as f:
+      text = f.read()
+  try:
+    return text_format.Parse(text, schema_pb2.Schema())
+  except text_format.ParseError as e:
+    raise ConfigError(f"config key 'schema_file': {path} is not a schema: {e}") from None
+
+
+def check_against_schema(config: Config, schema: schema_pb2.Schema) -> None:
+  """The label and slice features must be columns of the schema."""
+  columns = {f.name for f in schema.feature}
+  listed = ', '.join(sorted(columns))
+  if config.task.label not in columns:
+    raise ConfigError(f"config key 'task.label': {config.task.label!r} is not a column of "
+                      f'{config.schema_file} (columns: {listed})')
+  for feature in config.evaluator.slice_features:
+    if feature not in columns:
+      raise ConfigError(f"config key 'evaluator.slice_features': {feature!r} is not a column "
+                        f'of {config.schema_file} (columns: {listed})')
+
+
+def preflight(config: Config) -> None:
+  """Every check that needs no data processing; raises ConfigError or DataError."""
+  from components.csv_check import check_csv_files
+
+  check_against_schema(config, read_schema(config.schema_file))
+  if '://' not in config.data_root:
+    check_csv_files(config.data_root)
+  usercode.check_module(config)

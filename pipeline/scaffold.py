@@ -1,0 +1,337 @@
+"""`python -m pipeline init`: a complete, runnable starting project fitted to a CSV table.
+
+Writes into a new folder: `pipeline.yaml` (the config), `schema.pbtxt` (the
+curated schema TFDV infers, the label kept out of serving) and a model
+package (`preprocessing_fn`, `trainer_fn`, a custom `model_fn`, the input
+functions and receivers) whose features are one mapping generated from the
+data. `python -m pipeline run --config DIR/pipeline.yaml` then runs it.
+"""
+
+import collections
+import csv
+import dataclasses
+import keyword
+import math
+import os
+import pathlib
+import re
+import shutil
+import tempfile
+
+import yaml
+
+from components.csv_check import check_csv_files
+from components.metrics import gate_metrics
+
+CONFIG_FILE = 'pipeline.yaml'
+SCHEMA_FILE = 'schema.pbtxt'
+TEMPLATES = pathlib.Path(__file__).resolve().parent / 'templates'
+MODULE_FILES = ('__init__.py', 'preprocessing.py', 'inputs.py', 'model.py', 'trainer.py')
+# An integer column with at most this many distinct values is categorical.
+MAX_INT_CATEGORIES = 20
+# A string or integer column with (almost) one value per row names rows
+# (an id, free text): it is left out of the features.
+ID_SHARE = 0.9
+MAX_VOCABULARY = 1000
+# How the first model is trained: about this many passes over the data,
+# within these bounds of steps.
+EPOCHS, MIN_STEPS, MAX_STEPS = 30, 500, 10_000
+BATCH_SIZE = 32
+
+
+@dataclasses.dataclass
+class Column:
+  """What a pass over the CSV learnt about one column."""
+  name: str
+  values: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  empty: int = 0
+  numbers: list = dataclasses.field(default_factory=list)
+  is_int: bool = True
+  is_number: bool = True
+
+  def add(self, cell: str):
+    if cell == '':
+      self.empty += 1
+      return
+    if len(self.values) <= 10_000:
+      self.values[cell] += 1
+    if self.is_number:
+      try:
+        number = float(cell)
+      except ValueError:
+        self.is_number = self.is_int = False
+        return
+      if not math.isfinite(number):
+        self.is_number = self.is_int = False
+        return
+      self.numbers.append(number)
+      self.is_int = self.is_int and re.fullmatch(r'[-+]?\d+', cell.strip()) is not None
+
+
+def package_name(directory: pathlib.Path) -> str:
+  """The model package's name: the folder's name as an identifier, plus `_model`."""
+  slug = re.sub(r'[^a-z0-9_]+', '_', directory.resolve().name.lower()).strip('_') or 'project'
+  if slug[0].isdigit() or keyword.iskeyword(slug):
+    slug = 'p_' + slug
+  return f'{slug}_model'
+
+
+def _pipeline_name(directory: pathlib.Path) -> str:
+  name = re.sub(r'[^a-z0-9]+', '-', directory.resolve().name.lower()).strip('-') or 'project'
+  return name[:63].rstrip('-') if name[0].isalnum() else ('p-' + name)[:63]
+
+
+def read_columns(files: list[str]) -> tuple[dict[str, Column], int]:
+  columns, rows = None, 0
+  for path in files:
+    with open(path, newline='', encoding='utf-8') as f:
+      reader = csv.reader(f)
+      header = next(reader)
+      if columns is None:
+        columns = {name: Column(name) for name in header}
+      for row in reader:
+        if not row:
+          continue
+        rows += 1
+        for name, cell in zip(header, row):
+          columns[name].add(cell.strip())
+  return columns, rows
+
+
+def feature_kinds(columns: dict[str, Column], rows: int, label: str) -> tuple[dict, dict]:
+  """(features, left out): each column's encoding, and why others are not features."""
+  features, left_out = {}, {}
+  for name, column in columns.items():
+    if name == label:
+      continue
+    distinct = len(column.values)
+    present = rows - column.empty
+    if present == 0:
+      left_out[name] = 'always empty'
+    elif distinct == 1:
+      left_out[name] = 'a single value'
+    elif not column.is_number or column.is_int:
+      if column.is_int and distinct <= MAX_INT_CATEGORIES:
+        features[name] = ('CATEGORICAL', distinct)
+      elif distinct >= ID_SHARE * present and present >= 20:
+        left_out[name] = f'names rows: {distinct} distinct values in {present} rows'
+      elif column.is_int:
+        features[name] = ('NUMERIC', 0)
+      else:
+        features[name] = ('CATEGORICAL', min(distinct, MAX_VOCABULARY))
+    else:
+      features[name] = ('NUMERIC', 0)
+  if not features:
+    raise ValueError('no column besides the label can be a feature')
+  return features, left_out
+
+
+def task_config(task: str, column: Column, rows: int) -> tuple[dict, dict, dict]:
+  """(task section, evaluator gate, extra hparams) fitted to the label column."""
+  label = column.name
+  if column.empty:
+    raise ValueError(f'the label column {label!r} is empty in {column.empty} of {rows} rows; '
+                     'fill or remove those rows')
+  values = column.values
+  metric = gate_metrics(task)[0]
+  if task == 'regression':
+    if not column.is_number:
+      raise ValueError(f'the label column {label!r} is not numeric, so it cannot be a '
+                       'regression target; did you mean --task binary or multiclass?')
+    n = len(column.numbers)
+    mean = sum(column.numbers) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in column.numbers) / n) or 1.0
+    # The RMSE of always predicting the mean: a model must beat it.
+    return ({'type': task, 'label': label},
+            {'metric': metric, 'threshold': _round_sig(std)},
+            {'label_mean': _round_sig(mean), 'label_std': _round_sig(std)})
+  if len(values) < 2:
+    raise ValueError(f'the label column {label!r} has a single value; nothing to learn')
+  ids = column.is_int and all(0 <= int(v) < len(values) for v in values)
+  if task == 'binary':
+    if len(values) != 2:
+      raise ValueError(f'the label column {label!r} has {len(values)} values, a binary label '
+                       'has 2; did you mean --task multiclass?')
+    section = {'type': task, 'label': label}
+    if not (ids and set(values) <= {'0', '1'}):
+      section['classes'] = sorted(values)  # the second is the positive class
+    return section, {'metric': metric, 'threshold': 0.6}, {}
+  if len(values) > MAX_VOCABULARY:
+    raise ValueError(f'the label column {label!r} has {len(values)} values; too many classes '
+                     'for a multi-class task (did you mean --task regression?)')
+  if ids and set(values) == {str(i) for i in range(len(values))}:
+    section = {'type': task, 'label': label, 'num_classes': len(values)}
+  else:
+    section = {'type': task, 'label': label, 'classes': sorted(values)}
+  # The accuracy of always predicting the most frequent class: a model must beat it.
+  majority = max(values.values()) / rows
+  return section, {'metric': metric, 'threshold': round(majority, 3)}, {}
+
+
+def _round_sig(x: float, digits: int = 4) -> float:
+  return float(f'{x:.{digits}g}')
+
+
+def _features_py(features: dict, left_out: dict, data_name: str, rows: int) -> str:
+  lines = [
+      f'"""The model\'s inputs: one mapping from raw column to how it is encoded.',
+      '',
+      f'Generated by `python -m pipeline init` from {data_name} ({rows} rows); edit freely.',
+      '"""',
+      '',
+      'import dataclasses',
+      'import enum',
+      '',
+      '',
+      'class Kind(enum.Enum):',
+      "  NUMERIC = 'numeric'  # a number: z-score; an empty cell gets the mean",
+      "  CATEGORICAL = 'categorical'  # a string or small integer: vocabulary id",
+      '',
+      '',
+      '@dataclasses.dataclass(frozen=True)',
+      'class Feature:',
+      '  kind: Kind',
+      '  vocab_size: int = 0  # CATEGORICAL: how many of the most frequent values get an id',
+      '',
+      '',
+      'FEATURES = {',
+  ]
+  for name, (kind, size) in features.items():
+    extra = f', vocab_size={size}' if kind == 'CATEGORICAL' else ''
+    lines.append(f'    {name!r}: Feature(Kind.{kind}{extra}),')
+  lines.append('}')
+  if left_out:
+    lines.append('# Left out:')
+    lines += [f'#   {name}: {why}' for name, why in left_out.items()]
+  lines += [
+      '',
+      '# Ids for values outside the vocabulary (rare, or new since training).',
+      'OOV_BUCKETS = 5',
+      "# The transformed label's name (the raw label column is the config's task.label).",
+      "LABEL_KEY = 'label_xf'",
+      '',
+      '',
+      'def transformed_name(key: str) -> str:',
+      '  """A feature\'s name after Transform; raw names stay free for TFMA slicing."""',
+      "  return key + '_xf'",
+      '',
+      '',
+      'def num_ids(feature: Feature) -> int:',
+      '  """How many distinct ids a CATEGORICAL feature takes."""',
+      '  return feature.vocab_size + OOV_BUCKETS',
+      '',
+  ]
+  return '\n'.join(lines)
+
+
+def _config_yaml(directory: pathlib.Path, data_root: str, task_section: dict, gate: dict,
+                 hparams: dict, slice_features: list, rows: int, package: str) -> str:
+  train_steps = max(MIN_STEPS, min(MAX_STEPS, EPOCHS * rows // BATCH_SIZE))
+  config = {
+      'pipeline_name': _pipeline_name(directory),
+      'module': package,
+      'code_dir': '.',
+      'data_root': data_root,
+      'schema_file': SCHEMA_FILE,
+      'output_root': 'outputs',
+      'serving_dir': '',
+      'task': task_section,
+      'trainer': {
+          'train_steps': train_steps,
+          # One pass over the eval split (a third of the rows) is enough.
+          'eval_steps': rows // BATCH_SIZE + 1,
+          'warm_start': True,
+          'hparams': {'batch_size': BATCH_SIZE, 'learning_rate': 0.05, 'hidden_units': [32, 16],
+                      'checkpoint_steps': 1000, **hparams},
+      },
+      'evaluator': {**gate, 'max_change': 0.0, 'slice_features': slice_features},
+  }
+  header = (
+      f'# Made by `python -m pipeline init`. Relative paths are relative to this file.\n'
+      f'# Run: python -m pipeline run --config {directory / CONFIG_FILE}\n'
+      '# Every key, and the model package\'s contract, is in the pipeline\'s README.\n'
+      f'# evaluator.threshold is what a trivial model scores ({_trivial(task_section["type"])}):\n'
+      '# raise it to the bar your model must clear.\n')
+  return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=None)
+
+
+def _trivial(task: str) -> str:
+  return {'binary': 'AUC of a coin is 0.5', 'multiclass': 'always the most frequent class',
+          'regression': 'RMSE of always the mean label'}[task]
+
+
+def _infer_schema(data_root: str, label: str, task_section: dict):
+  from pipeline import schema as schema_lib
+
+  schema = schema_lib.infer(schema_lib.statistics(data_root), label)
+  count = task_section.get('num_classes') or (2 if task_section['type'] == 'binary'
+                                              and 'classes' not in task_section else 0)
+  for feature in schema.feature:
+    if feature.name == label:
+      # Every training row needs a label; ids outside the task's are anomalies.
+      feature.presence.min_fraction = 1.0
+      if count and feature.type == feature.INT:
+        feature.int_domain.min, feature.int_domain.max = 0, count - 1
+  return schema
+
+
+def init(directory: pathlib.Path, data: pathlib.Path, label: str, task: str,
+         force: bool = False) -> pathlib.Path:
+  """Writes the starting project for the CSV table at `data` into `directory`.
+
+  Raises:
+    FileExistsError: `directory` exists and `force` is not set.
+    ValueError, DataError: the data or label do not fit the task (the message says why).
+  """
+  directory = directory.resolve()
+  data = data.resolve()
+  if directory.exists() and not force:
+    raise FileExistsError(f'{directory} exists; pass --force to overwrite it')
+  if not data.exists():
+    raise FileNotFoundError(f'--data {data} does not exist')
+  data_dir = data if data.is_dir() else data.parent
+  files = check_csv_files(str(data_dir), '*' if data.is_dir() else data.name)
+  columns, rows = read_columns(files)
+  if label not in columns:
+    raise ValueError(f'--label {label!r} is not a column of {data}; columns: {", ".join(columns)}')
+  features, left_out = feature_kinds(columns, rows, label)
+  task_section, gate, hparams = task_config(task, columns[label], rows)
+  slices = [name for name, (kind, size) in features.items()
+            if kind == 'CATEGORICAL' and size <= 10][:1]
+  package = package_name(directory)
+
+  # Assembled in a temporary folder and moved into place, so a failure
+  # (e.g. in schema inference) leaves no half-made project.
+  parent = directory.parent
+  parent.mkdir(parents=True, exist_ok=True)
+  staging = pathlib.Path(tempfile.mkdtemp(prefix=f'.{directory.name}-', dir=parent))
+  try:
+    if data.is_dir():
+      data_root = os.path.relpath(data, directory)
+    else:
+      # The pipeline reads every file of a folder: this table gets one of its own.
+      (staging / 'data').mkdir()
+      (staging / 'data' / data.name).symlink_to(data)
+      data_root = 'data'
+    schema = _infer_schema(str(data_dir if data.is_dir() else staging / 'data'), label,
+                           task_section)
+    from pipeline import schema as schema_lib
+    schema_lib.write(schema, staging / SCHEMA_FILE)
+    (staging / CONFIG_FILE).write_text(_config_yaml(
+        directory, data_root, task_section, gate, hparams, slices, rows, package))
+    module_dir = staging / package
+    module_dir.mkdir()
+    for name in MODULE_FILES:
+      text = (TEMPLATES / f'{name}.tmpl').read_text()
+      text = text.replace('{package}', package).replace('{data_name}', data.name)
+      (module_dir / name).write_text(text)
+    (module_dir / 'features.py').write_text(_features_py(features, left_out, data.name, rows))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private
+    if directory.exists():
+      shutil.rmtree(directory)
+    os.rename(staging, directory)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return directory
