@@ -68,8 +68,12 @@ bench: $(STAMP) ## Benchmark against TFX's own taxi pipeline; writes bench/resul
 	$(PY) -m bench $(ARGS)
 
 .PHONY: schema
-schema: $(STAMP) ## Regenerate the curated schema from the bundled data
-	$(PY) -m pipeline schema $(ARGS)
+schema: $(STAMP) ## Regenerate the bundled taxi schema from the bundled data (review the diff)
+	$(PY) -m pipeline schema --force $(ARGS)
+
+.PHONY: init
+init: $(STAMP) ## Start a project for your own table: ARGS="DIR --data CSV --label COLUMN --task binary|multiclass|regression"
+	$(PY) -m pipeline init $(ARGS)
 
 .PHONY: lock
 lock: $(STAMP) ## Re-resolve requirements.lock from pyproject.toml

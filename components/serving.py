@@ -103,12 +103,12 @@ def push(serving_model: str, eval_model: str | None, push_dir: str, record: dict
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def load_predictor(saved_model_dir: str):
-  """A function from serialized raw tf.Examples to P(big tipper), for a pushed model.
+def load_predictor(saved_model_dir: str, output: str = 'logistic'):
+  """A function from serialized raw tf.Examples to the model's `output`, for a pushed model.
 
-  Works for the three estimator kinds: canned and custom models export a
-  'predict' signature, Keras-made ones only 'serving_default'; all output
-  'logistic' and take serialized tf.Examples.
+  It calls the 'predict' signature (which Estimators export with every
+  prediction), or 'serving_default' (all a Keras-made Estimator exports).
+  Single-valued outputs come back as one value per example.
   """
   import tensorflow as tf
 
@@ -118,7 +118,10 @@ def load_predictor(saved_model_dir: str):
 
   def predict(serialized_examples):
     outputs = signature(**{input_name: tf.constant(list(serialized_examples))})
-    return outputs['logistic'].numpy().reshape(-1)
+    if output not in outputs:
+      raise KeyError(f'the model has no output {output!r}; it has {", ".join(sorted(outputs))}')
+    values = outputs[output].numpy()
+    return values.reshape(-1) if values.ndim == 2 and values.shape[1] == 1 else values
 
   predict.saved_model = loaded  # keeps the model alive as long as the function
   return predict

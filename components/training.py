@@ -150,11 +150,14 @@ def training_stats(model_run_dir: str) -> dict | None:
     return json.loads(f.read())
 
 
-def architecture(module: str, hparams: dict) -> str:
+def architecture(module_args: contract.ModuleArgs) -> str:
   """What a saved model must share with a new one for its weights to be reused:
-  the module and every hyperparameter except TRAINING_ONLY_HPARAMS."""
-  shaping = {k: v for k, v in hparams.items() if k not in TRAINING_ONLY_HPARAMS}
-  return json.dumps({'module': module, 'hparams': shaping}, sort_keys=True)
+  the code (its fingerprint), the task and every hyperparameter except
+  TRAINING_ONLY_HPARAMS. New data alone keeps it; a code edit may change the
+  variables, so it trains from scratch."""
+  shaping = {k: v for k, v in module_args.hparams.items() if k not in TRAINING_ONLY_HPARAMS}
+  return json.dumps({'code': module_args.code_fingerprint, 'hparams': shaping,
+                     'task': contract.dump(module_args.task)}, sort_keys=True)
 
 
 def warm_start_model(push_dir: str | None, architecture: str | None) -> str | None:

@@ -42,11 +42,12 @@ def check_against_schema(config: Config, schema: schema_pb2.Schema) -> None:
                         f'of {config.schema_file} (columns: {listed})')
 
 
-def preflight(config: Config) -> None:
-  """Every check that needs no data processing; raises ConfigError or DataError."""
+def preflight(config: Config, data: bool = True) -> None:
+  """Every check that needs no data processing; raises ConfigError, or DataError
+  for the CSV files under data_root (if `data`)."""
   from components.csv_check import check_csv_files
 
   check_against_schema(config, read_schema(config.schema_file))
-  if '://' not in config.data_root:
+  if data and '://' not in config.data_root:
     check_csv_files(config.data_root)
   usercode.check_module(config)

@@ -186,6 +186,8 @@ def _print_summary(summary, path, console_err):
 
 
 def _compile(config, args) -> pathlib.Path:
+  from pipeline import checks
+  checks.preflight(config, data=False)
   output = kubeflow.compile_pipeline(
       config, args.target, args.output or kubeflow.default_output(config, args.target))
   print(f'wrote {output} ({args.target})')
@@ -213,13 +215,21 @@ def _schema(config, args):
 
 
 def _init(args) -> int:
-  from pipeline import scaffold
+  import tempfile
 
-  try:
-    written = scaffold.init(args.directory, args.data, args.label, args.task, force=args.force)
-  except (OSError, ValueError) as e:
-    print(f'error: {error_text(e)}', file=sys.stderr)
-    return 2
+  fd, log = tempfile.mkstemp(prefix='pipeline-init-', suffix='.log')
+  os.close(fd)
+  # TFDV's schema inference runs Beam and TF: their chatter goes to a
+  # temporary log, kept only if init fails in an unexpected way.
+  with _logs_to(pathlib.Path(log)) as err:
+    from pipeline import scaffold
+    try:
+      written = scaffold.init(args.directory, args.data, args.label, args.task, force=args.force)
+    except (OSError, ValueError) as e:
+      print(f'error: {error_text(e)}', file=err)
+      os.unlink(log)
+      return 2
+  os.unlink(log)
   config = written / scaffold.CONFIG_FILE
   print(f'wrote {written}: {scaffold.CONFIG_FILE}, {scaffold.SCHEMA_FILE} and the package '
         f'{scaffold.package_name(written)}/')

@@ -47,11 +47,18 @@ def _is_uri(path: str) -> bool:
   return '://' in path
 
 
+def _push_destination(value: str) -> str:
+  if _is_uri(value):
+    raise ValueError('must be a local or mounted path: the push is an atomic rename, '
+                     'which object stores do not offer')
+  return value
+
+
 class TrainerConfig(Frozen):
   train_steps: pydantic.conint(strict=True, gt=0) = 2000
   eval_steps: pydantic.conint(strict=True, gt=0) = 1000
   # Start from the weights of the model now serving, when it was trained with
-  # the same module and hparams (see components.training.architecture).
+  # the same code, task and hparams (see components.training.architecture).
   warm_start: pydantic.StrictBool = True
   # Free-form: reaches the user's trainer_fn untouched, as custom_config['hparams'].
   hparams: dict[str, Any] = {}
@@ -141,29 +148,24 @@ class Locations:
 
 class KubeflowConfig(Frozen):
   # The pipeline image (see Dockerfile): Kubeflow components and TFJob replicas run it.
-  image: str = pydantic.Field('taxi-estimator-pipeline:latest', min_length=1)
+  image: str = pydantic.Field('estimator-pipeline:latest', min_length=1)
   namespace: str = pydantic.Field('kubeflow', min_length=1)
   # A PersistentVolumeClaim mounted at mount_path in every pod (pipeline
   # components and TFJob replicas); empty if everything is on gs:// or s3://.
-  pvc: str = 'taxi-pipeline'
+  pvc: str = 'pipeline-data'
   mount_path: str = '/mnt/shared'
-  # Locations as the pods see them. The defaults are the bundled data and
-  # schema inside the image; pipeline_root must be storage all pods share.
+  # Locations as the pods see them; pipeline_root must be storage all pods
+  # share. data_root and schema_file must be set to compile for Kubeflow.
   pipeline_root: str = '/mnt/shared/pipeline'
-  data_root: str = '/pipeline/data/taxi'
-  schema_file: str = '/pipeline/data/schema/schema.pbtxt'
+  data_root: str = ''
+  schema_file: str = ''
   # Where blessed models are pushed: a mounted volume (the push is an atomic
   # rename, which object stores do not offer).
   serving_dir: str = '/mnt/shared/serving'
   # KFP API server of `python -m pipeline submit` (also --host).
   host: str = ''
 
-  @pydantic.validator('serving_dir')
-  def _mounted(cls, value):
-    if _is_uri(value):
-      raise ValueError('must be a mounted path: the push is an atomic rename, '
-                       'which object stores lack')
-    return value
+  _mounted = pydantic.validator('serving_dir', allow_reuse=True)(_push_destination)
 
   @pydantic.validator('mount_path')
   def _absolute(cls, value):
@@ -173,7 +175,7 @@ class KubeflowConfig(Frozen):
 
 
 class Config(Frozen):
-  pipeline_name: str = 'taxi-estimator'
+  pipeline_name: str = 'estimator-pipeline'
   # Importable module with `preprocessing_fn` and `trainer_fn`.
   module: str
   # A folder put first on the import path for `module` (e.g. a project made
@@ -211,12 +213,7 @@ class Config(Frozen):
       raise ValueError('must be a folder on this machine')
     return value
 
-  @pydantic.validator('serving_dir')
-  def _push_dir_mounted(cls, value):
-    if _is_uri(value):
-      raise ValueError('must be a local or mounted path: the push is an atomic rename, '
-                       'which object stores do not offer')
-    return value
+  _mounted = pydantic.validator('serving_dir', allow_reuse=True)(_push_destination)
 
   @pydantic.root_validator(skip_on_failure=True)
   def _fits_together(cls, values):
@@ -254,6 +251,9 @@ class Config(Frozen):
            'must not be empty to compile for Kubeflow (gs://bucket/tfx, or a path on kubeflow.pvc)')
     _check(bool(kf.serving_dir), 'kubeflow.serving_dir',
            'must not be empty to compile for Kubeflow (a path on kubeflow.pvc)')
+    for key in ('data_root', 'schema_file'):
+      _check(bool(getattr(kf, key)), f'kubeflow.{key}',
+             'must not be empty to compile for Kubeflow (where the pods find it)')
     return Locations(kf.data_root, kf.schema_file, kf.pipeline_root, kf.serving_dir)
 
   def cluster_spec(self) -> ClusterSpec:

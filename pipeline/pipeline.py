@@ -27,7 +27,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
   push_dir = locations.push_dir
   module_args = contract.ModuleArgs(task=config.task, hparams=config.trainer.hparams,
                                     code_fingerprint=fingerprint)
-  model_architecture = architecture(config.module, config.trainer.hparams)
+  model_architecture = architecture(module_args)
 
   # Ingests the CSV files, refusing malformed ones with the file and line.
   example_gen = CheckedCsvExampleGen(input_base=locations.data_root).with_id('CsvExampleGen')

@@ -126,7 +126,7 @@ def _metrics(uri, config) -> dict:
   per-class metrics and the confusion matrix, by our summary names."""
   import tensorflow_model_analysis as tfma
 
-  from components.metrics import PER_CLASS_METRICS, summary_name
+  from components.metrics import PER_CLASS_METRICS, TASK_METRICS, summary_name
 
   task = config.task
   names = task.class_names if task.type == 'multiclass' else []
@@ -155,7 +155,13 @@ def _metrics(uri, config) -> dict:
         overall[name] = value
       else:
         slices.setdefault(slice_name, {})[name] = value
-  result = {'metrics': overall, 'baseline_metrics': baseline, 'slices': dict(sorted(slices.items()))}
+  order = list(TASK_METRICS[task.type])
+
+  def ordered(metrics):
+    return {name: metrics[name] for name in order if name in metrics}
+
+  result = {'metrics': ordered(overall), 'baseline_metrics': ordered(baseline),
+            'slices': {name: ordered(m) for name, m in sorted(slices.items())}}
   if task.type == 'multiclass':
     result['per_class'] = per_class
     result['confusion_matrix'] = _confusion_matrix(uri, len(names))

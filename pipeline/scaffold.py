@@ -147,6 +147,12 @@ def task_config(task: str, column: Column, rows: int) -> tuple[dict, dict, dict]
             {'label_mean': _round_sig(mean), 'label_std': _round_sig(std)})
   if len(values) < 2:
     raise ValueError(f'the label column {label!r} has a single value; nothing to learn')
+  if column.is_number and not column.is_int:
+    raise ValueError(f'the label column {label!r} holds fractional numbers, not classes; '
+                     'did you mean --task regression?')
+  if len(values) > 2 and len(values) >= ID_SHARE * rows:
+    raise ValueError(f'the label column {label!r} has {len(values)} values in {rows} rows, '
+                     'about one class per row; did you mean --task regression?')
   ids = column.is_int and all(0 <= int(v) < len(values) for v in values)
   if task == 'binary':
     if len(values) != 2:

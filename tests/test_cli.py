@@ -1,0 +1,49 @@
+"""The CLI's checks before a run, and how errors reach the console."""
+
+import pytest
+
+from pipeline import cli
+
+
+class CombinerError(Exception):
+  pass
+
+
+def _tfma_like_error():
+  """An error raised as TFMA and Beam raise them: wrapping the root cause."""
+  try:
+    try:
+      raise ValueError('label must be within [0, 1]: got 23.5')
+    except ValueError as e:
+      raise RuntimeError('add_input failed on "<_Combiner object at 0x7f>" with inputs: ...') from e
+  except RuntimeError as e:
+    try:
+      raise RuntimeError(str(e) + " [while running 'ComputeMetrics']")
+    except RuntimeError as outer:
+      return outer
+
+
+def test_error_text_names_the_root_cause():
+  text = cli.error_text(_tfma_like_error())
+  assert text.startswith('ValueError: label must be within [0, 1]: got 23.5')
+  assert 'object at 0x' not in text.split('(raised as')[0]
+
+
+def test_error_text_of_a_plain_error_is_its_message():
+  assert cli.error_text(ValueError('data directory x does not exist')) == 'data directory x does not exist'
+  assert cli.error_text(KeyError('k')) == "KeyError: 'k'"
+
+
+@pytest.mark.parametrize('override, key, needle', [
+    ('task.label=tip_amount', 'task.label', "'tip_amount' is not a column"),
+    ('evaluator.slice_features=[hour]', 'evaluator.slice_features', "'hour' is not a column"),
+    ('module=json', 'module', 'has no function preprocessing_fn'),
+])
+def test_run_refuses_a_config_that_does_not_fit_the_schema_or_module(tmp_path, capsys, override,
+                                                                      key, needle):
+  code = cli.main(['run', '--set', f'output_root={tmp_path}', '--set', override])
+  err = capsys.readouterr().err
+  assert code == 2
+  assert f"config key '{key}'" in err and needle in err
+  assert err.strip().count('\n') == 0
+  assert not list((tmp_path / 'runs').iterdir())  # nothing ran, nothing was kept

@@ -1,0 +1,109 @@
+"""`pipeline init`'s decisions from a table, without running TFDV or TF."""
+
+import pathlib
+
+import pytest
+
+from pipeline import cli, scaffold
+from tests.tables import LABELS, write_table
+
+
+def _columns(tmp_path, task, rows=200):
+  table = write_table(tmp_path / f'{task}.csv', task, rows)
+  return scaffold.read_columns([str(table)])
+
+
+def test_feature_kinds_follow_the_column_types(tmp_path):
+  columns, rows = _columns(tmp_path, 'binary')
+  features, left_out = scaffold.feature_kinds(columns, rows, 'churned')
+  assert features == {'size': ('NUMERIC', 0), 'age': ('NUMERIC', 0), 'city': ('CATEGORICAL', 4),
+                      'plan': ('CATEGORICAL', 3), 'score': ('NUMERIC', 0)}
+  assert 'churned' not in features  # the label
+  assert 'names rows' in left_out['customer_id']
+
+
+@pytest.mark.parametrize('task, section, metric', [
+    ('binary', {'type': 'binary', 'label': 'churned', 'classes': ['no', 'yes']}, 'auc'),
+    ('multiclass', {'type': 'multiclass', 'label': 'species',
+                    'classes': ['setosa', 'versicolor', 'virginica']}, 'accuracy'),
+    ('regression', {'type': 'regression', 'label': 'price'}, 'rmse'),
+])
+def test_task_config_from_the_label(tmp_path, task, section, metric):
+  columns, rows = _columns(tmp_path, task)
+  got_section, gate, hparams = scaffold.task_config(task, columns[LABELS[task]], rows)
+  assert got_section == section
+  assert gate['metric'] == metric
+  if task == 'regression':
+    # The bar is the RMSE of predicting the mean; predictions are put on the label's scale.
+    assert gate['threshold'] == hparams['label_std'] > 0
+    assert 2000 < hparams['label_mean'] < 4000
+  if task == 'multiclass':
+    assert 1 / 3 <= gate['threshold'] < 1  # the most frequent class's share
+
+
+def test_integer_labels_are_class_ids(tmp_path):
+  path = tmp_path / 't.csv'
+  path.write_text('x,y\n' + ''.join(f'{i},{i % 3}\n' for i in range(30)))
+  columns, rows = scaffold.read_columns([str(path)])
+  section, _, _ = scaffold.task_config('multiclass', columns['y'], rows)
+  assert section == {'type': 'multiclass', 'label': 'y', 'num_classes': 3}
+  path.write_text('x,y\n' + ''.join(f'{i},{i % 2}\n' for i in range(30)))
+  columns, rows = scaffold.read_columns([str(path)])
+  section, _, _ = scaffold.task_config('binary', columns['y'], rows)
+  assert section == {'type': 'binary', 'label': 'y'}  # a 0/1 label needs no classes
+
+
+@pytest.mark.parametrize('task, label, message', [
+    ('regression', 'churned', 'not numeric'),
+    ('binary', 'species', 'did you mean --task multiclass'),
+    ('multiclass', 'price', 'did you mean --task regression'),
+])
+def test_a_label_that_does_not_fit_the_task(tmp_path, task, label, message):
+  source = {'churned': 'binary', 'species': 'multiclass', 'price': 'regression'}[label]
+  columns, rows = _columns(tmp_path, source)
+  with pytest.raises(ValueError, match=message):
+    scaffold.task_config(task, columns[label], rows)
+
+
+def test_empty_labels_are_refused(tmp_path):
+  path = tmp_path / 't.csv'
+  path.write_text('x,y\n1,0\n2,\n3,1\n')
+  columns, rows = scaffold.read_columns([str(path)])
+  with pytest.raises(ValueError, match='empty in 1 of 3 rows'):
+    scaffold.task_config('binary', columns['y'], rows)
+
+
+def test_package_and_pipeline_names():
+  assert scaffold.package_name(pathlib.Path('/x/My Churn-2024')) == 'my_churn_2024_model'
+  assert scaffold.package_name(pathlib.Path('/x/2024')) == 'p_2024_model'
+
+
+def test_init_never_overwrites_without_force(tmp_path, capfd):
+  table = write_table(tmp_path / 'data' / 't.csv', 'binary', 50)
+  project = tmp_path / 'project'
+  project.mkdir()
+  (project / 'keep.txt').write_text('mine')
+  code = cli.main(['init', str(project), '--data', str(table), '--label', 'churned',
+                   '--task', 'binary'])
+  assert code == 2
+  assert 'exists; pass --force' in capfd.readouterr().err
+  assert (project / 'keep.txt').read_text() == 'mine'
+
+
+def test_init_errors_are_one_line(tmp_path, capfd):
+  table = write_table(tmp_path / 'data' / 't.csv', 'binary', 50)
+  code = cli.main(['init', str(tmp_path / 'p'), '--data', str(table), '--label', 'nope',
+                   '--task', 'binary'])
+  err = capfd.readouterr().err
+  assert code == 2 and err.count('\n') == 1 and "--label 'nope' is not a column" in err
+  assert not (tmp_path / 'p').exists()
+
+
+def test_schema_command_never_overwrites_without_force(tmp_path, capsys):
+  schema = tmp_path / 'schema.pbtxt'
+  schema.write_text('# reviewed\n')
+  code = cli.main(['schema', '--set', f'schema_file={schema}', '--set',
+                   f'output_root={tmp_path / "out"}'])
+  assert code == 1
+  assert 'exists; pass --force' in capsys.readouterr().err
+  assert schema.read_text() == '# reviewed\n'
