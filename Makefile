@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 ARGS ?=
+# Where `make run-local` writes (the shipped config's output_root); `make clean` cleans it.
+OUTPUTS ?= outputs
 
 # A Python 3.10 interpreter: $(PYTHON) if given, else python3.10 on PATH, else
 # pyenv's versions folder. Each candidate is run, because pyenv's shim exists on
@@ -81,9 +83,16 @@ lock: $(STAMP) ## Re-resolve requirements.lock from pyproject.toml
 	sed -i '1i # Fully pinned dependencies of pyproject.toml; regenerate with `make lock`.' requirements.lock
 
 .PHONY: clean
-clean: ## Remove generated outputs (keeps .venv)
-	rm -rf outputs
+clean: ## Remove what a run regenerates (artifacts, metadata cache); keeps served models and run records
+	rm -rf $(OUTPUTS)/pipeline $(OUTPUTS)/metadata.sqlite $(OUTPUTS)/kubeflow
+	@if [ -d $(OUTPUTS)/serving ]; then echo "kept $(OUTPUTS)/serving (served models; delete them only with: make delete-served SERVING_DIR=$(OUTPUTS)/serving)"; fi
+	@if [ -d $(OUTPUTS)/runs ]; then echo "kept $(OUTPUTS)/runs (run records and logs)"; fi
+
+.PHONY: delete-served
+delete-served: ## Delete served models: SERVING_DIR=path must name the directory
+	@if [ -z "$(SERVING_DIR)" ]; then echo "error: name the serving directory to delete: make delete-served SERVING_DIR=$(OUTPUTS)/serving" >&2; exit 2; fi
+	rm -rf -- "$(SERVING_DIR)"
 
 .PHONY: distclean
-distclean: clean ## Remove generated outputs and .venv
+distclean: clean ## Remove regenerable outputs and .venv (served models and run records stay)
 	rm -rf $(VENV)

@@ -14,11 +14,6 @@ from typing import Any, Literal, Optional, Union
 
 import pydantic
 
-# The kinds of task the pipeline evaluates (`task.type`).
-TASK_TYPES = ('binary', 'multiclass', 'regression')
-# Where the Trainer's replicas run (`trainer.cluster`): one process, local
-# processes, or a Kubeflow TFJob.
-CLUSTER_MODES = ('none', 'local', 'kubeflow')
 # An evaluator task sleeps this long between evaluations by default (the Estimator's 600 s).
 DEFAULT_THROTTLE_SECS = 600
 
@@ -128,6 +123,9 @@ class ClusterSpec(Frozen):
   evaluator: bool = False
   max_restarts: int = 3
   timeout_s: float = 0
+  # local: let the replicas' TF servers listen on every interface (default:
+  # they run in a private network namespace, reachable from nowhere else).
+  expose: bool = False
   # kubeflow: storage every replica reaches, the pipeline image, and the PVC.
   shared_dir: str = ''
   image: str = ''

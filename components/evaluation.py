@@ -11,7 +11,7 @@ from tfx import types
 from tfx.components import Evaluator
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import standard_artifacts, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import json_utils
 
@@ -20,6 +20,8 @@ from components.contract import Task
 from components.metrics import PER_CLASS_METRICS, TASK_METRICS, Metric, gate_metrics
 
 BASELINE_PUSH_DIR_KEY = 'baseline_push_dir'
+# The blessing's record of the serving version the candidate was compared with.
+BASELINE_VERSION_KEY = 'baseline_version'
 
 
 def _threshold(metric: Metric, bound: float, max_change: float) -> tfma.MetricThreshold:
@@ -72,21 +74,29 @@ def eval_config(task: Task, gate_metric: str, threshold: float, max_change: floa
 
 
 class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):
-  """TFX's Evaluator executor, comparing against the version now serving."""
+  """TFX's Evaluator executor, comparing against the version now serving.
+
+  The blessing records that version (`baseline_version`, 0 for none), so the
+  Pusher can refuse to push if another version serves by then.
+  """
 
   def Do(self, input_dict, output_dict, exec_properties):
     push_dir = exec_properties.get(BASELINE_PUSH_DIR_KEY)
     current = serving.latest(push_dir) if push_dir else None
     baseline_uri = current.baseline_model_uri if current else None
     if current and not baseline_uri:
-      logging.warning('Serving version %d has no eval model; no change threshold applies.',
+      logging.warning('Serving version %d has no intact eval model; no change threshold applies.',
                       current.version)
     if baseline_uri:
       logging.info('Baseline: serving version %d.', current.version)
       baseline = standard_artifacts.Model()
       baseline.uri = baseline_uri
       input_dict = {**input_dict, standard_component_specs.BASELINE_MODEL_KEY: [baseline]}
-    return super().Do(input_dict, output_dict, exec_properties)
+    result = super().Do(input_dict, output_dict, exec_properties)
+    blessing = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.BLESSING_KEY])
+    blessing.set_int_custom_property(BASELINE_VERSION_KEY, current.version if current else 0)
+    return result
 
 
 class _ServingBaselineEvaluatorSpec(standard_component_specs.EvaluatorSpec):

@@ -1,22 +1,37 @@
-"""The Pusher: only a blessed model, published as an atomic, monotonically versioned push.
+"""The Pusher: only a blessed model, published as an atomic, monotonically versioned push,
+and only if the version it was compared with still serves (compare-and-swap).
 
 TFX's Pusher pushes unblessed models when no blessing is wired and copies into
 `<base>/<unix time>` in place, so readers can see half a model and two pushes
 in one second collide. This executor uses `components.serving.push` instead.
 """
 
+import os
+
 from absl import logging
+from tfx import types
+from tfx.components import Pusher
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.components.pusher import executor as pusher_executor
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
 from tfx.utils import json_utils, path_utils, proto_utils
 
-from components import serving
+from components import serving, smoke_check
+from components.evaluation import BASELINE_VERSION_KEY
 from components.training import ARCHITECTURE_KEY
+
+# Why a blessed model was not pushed, on the PushedModel artifact.
+NOT_PUSHED_KEY = 'not_pushed_reason'
+# Raw examples the candidate must predict on before it is pushed.
+EXAMPLES_KEY = 'examples'
 
 
 class AtomicPusherExecutor(pusher_executor.Executor):
-  """Pushes the Model to the filesystem destination if, and only if, it is blessed."""
+  """Pushes the Model to the filesystem destination if, and only if, it is blessed,
+  predicts finite values on raw eval examples in a fresh process, and the
+  version it was compared with still serves."""
 
   def Do(self, input_dict, output_dict, exec_properties):
     model_push = artifact_utils.get_single_instance(
@@ -35,7 +50,32 @@ class AtomicPusherExecutor(pusher_executor.Executor):
                               destination)
     custom_config = json_utils.loads(
         exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or 'null') or {}
-    pushed = serving.push(
+    expected = (blessing.get_int_custom_property(BASELINE_VERSION_KEY)
+                if blessing.has_custom_property(BASELINE_VERSION_KEY) else None)
+    examples = input_dict.get(EXAMPLES_KEY)
+    if examples:
+      eval_files = os.path.join(
+          artifact_utils.get_split_uri(examples, 'eval'), '*')
+      problem = smoke_check.run_in_fresh_process(path_utils.serving_model_path(model.uri),
+                                                 eval_files)
+      if problem:
+        logging.warning('Not pushed: %s.', problem)
+        self._MarkNotPushed(model_push)
+        model_push.set_string_custom_property(NOT_PUSHED_KEY, problem)
+        return
+    try:
+      pushed = self._push(model, blessing, destination, custom_config, expected)
+    except serving.StaleBaselineError as e:
+      logging.warning('Not pushed: %s.', e)
+      self._MarkNotPushed(model_push)
+      model_push.set_string_custom_property(NOT_PUSHED_KEY, str(e))
+      return
+    logging.info('Pushed version %d to %s.', pushed.version, pushed.path)
+    self._MarkPushed(model_push, pushed_destination=pushed.path,
+                     pushed_version=str(pushed.version))
+
+  def _push(self, model, blessing, destination, custom_config, expected):
+    return serving.push(
         serving_model=path_utils.serving_model_path(model.uri),
         eval_model=path_utils.eval_model_path(model.uri),
         push_dir=destination.filesystem.base_directory,
@@ -45,7 +85,27 @@ class AtomicPusherExecutor(pusher_executor.Executor):
             'blessing_uri': blessing.uri,
             'pipeline_run_id': self._context.pipeline_run_id if self._context else None,
             ARCHITECTURE_KEY: custom_config.get(ARCHITECTURE_KEY),
-        })
-    logging.info('Pushed version %d to %s.', pushed.version, pushed.path)
-    self._MarkPushed(model_push, pushed_destination=pushed.path,
-                     pushed_version=str(pushed.version))
+        },
+        expected_serving=expected)
+
+
+class _CheckedPusherSpec(standard_component_specs.PusherSpec):
+  INPUTS = {
+      **standard_component_specs.PusherSpec.INPUTS,
+      EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+  }
+
+
+class CheckedPusher(Pusher):
+  """TFX's Pusher with AtomicPusherExecutor and the raw examples of its smoke check."""
+  SPEC_CLASS = _CheckedPusherSpec
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPusherExecutor)
+
+  def __init__(self, model, model_blessing, examples, push_dir: str, custom_config: dict):
+    spec = _CheckedPusherSpec(
+        model=model, model_blessing=model_blessing, examples=examples,
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=push_dir)),
+        custom_config=json_utils.dumps(custom_config),
+        pushed_model=types.Channel(type=standard_artifacts.PushedModel))
+    base_component.BaseComponent.__init__(self, spec=spec)

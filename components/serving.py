@@ -8,9 +8,12 @@ SavedModel and a push record, so the model now serving can act as the
 Evaluator's baseline and the Trainer's warm start without any Resolver node.
 """
 
+import contextlib
 import dataclasses
 import errno
+import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -21,6 +24,7 @@ PUSH_RECORD = os.path.join('assets.extra', 'push.json')
 # `Format-TFMA`, so `<version>/assets.extra` can stand in as a Model URI.
 BASELINE_MODEL_URI = 'assets.extra'
 EVAL_MODEL_DIR = os.path.join(BASELINE_MODEL_URI, 'Format-TFMA')
+PUSH_LOCK = '.push.lock'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,37 +35,98 @@ class PushedVersion:
 
   @property
   def baseline_model_uri(self) -> str | None:
-    """A Model-artifact URI whose Format-TFMA holds this version's eval model."""
-    if os.path.exists(os.path.join(self.path, EVAL_MODEL_DIR, 'saved_model.pb')):
-      return os.path.join(self.path, BASELINE_MODEL_URI)
-    return None
+    """A Model-artifact URI whose Format-TFMA holds this version's eval model,
+    or None if it has none or it is damaged."""
+    eval_model = os.path.join(self.path, EVAL_MODEL_DIR)
+    if not os.path.exists(eval_model):
+      return None
+    problem = saved_model_problem(eval_model, signature=None)
+    if problem:
+      logging.warning('Serving version %d: its eval model %s is damaged (%s); '
+                      'no comparison with it is possible.', self.version, eval_model, problem)
+      return None
+    return os.path.join(self.path, BASELINE_MODEL_URI)
+
+
+class StaleBaselineError(RuntimeError):
+  """The serving version changed after the candidate was compared with it."""
+
+
+def saved_model_problem(path: str, signature: str | None = 'serving_default') -> str | None:
+  """What is wrong with the SavedModel at `path`, or None if it parses and has `signature`."""
+  from google.protobuf.message import DecodeError
+  from tensorflow.core.protobuf import saved_model_pb2
+
+  try:
+    with open(os.path.join(path, 'saved_model.pb'), 'rb') as f:
+      data = f.read()
+  except OSError:
+    return 'saved_model.pb is missing'
+  model = saved_model_pb2.SavedModel()
+  try:
+    model.ParseFromString(data)
+  except DecodeError:
+    return 'saved_model.pb does not parse'
+  if not model.meta_graphs:
+    return 'saved_model.pb holds no graph'
+  if signature and not any(signature in graph.signature_def for graph in model.meta_graphs):
+    return f'saved_model.pb has no {signature!r} signature'
+  return None
 
 
 def versions(push_dir: str) -> list[int]:
-  """Complete versions under `push_dir`, oldest first."""
+  """Every version directory under `push_dir`, intact or not, oldest first."""
   if not os.path.isdir(push_dir):
     return []
-  return sorted(
-      int(name) for name in os.listdir(push_dir)
-      if name.isdigit() and os.path.exists(os.path.join(push_dir, name, 'saved_model.pb')))
+  return sorted(int(name) for name in os.listdir(push_dir)
+                if name.isdigit() and os.path.isdir(os.path.join(push_dir, name)))
+
+
+def damaged(push_dir: str) -> list[tuple[int, str, str]]:
+  """(version, path, problem) of every version newer than the newest intact one:
+  those passed over by `latest`."""
+  found = []
+  for version in reversed(versions(push_dir)):
+    path = os.path.join(push_dir, str(version))
+    problem = saved_model_problem(path)
+    if not problem:
+      break
+    found.append((version, path, problem))
+  return found
 
 
 def latest(push_dir: str) -> PushedVersion | None:
-  """The version TF Serving would serve now (the highest), or None."""
-  found = versions(push_dir)
-  if not found:
+  """The newest intact version (what serves now), or None. Damaged newer
+  versions are passed over, with a warning naming them."""
+  passed_over = damaged(push_dir)
+  for version, path, problem in passed_over:
+    logging.warning('Serving version %d at %s is damaged (%s); passed over.', version, path, problem)
+  intact = [v for v in versions(push_dir) if v not in {d[0] for d in passed_over}]
+  if not intact:
     return None
-  path = os.path.join(push_dir, str(found[-1]))
+  path = os.path.join(push_dir, str(intact[-1]))
   record = {}
   try:
     with open(os.path.join(path, PUSH_RECORD)) as f:
       record = json.load(f)
   except (OSError, ValueError):
     pass  # a version pushed by something else; still the one serving
-  return PushedVersion(found[-1], path, record)
+  return PushedVersion(intact[-1], path, record)
 
 
-def push(serving_model: str, eval_model: str | None, push_dir: str, record: dict) -> PushedVersion:
+@contextlib.contextmanager
+def _push_lock(push_dir: str):
+  """Serialises pushes to `push_dir` across processes (released if the process dies)."""
+  fd = os.open(os.path.join(push_dir, PUSH_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(fd)
+
+
+def push(serving_model: str, eval_model: str | None, push_dir: str, record: dict,
+         expected_serving: int | None = None) -> PushedVersion:
   """Publishes a serving SavedModel as a new version, atomically.
 
   Args:
@@ -69,9 +134,14 @@ def push(serving_model: str, eval_model: str | None, push_dir: str, record: dict
     eval_model: directory of the TFMA eval SavedModel, kept for baselines.
     push_dir: the serving directory TF Serving watches.
     record: facts about the model, stored as the version's push record.
+    expected_serving: compare-and-swap: the version that must still be the
+      one serving (0: none), the one the candidate was compared with.
 
   Returns:
     The new version.
+
+  Raises:
+    StaleBaselineError: another version serves now than `expected_serving`.
   """
   if '://' in push_dir:
     raise ValueError(f'push destination {push_dir}: must be a local or mounted path; '
@@ -84,23 +154,35 @@ def push(serving_model: str, eval_model: str | None, push_dir: str, record: dict
     io_utils.copy_dir(serving_model, staging)
     if eval_model:
       io_utils.copy_dir(eval_model, os.path.join(staging, EVAL_MODEL_DIR))
-    # Unix time as version (TFX's convention), but always above the newest.
-    version = max(int(time.time()), max(versions(push_dir), default=0) + 1)
-    while True:
-      target = os.path.join(push_dir, str(version))
-      full_record = {**record, 'version': version, 'pushed_at': time.time()}
-      os.makedirs(os.path.join(staging, 'assets.extra'), exist_ok=True)
-      with open(os.path.join(staging, PUSH_RECORD), 'w') as f:
-        json.dump(full_record, f, indent=2, sort_keys=True)
-      try:
-        os.rename(staging, target)  # atomic; fails if that version exists
-        return PushedVersion(version, target, full_record)
-      except OSError as e:
-        if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-          raise
-        version += 1  # another push took this version in the same second
+    with _push_lock(push_dir):
+      if expected_serving is not None:
+        current = latest(push_dir)
+        now = current.version if current else 0
+        if now != expected_serving:
+          raise StaleBaselineError(
+              f'serving version {now or "(none)"} is not the one the candidate was compared '
+              f'with ({expected_serving or "none serving"}); the next run compares against it')
+      return _rename_into_place(staging, push_dir, record)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _rename_into_place(staging: str, push_dir: str, record: dict) -> PushedVersion:
+  # Unix time as version (TFX's convention), but always above the newest.
+  version = max(int(time.time()), max(versions(push_dir), default=0) + 1)
+  while True:
+    target = os.path.join(push_dir, str(version))
+    full_record = {**record, 'version': version, 'pushed_at': time.time()}
+    os.makedirs(os.path.join(staging, 'assets.extra'), exist_ok=True)
+    with open(os.path.join(staging, PUSH_RECORD), 'w') as f:
+      json.dump(full_record, f, indent=2, sort_keys=True)
+    try:
+      os.rename(staging, target)  # atomic; fails if that version exists
+      return PushedVersion(version, target, full_record)
+    except OSError as e:
+      if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+        raise
+      version += 1  # a version of that number exists (pushed by another tool)
 
 
 def load_predictor(saved_model_dir: str, output: str = 'logistic'):

@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import posixpath
+import sys
 
 from absl import logging
 import tensorflow as tf
@@ -20,6 +21,7 @@ from tfx.components.trainer import executor as trainer_executor
 from tfx.utils import io_utils, path_utils
 
 from components import cluster as cluster_lib
+from components import local_cluster, tfjob
 from components import contract, replica, serving
 
 # The push record's key for what a pushed model was trained with.
@@ -108,19 +110,19 @@ def run_cluster(mode: str, cluster: contract.ClusterSpec, spec: replica.ReplicaS
     log_dir.mkdir(parents=True, exist_ok=True)
     spec_file = log_dir / 'replica_spec.json'
     spec_file.write_text(spec.to_json())
-    local = cluster_lib.LocalCluster(
-        cluster_lib.replica_command(str(spec_file)), topology, log_dir,
-        max_restarts=max_restarts, timeout_s=timeout_s)
+    local = local_cluster.LocalCluster(
+        cluster_lib.replica_command(sys.executable, '--spec', str(spec_file)), topology, log_dir,
+        max_restarts=max_restarts, timeout_s=timeout_s, private_network=not cluster.expose)
     local.run()
     return
   # Unique per Trainer execution (the model-run URI is), and a valid DNS label.
   name = f'trainer-{pathlib.PurePosixPath(run_dir).name}-{hashlib.sha1(run_dir.encode()).hexdigest()[:8]}'
-  manifest = cluster_lib.tfjob_manifest(
+  manifest = tfjob.tfjob_manifest(
       name[:63],
       namespace=cluster.namespace, image=cluster.image, spec_json=spec.to_json(),
       topology=topology, pvc=cluster.pvc, mount_path=cluster.mount_path,
       max_restarts=max_restarts, timeout_s=timeout_s)
-  cluster_lib.TFJobRunner(manifest).run()
+  tfjob.TFJobRunner(manifest).run()
 
 
 def export_final_model(training: dict, export_base: str) -> str:

@@ -16,17 +16,27 @@ from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGe
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
+from tfx.utils import json_utils
+from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 
 class DataValidationError(RuntimeError):
   """The data has anomalies against the curated schema."""
 
 
+LABEL_KEY = 'label'
+
+
 class GatingExampleValidatorExecutor(validator_executor.Executor):
-  """ExampleValidator's executor, failing the execution when it finds anomalies."""
+  """ExampleValidator's executor, failing the execution when it finds anomalies.
+
+  Besides the schema's checks, the label column must hold more than one value
+  in every split: a one-class label trains nothing and cannot be evaluated.
+  """
 
   def Do(self, input_dict, output_dict, exec_properties):
     self._anomalies = []
+    self._label = exec_properties.get(LABEL_KEY) or ''
     result = super().Do(input_dict, output_dict, exec_properties)
     problems = format_anomalies(self._anomalies)
     if problems:
@@ -35,9 +45,29 @@ class GatingExampleValidatorExecutor(validator_executor.Executor):
 
   def _Validate(self, inputs, outputs):
     anomalies = super()._Validate(inputs, outputs)
-    split = os.path.basename(outputs[labels.SCHEMA_DIFF_PATH].rstrip('/'))
-    self._anomalies.append((split.removeprefix('Split-'), anomalies))
+    split = os.path.basename(outputs[labels.SCHEMA_DIFF_PATH].rstrip('/')).removeprefix('Split-')
+    self._anomalies.append((split, anomalies))
+    problem = single_value(inputs[standard_component_specs.STATISTICS_KEY], self._label)
+    if problem:
+      extra = anomalies_pb2.Anomalies()
+      extra.anomaly_info[self._label].description = problem
+      self._anomalies.append((split, extra))
     return anomalies
+
+
+def single_value(statistics, label: str) -> str | None:
+  """Why `label` cannot be learnt from `statistics` (it holds one value), or None."""
+  for dataset in statistics.datasets:
+    for feature in dataset.features:
+      if not label or list(feature.path.step) != [label]:
+        continue
+      if feature.HasField('string_stats') and feature.string_stats.unique == 1:
+        value = feature.string_stats.top_values[0].value if feature.string_stats.top_values else ''
+        return f'the label holds a single value ({value!r}): nothing to learn or evaluate'
+      if feature.HasField('num_stats') and feature.num_stats.max == feature.num_stats.min:
+        return (f'the label holds a single value ({feature.num_stats.min:g}): '
+                'nothing to learn or evaluate')
+  return None
 
 
 def format_anomalies(split_anomalies) -> str:
@@ -57,9 +87,24 @@ def format_anomalies(split_anomalies) -> str:
   return '\n'.join(lines)
 
 
+class _GatingValidatorSpec(standard_component_specs.ExampleValidatorSpec):
+  PARAMETERS = {
+      **standard_component_specs.ExampleValidatorSpec.PARAMETERS,
+      LABEL_KEY: ExecutionParameter(type=str),
+  }
+
+
 class GatingExampleValidator(ExampleValidator):
-  """ExampleValidator that stops the pipeline on anomalies."""
+  """ExampleValidator that stops the pipeline on anomalies (and a one-value `label`)."""
+  SPEC_CLASS = _GatingValidatorSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(GatingExampleValidatorExecutor)
+
+  def __init__(self, statistics, schema, label: str):
+    spec = _GatingValidatorSpec(
+        statistics=statistics, schema=schema, label=label,
+        exclude_splits=json_utils.dumps([]),
+        anomalies=types.Channel(type=standard_artifacts.ExampleAnomalies))
+    base_component.BaseComponent.__init__(self, spec=spec)
 
 
 class _CuratedSchemaSpec(standard_component_specs.ImportSchemaGenSpec):

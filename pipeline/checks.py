@@ -51,3 +51,20 @@ def preflight(config: Config, data: bool = True) -> None:
   if data and '://' not in config.data_root:
     check_csv_files(config.data_root)
   usercode.check_module(config)
+  if config.trainer.cluster == 'local' and not config.trainer.expose_cluster:
+    check_private_network()
+
+
+def check_private_network() -> None:
+  """A local cluster's replicas need a private network namespace (or consent to be exposed)."""
+  from components.local_cluster import NetworkUnavailable, PrivateNetwork
+
+  try:
+    with PrivateNetwork():
+      pass
+  except NetworkUnavailable as e:
+    raise ConfigError(
+        "config key 'trainer.expose_cluster': trainer.cluster=local runs its replicas in a "
+        f'private network namespace, which this machine cannot make ({e}); their TF servers '
+        'would listen on every interface, unauthenticated. Set trainer.expose_cluster=true '
+        'to accept that') from None

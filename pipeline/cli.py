@@ -3,7 +3,6 @@
 import argparse
 import contextlib
 import datetime
-import json
 import logging
 import os
 import pathlib
@@ -12,10 +11,13 @@ import shutil
 import sys
 import time
 
-from pipeline import kubeflow
+from pipeline import history, kubeflow, runlock
 from pipeline.config import ConfigError, load_config, to_dict
 
 TASKS = ('binary', 'multiclass', 'regression')
+# Another run holds the output root or serving directory: try again later
+# (sysexits' EX_TEMPFAIL, which schedulers know as "retry").
+EXIT_LOCKED = 75
 
 
 def _parser():
@@ -88,6 +90,19 @@ def _describe(error: BaseException) -> str:
       f'{error.__class__.__name__}: {text}')
 
 
+# The summary and the console keep this much of an error; the log has all of it.
+MAX_ERROR_LINES, MAX_ERROR_CHARS = 16, 2000
+
+
+def short(text: str) -> str:
+  """`text` cut to MAX_ERROR_LINES lines and MAX_ERROR_CHARS characters."""
+  lines = text.splitlines()
+  if len(lines) > MAX_ERROR_LINES:
+    lines = lines[:1] + ['...'] + lines[-(MAX_ERROR_LINES - 2):]
+  text = '\n'.join(lines)
+  return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 4] + ' ...'
+
+
 def error_text(error: BaseException) -> str:
   """What went wrong, for a person: the error's own message, or, when it wraps
   another (Beam and TFMA re-raise with their own context, e.g. TFMA's
@@ -105,56 +120,84 @@ def error_text(error: BaseException) -> str:
 
 
 def run(config, console_err, runner: str = 'local') -> dict:
-  """Runs the pipeline for `config`, printing progress; returns the summary."""
+  """Runs the pipeline for `config`, printing progress; returns the summary.
+
+  Raises:
+    LockedError: another run holds this output root or serving directory.
+    ConfigError: the config does not fit the schema or the module (nothing ran).
+  """
   run_id = datetime.datetime.now().strftime('%Y%m%dT%H%M%S-') + secrets.token_hex(2)
+  locked = {'output root': config.output_root, 'serving directory': pathlib.Path(config.push_dir)}
+  with runlock.hold(run_id, locked, config.run_lock_wait_s):
+    return _run_locked(config, run_id, console_err, runner)
+
+
+def _run_locked(config, run_id, console_err, runner) -> dict:
   run_dir = config.runs_dir / run_id
+  log_file = run_dir / 'pipeline.log'
   started = time.monotonic()
   status, error = 'succeeded', None
-  print(f'run {run_id} ({runner} runner): logs in {run_dir / "pipeline.log"}', flush=True)
+  print(f'run {run_id} ({runner} runner): logs in {log_file}', flush=True)
 
   def on_finish(name, state, seconds):
     print(f'  {name:<26} {state:<9} {seconds:7.1f} s   (elapsed {time.monotonic() - started:6.1f} s)',
           flush=True)
 
-  with _logs_to(run_dir / 'pipeline.log'):
+  with _logs_to(log_file) as console:
+    from components import serving
     from pipeline import checks
 
+    # Records that died with their process, and damaged serving versions,
+    # before anything relies on them.
+    for note in history.recover(config, run_id):
+      print(f'note: {note}', flush=True)
+    damaged = [{'version': v, 'path': p, 'problem': problem}
+               for v, p, problem in serving.damaged(config.push_dir)]
+    for version in damaged:
+      print(f'warning: serving version {version["version"]} at {version["path"]} is damaged '
+            f'({version["problem"]}); passed over', file=console, flush=True)
     progress = None
     try:
       # Fail fast, before any component runs. The user's module imports
       # TensorFlow: its start-up messages go to the log file.
       checks.preflight(config)
-      from absl import logging as absl_logging
-
-      from pipeline import runners
-
-      absl_logging.set_verbosity(absl_logging.INFO)
-      progress = runners.ComponentProgress(on_finish)
-      runners.run(config, run_id, progress, runner)
     except ConfigError:
       logging.getLogger(__name__).exception('run %s refused', run_id)
       shutil.rmtree(run_dir, ignore_errors=True)
       raise  # a mistake in the config or the module: nothing ran
-    except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
+    except (Exception, KeyboardInterrupt) as e:
       status, error = 'failed', error_text(e)
-      if progress and progress.current:
-        error = f'{progress.current} failed: {error}'
-      logging.getLogger(__name__).exception('run %s failed', run_id)
+    if status != 'failed':
+      history.start(config, run_id, runner, log_file)
+      try:
+        from absl import logging as absl_logging
+
+        from pipeline import cache_check, runners
+
+        for note in cache_check.invalidate_incomplete(config.metadata_path):
+          print(f'note: {note}', flush=True)
+        absl_logging.set_verbosity(absl_logging.INFO)
+        progress = runners.ComponentProgress(on_finish)
+        runners.run(config, run_id, progress, runner)
+      except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
+        status, error = 'failed', short(error_text(e))
+        if progress and progress.current:
+          error = f'{progress.current} failed: {error}'
+        logging.getLogger(__name__).exception('run %s failed', run_id)
     from pipeline import report
     summary = {
         'run_id': run_id,
         'status': status,
         'error': error,
         **report.collect(config, run_id, progress.timings if progress else {}),
+        'damaged_versions': damaged,
         'runner': runner,
         'wall_seconds': round(time.monotonic() - started, 2),
-        'log_file': str(run_dir / 'pipeline.log'),
+        'log_file': str(log_file),
         'config': to_dict(config),
     }
-  run_dir.mkdir(parents=True, exist_ok=True)
-  (run_dir / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
-  shutil.copyfile(run_dir / 'summary.json', config.output_root / 'latest_summary.json')
-  _print_summary(summary, run_dir / 'summary.json', console_err)
+  path = history.write_summary(config, summary)
+  _print_summary(summary, path, console_err)
   return summary
 
 
@@ -164,7 +207,8 @@ def _print_summary(summary, path, console_err):
     first, *rest = summary['error'].splitlines() or ['']
     print(f'error: {first}', file=console_err)
     for line in rest:
-      print(line, file=console_err)
+      print(f'  {line}', file=console_err)
+    print(f'  (the whole log: {summary["log_file"]})', file=console_err)
   metrics = summary['metrics']
   if metrics:
     shown = ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
@@ -178,6 +222,8 @@ def _print_summary(summary, path, console_err):
     print(f'blessed: {"yes" if summary["blessed"] else "no"} ({summary["blessing_reason"]})')
   if summary['pushed_path']:
     print(f'pushed: {summary["pushed_path"]}')
+  elif summary.get('not_pushed_reason'):
+    print(f'pushed: nothing ({summary["not_pushed_reason"]})')
   else:
     print('pushed: nothing')
   if summary.get('serving_path'):
@@ -262,4 +308,7 @@ def main(argv=None) -> int:
   except ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except runlock.LockedError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return EXIT_LOCKED
   return 0 if summary['status'] == 'succeeded' else 1

@@ -71,6 +71,10 @@ class TrainerConfig(Frozen):
   # Per worker / parameter server / evaluator; the chief never restarts.
   max_restarts: pydantic.conint(strict=True, ge=0) = 3
   timeout_s: pydantic.conint(strict=True, ge=0) = 0  # the Trainer fails after this long; 0: no limit
+  # local: replicas run in a private network namespace (only loopback), as
+  # their TF servers listen on every interface and take unauthenticated
+  # requests. true: run them without it, reachable from the network.
+  expose_cluster: pydantic.StrictBool = False
   # kubeflow: a directory every replica and the launcher reach (a PVC mount
   # path, or gs:// or s3://) where the model directory lives.
   shared_dir: str = ''
@@ -188,6 +192,9 @@ class Config(Frozen):
   output_root: pathlib.Path
   # Where blessed models are pushed; empty means <output_root>/serving.
   serving_dir: str = ''
+  # One run at a time per output root and serving directory: a run that
+  # finds either in use waits this long for it, then gives up (0: at once).
+  run_lock_wait_s: Number = 0.0
   task: Task = TaskField
   trainer: TrainerConfig = TrainerConfig()
   evaluator: EvaluatorConfig
@@ -205,6 +212,12 @@ class Config(Frozen):
   def _dotted(cls, value):
     if not all(part.isidentifier() for part in value.split('.')):
       raise ValueError(f'must be a dotted Python module path, got {value!r}')
+    return value
+
+  @pydantic.validator('run_lock_wait_s')
+  def _wait_non_negative(cls, value):
+    if value < 0:
+      raise ValueError('must be zero or more')
     return value
 
   @pydantic.validator('output_root', 'code_dir')
@@ -263,7 +276,8 @@ class Config(Frozen):
       return ClusterSpec()
     spec = ClusterSpec(mode=trainer.cluster, workers=trainer.workers,
                        parameter_servers=trainer.parameter_servers, evaluator=trainer.evaluator,
-                       max_restarts=trainer.max_restarts, timeout_s=trainer.timeout_s)
+                       max_restarts=trainer.max_restarts, timeout_s=trainer.timeout_s,
+                       expose=trainer.expose_cluster)
     if trainer.cluster == 'kubeflow':
       spec = spec.copy(update=dict(shared_dir=trainer.shared_dir, image=self.kubeflow.image,
                                    namespace=self.kubeflow.namespace, pvc=self.kubeflow.pvc,

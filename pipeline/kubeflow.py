@@ -13,11 +13,11 @@ import urllib.parse
 import urllib.request
 import uuid
 
+from components.cluster import SHARED_VOLUME
 from pipeline.config import Config
 
 TARGETS = ('kubeflow', 'kubeflow-v2')
 DEFAULT_FILES = {'kubeflow': 'pipeline-v1.yaml', 'kubeflow-v2': 'pipeline-v2.yaml'}
-PVC_VOLUME = 'shared'
 
 
 def _pipeline(config: Config):
@@ -49,7 +49,7 @@ def compile_pipeline(config: Config, target: str, output: pathlib.Path) -> pathl
 
     operators = v1.get_default_pipeline_operator_funcs(use_gcp_sa=False)
     if config.kubeflow.pvc:
-      operators.append(onprem.mount_pvc(config.kubeflow.pvc, PVC_VOLUME, config.kubeflow.mount_path))
+      operators.append(onprem.mount_pvc(config.kubeflow.pvc, SHARED_VOLUME, config.kubeflow.mount_path))
     runner = v1.KubeflowDagRunner(
         output_dir=str(output.parent), output_filename=output.name,
         config=v1.KubeflowDagRunnerConfig(

@@ -1,14 +1,14 @@
 """`create_pipeline(config)`: the one pipeline definition, shared by every runner."""
 
-from tfx.components import Pusher, StatisticsGen, Trainer, Transform
+from tfx.components import StatisticsGen, Trainer, Transform
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.proto import pusher_pb2, trainer_pb2
+from tfx.proto import trainer_pb2
 
 from components import contract
 from components.evaluation import ServingBaselineEvaluator, eval_config
 from components.example_gen import CheckedCsvExampleGen
-from components.pushing import AtomicPusherExecutor
+from components.pushing import CheckedPusher
 from components.training import ARCHITECTURE_KEY, EstimatorTrainerExecutor, architecture
 from components.validation import CuratedSchemaGen, GatingExampleValidator
 from pipeline import usercode
@@ -39,7 +39,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
   # Stops the run on any anomaly, before anything is trained on bad data.
   example_validator = GatingExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
-      schema=schema_gen.outputs['schema']).with_id('ExampleValidator')
+      schema=schema_gen.outputs['schema'], label=config.task.label).with_id('ExampleValidator')
   # Feature engineering, saved as a graph reused by training, serving and TFMA.
   transform = Transform(
       examples=example_gen.outputs['examples'],
@@ -75,14 +75,14 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
       eval_config=eval_config(config.task, config.gate_metric, config.evaluator.threshold,
                               config.evaluator.max_change, config.evaluator.slice_features),
       baseline_push_dir=push_dir).with_id('Evaluator')
-  # Publishes a blessed model as a new serving version, atomically.
-  pusher = Pusher(
+  # Publishes a blessed model that predicts on raw examples, atomically, if the
+  # model it was compared with still serves.
+  pusher = CheckedPusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
-      push_destination=pusher_pb2.PushDestination(
-          filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=push_dir)),
-      custom_config={ARCHITECTURE_KEY: model_architecture},
-      custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor))
+      examples=example_gen.outputs['examples'],
+      push_dir=push_dir,
+      custom_config={ARCHITECTURE_KEY: model_architecture}).with_id('Pusher')
 
   return tfx_pipeline.Pipeline(
       pipeline_name=config.pipeline_name,

@@ -62,8 +62,9 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
   for name, (state, seconds) in timings.items():
     components.setdefault(name, {'name': name})
     components[name].update(state=state, seconds=round(seconds, 2))
-  current = serving.latest(str(config.push_dir))
+  current = serving.latest(config.push_dir)
   result = {'metrics': {}, 'blessed': False, 'pushed_path': None, 'pushed_version': None,
+            'not_pushed_reason': None,
             'serving_path': os.path.abspath(current.path) if current else None,
             'blessing_reason': None}
   # A run stopped before any component ran has nothing in MLMD (nor needs its imports).
@@ -86,6 +87,7 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
         _add_training(result, outputs)
       elif name == 'Pusher' and 'pushed_model' in outputs and entry['state'] == EXECUTED:
         pushed = outputs['pushed_model']
+        result['not_pushed_reason'] = _prop(pushed, 'not_pushed_reason') or None
         if _prop(pushed, 'pushed') == 1:
           result['pushed_path'] = os.path.abspath(_prop(pushed, 'pushed_destination'))
           result['pushed_version'] = int(_prop(pushed, 'pushed_version'))

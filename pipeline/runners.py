@@ -18,7 +18,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import runtime_parameter_utils
 
-from components.cluster import free_ports
+from components.local_cluster import free_ports
 from pipeline.config import Config
 from pipeline.pipeline import create_pipeline
 from pipeline.report import CACHED, EXECUTED, FAILED

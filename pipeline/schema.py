@@ -19,6 +19,11 @@ def curate(schema: schema_pb2.Schema, label: str) -> schema_pb2.Schema:
   """Applies the reviewed rules to a TFDV-inferred schema whose label column is `label`."""
   schema.default_environment[:] = [TRAINING, SERVING]
   for feature in schema.feature:
+    if feature.type == schema_pb2.FLOAT:
+      # A value too large for float32 (1e39 in a CSV) arrives as infinity,
+      # which training would silently turn into NaN weights.
+      feature.float_domain.disallow_inf = True
+      feature.float_domain.disallow_nan = True
     if feature.presence.min_fraction < 1.0:
       # An optional column may be empty in a whole (small) data drop.
       feature.presence.ClearField('min_count')

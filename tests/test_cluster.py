@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from components import cluster as cluster_lib
+from components import local_cluster, tfjob
 from components import replica
 from tests.conftest import taxi_module_args
 
@@ -46,7 +47,7 @@ def make_cluster(tmp_path, plan, topology, **kwargs):
   (tmp_path / 'plan.json').write_text(json.dumps(plan))
   script = tmp_path / 'fake_replica.py'
   script.write_text(FAKE_REPLICA)
-  return cluster_lib.LocalCluster([sys.executable, str(script), str(tmp_path)], topology,
+  return local_cluster.LocalCluster([sys.executable, str(script), str(tmp_path)], topology,
                                   tmp_path / 'logs', poll_s=0.05, **kwargs)
 
 
@@ -153,7 +154,7 @@ def manifest(**kwargs):
   defaults = dict(namespace='ml', image='registry.example/taxi:1', spec_json='{"a": 1}',
                   topology=cluster_lib.Topology(workers=2, parameter_servers=1, evaluator=True),
                   pvc='models', mount_path='/mnt/shared', max_restarts=4, timeout_s=3600)
-  return cluster_lib.tfjob_manifest('trainer-7-abc', **{**defaults, **kwargs})
+  return tfjob.tfjob_manifest('trainer-7-abc', **{**defaults, **kwargs})
 
 
 def test_tfjob_manifest_replicas_image_command_and_restarts():
@@ -198,4 +199,17 @@ def test_tfjob_manifest_on_bucket_storage_mounts_nothing():
     ([{'type': 'Failed', 'status': 'True', 'message': 'chief exited 1'}], ('Failed', 'chief exited 1')),
 ])
 def test_tfjob_state(conditions, expected):
-  assert cluster_lib.tfjob_state({'status': {'conditions': conditions}}) == expected
+  assert tfjob.tfjob_state({'status': {'conditions': conditions}}) == expected
+
+
+def test_error_tail_is_the_error_not_the_warnings(tmp_path):
+  log = tmp_path / 'chief-0.log'
+  log.write_text('\n'.join(
+      ['W1123 tensorflow WARNING: something is deprecated'] * 30
+      + ['Traceback (most recent call last):', '  File "x.py", line 1, in <module>',
+         'ValueError: the real cause']
+      + ['WARNING:tensorflow: Instructions for updating: use tf.data'] * 5))
+  tail = cluster_lib.error_tail(log)
+  assert tail.startswith('Traceback') and tail.endswith('ValueError: the real cause')
+  log.write_text('\n'.join(['WARNING: deprecated'] * 30 + ['Segmentation fault']))
+  assert cluster_lib.error_tail(log) == 'Segmentation fault'

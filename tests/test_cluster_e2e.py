@@ -143,7 +143,10 @@ def test_a_killed_chief_fails_the_run_and_pushes_nothing(local_cluster, workspac
   process, summary, _ = kill_when_training(
       workspace, 'chief:0', *CLUSTER, 'trainer.hparams.learning_rate=0.07')
   assert process.returncode == 1
-  assert 'error: training replica chief:0 failed (killed by SIGKILL)' in process.stderr_text
+  assert 'error: Trainer failed: training replica chief:0 failed (killed by SIGKILL)' in process.stderr_text
+  # Its error, not TF's deprecation warnings; the summary keeps it short and names the log.
+  assert 'deprecat' not in process.stderr_text and 'Instructions for updating' not in process.stderr_text
+  assert len(summary['error']) <= 2000 and summary['log_file'] in process.stderr_text
   assert summary['status'] == 'failed' and not summary['pushed_path']
   assert serving.versions(workspace / 'serving') == before
   assert not replicas(workspace)

@@ -142,7 +142,7 @@ def test_cluster_settings_reach_the_trainer():
   assert contract.dump(config.cluster_spec()) == {
       'mode': 'kubeflow', 'workers': 2, 'parameter_servers': 1, 'evaluator': False,
       'max_restarts': 3, 'timeout_s': 0, 'shared_dir': '/mnt/shared/m', 'image': 'reg/taxi:2',
-      'namespace': 'kubeflow', 'pvc': 'models', 'mount_path': '/mnt/shared'}
+      'namespace': 'kubeflow', 'pvc': 'models', 'mount_path': '/mnt/shared', 'expose': False}
 
 
 def test_payloads_round_trip_and_refuse_unknown_keys():

@@ -1,17 +1,24 @@
-"""The whole pipeline through the CLI on a sample of the data, then reruns and bad input.
+"""The whole pipeline through the CLI on a sample of the data, then reruns, bad input and faults.
 
 The tests share one output root and run in file order: the first run pushes a
 model, the second must be fully cached, and every bad-input run must leave
-that serving model untouched.
+that serving model untouched. Then the faults: concurrent runs, a SIGKILLed
+run, a damaged serving version and a partly deleted cached artifact.
 """
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import time
 
 import pytest
 
 from components import serving
-from tests.conftest import read_rows, run_pipeline, sample_workspace, serialize
+from pipeline.cli import EXIT_LOCKED
+from tests.conftest import (pipeline_command, read_rows, run_pipeline, sample_workspace,
+                            serialize)
 
 pytestmark = pytest.mark.e2e
 SAMPLE_ROWS = 3000
@@ -24,10 +31,18 @@ def workspace(tmp_path_factory):
   return sample_workspace(tmp_path_factory.mktemp('e2e'), SAMPLE_ROWS)
 
 
+SMALL_RUN = ('trainer.train_steps=300', 'trainer.eval_steps=20', 'evaluator.threshold=0.75')
+
+
 def run_cli(root, *overrides, data_root=None):
   """Runs `python -m pipeline run` on the sample; returns (process, summary)."""
-  return run_pipeline(root, 'trainer.train_steps=300', 'trainer.eval_steps=20',
-                      'evaluator.threshold=0.75', *overrides, data_root=data_root)
+  return run_pipeline(root, *SMALL_RUN, *overrides, data_root=data_root)
+
+
+def start_cli(root, data_root):
+  """Starts `python -m pipeline run` on `data_root` without waiting."""
+  return subprocess.Popen(pipeline_command(root, *SMALL_RUN, data_root=data_root), cwd=root,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def states(summary):
@@ -151,3 +166,101 @@ def test_bad_config_value_runs_nothing(first_run, workspace):
   assert summary is None
   assert "config key 'evaluator.threshold'" in process.stderr
   assert len(serving.versions(str(workspace / 'out' / 'serving'))) == 1
+
+
+def _with_cells(workspace, name, column, value, every):
+  """A copy of the sample with `column` set to `value` in every `every`-th row."""
+  lines = (workspace / 'data' / 'data.csv').read_text().splitlines(keepends=True)
+  index = lines[0].rstrip('\n').split(',').index(column)
+  for i in range(1, len(lines), every):
+    cells = lines[i].rstrip('\n').split(',')
+    cells[index] = value
+    lines[i] = ','.join(cells) + '\n'
+  return _bad_data(workspace, name, ''.join(lines))
+
+
+def test_infinite_numbers_are_an_anomaly_naming_the_feature(first_run, workspace):
+  data = _with_cells(workspace, 'infinite_fare', 'fare', '1e39', 50)  # 2% of rows
+  process, summary = run_cli(workspace, data_root=data)
+  _assert_failed_untouched(workspace, first_run, process, summary, 'data validation failed',
+                           'fare', 'Inf')
+  assert states(summary)['Trainer'] == 'skipped'
+
+
+def test_a_one_value_label_is_an_anomaly_naming_it(first_run, workspace):
+  data = _with_cells(workspace, 'no_tips', 'tips', '0', 1)
+  process, summary = run_cli(workspace, data_root=data)
+  _assert_failed_untouched(workspace, first_run, process, summary, 'data validation failed',
+                           'tips', 'the label holds a single value')
+  assert states(summary)['Trainer'] == 'skipped'
+
+
+def _new_data(workspace, name, rows):
+  directory = workspace / name
+  directory.mkdir()
+  lines = (workspace / 'data' / 'data.csv').read_text().splitlines(keepends=True)
+  (directory / 'data.csv').write_text(''.join(lines[:rows + 1]))
+  return directory
+
+
+def test_concurrent_runs_one_runs_the_other_is_refused(first_run, workspace):
+  versions_before = serving.versions(str(workspace / 'out' / 'serving'))
+  data = _new_data(workspace, 'concurrent', 2500)
+  first, second = start_cli(workspace, data), start_cli(workspace, data)
+  results = [(p, *p.communicate(timeout=900)) for p in (first, second)]
+  refused = [r for r in results if r[0].returncode == EXIT_LOCKED]
+  ran = [r for r in results if r[0].returncode != EXIT_LOCKED]
+  assert len(refused) == 1 and len(ran) == 1, [(p.returncode, err) for p, _, err in results]
+  _, out, _ = ran[0]
+  run_id = out.split()[1]
+  assert f'in use by run {run_id}' in refused[0][2]
+  assert refused[0][2].strip().count('\n') == 0
+  assert ran[0][0].returncode == 0, ran[0][2]
+  assert len(serving.versions(str(workspace / 'out' / 'serving'))) <= len(versions_before) + 1
+
+
+def test_a_killed_run_is_recorded_as_interrupted(first_run, workspace):
+  from ml_metadata.proto import metadata_store_pb2
+
+  from pipeline.report import open_store
+  versions_before = serving.versions(str(workspace / 'out' / 'serving'))
+  process = start_cli(workspace, _new_data(workspace, 'killed', 2000))
+  run_id = process.stdout.readline().split()[1]
+  for line in process.stdout:
+    if line.split()[:2] == ['Transform', 'executed']:
+      break
+  time.sleep(5)  # the Trainer is running
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  record = workspace / 'out' / 'runs' / run_id / 'summary.json'
+  assert json.loads(record.read_text())['status'] == 'running'  # what the dead run left
+  rerun, summary = run_cli(workspace)
+  assert rerun.returncode == 0, rerun.stderr
+  assert f'note: run {run_id} was interrupted' in rerun.stdout
+  assert 'recorded as canceled' in rerun.stdout
+  killed = json.loads(record.read_text())
+  assert killed['status'] == 'interrupted' and summary['run_id'] in killed['error']
+  store = open_store(workspace / 'out' / 'metadata.sqlite')
+  assert not [e for e in store.get_executions()
+              if e.last_known_state == metadata_store_pb2.Execution.RUNNING]
+  assert serving.versions(str(workspace / 'out' / 'serving')) == versions_before
+
+
+def test_damaged_version_and_partly_deleted_cache_are_passed_over(first_run, workspace):
+  serving_dir = workspace / 'out' / 'serving'
+  intact = serving.latest(str(serving_dir))
+  fake = serving_dir / str(intact.version + 1000)
+  shutil.copytree(intact.path, fake)
+  (fake / 'saved_model.pb').write_bytes(b'\xff\xff garbage')
+  transformed = workspace / 'out' / 'pipeline' / 'Transform' / 'transformed_examples'
+  for split in transformed.glob('*/Split-train'):
+    for f in split.iterdir():
+      f.unlink()  # the folder stays
+  process, summary = run_cli(workspace, 'evaluator.max_change=1.0')
+  assert process.returncode == 0, process.stderr
+  assert f'warning: serving version {fake.name} at {fake} is damaged' in process.stderr
+  assert 'Split-train is empty' in process.stdout
+  assert states(summary)['Transform'] == 'executed' and states(summary)['Trainer'] == 'executed'
+  assert summary['gate']['serving'] is not None  # compared with the intact version
+  assert summary['blessed'] is True and summary['pushed_path']
+  assert summary['pushed_version'] > int(fake.name)

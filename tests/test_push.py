@@ -4,17 +4,26 @@ import concurrent.futures
 import os
 from unittest import mock
 
+import pytest
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
 from components import serving
+
+
+def _saved_model_pb(signature='serving_default') -> bytes:
+  graph = meta_graph_pb2.MetaGraphDef()
+  graph.signature_def[signature].method_name = 'tensorflow/serving/predict'
+  return saved_model_pb2.SavedModel(meta_graphs=[graph]).SerializeToString()
 
 
 def _model(tmp_path, name='m'):
   model = tmp_path / name
   (model / 'variables').mkdir(parents=True)
-  (model / 'saved_model.pb').write_bytes(b'pb')
+  (model / 'saved_model.pb').write_bytes(_saved_model_pb())
   (model / 'variables' / 'variables.index').write_bytes(b'idx')
   eval_model = tmp_path / f'{name}_eval'
   eval_model.mkdir()
-  (eval_model / 'saved_model.pb').write_bytes(b'eval')
+  (eval_model / 'saved_model.pb').write_bytes(_saved_model_pb('eval'))
   return str(model), str(eval_model)
 
 
@@ -27,8 +36,9 @@ def test_push_lays_out_a_tf_serving_version_with_record(tmp_path):
   assert latest.version == pushed.version
   assert latest.record['architecture'] == 'x'
   assert os.path.isfile(os.path.join(latest.baseline_model_uri, 'Format-TFMA', 'saved_model.pb'))
-  # Nothing but the version is left in the serving directory.
-  assert os.listdir(tmp_path / 'serving') == [str(pushed.version)]
+  # Nothing but the version (and the push lock) is left in the serving directory.
+  assert [n for n in os.listdir(tmp_path / 'serving') if not n.startswith('.')] == [str(pushed.version)]
+  assert not [n for n in os.listdir(tmp_path / 'serving') if n.startswith('.incoming')]
 
 
 def test_pushes_in_the_same_second_get_increasing_versions(tmp_path):
@@ -63,16 +73,61 @@ def test_a_failed_copy_leaves_no_version_and_no_debris(tmp_path):
   model, eval_model = _model(tmp_path)
   serving_dir = tmp_path / 's'
   with mock.patch('tfx.utils.io_utils.copy_dir', side_effect=OSError('disk full')):
-    try:
+    with pytest.raises(OSError, match='disk full'):
       serving.push(model, eval_model, str(serving_dir), {})
-    except OSError:
-      pass
   assert serving.versions(str(serving_dir)) == []
   assert not [n for n in os.listdir(serving_dir) if n.startswith('.incoming')]
 
 
-def test_incomplete_directories_are_not_versions(tmp_path):
+def test_incomplete_directories_are_not_served(tmp_path):
   (tmp_path / 's' / '123').mkdir(parents=True)  # no saved_model.pb
   (tmp_path / 's' / 'notes').mkdir()
-  assert serving.versions(str(tmp_path / 's')) == []
+  assert serving.versions(str(tmp_path / 's')) == [123]
   assert serving.latest(str(tmp_path / 's')) is None
+  assert serving.damaged(str(tmp_path / 's')) == [
+      (123, str(tmp_path / 's' / '123'), 'saved_model.pb is missing')]
+
+
+@pytest.mark.parametrize('damage, problem', [
+    (lambda v: os.remove(os.path.join(v, 'saved_model.pb')), 'saved_model.pb is missing'),
+    (lambda v: open(os.path.join(v, 'saved_model.pb'), 'wb').write(b'\xff\xff garbage'),
+     'does not parse'),
+    (lambda v: open(os.path.join(v, 'saved_model.pb'), 'wb').write(b'pb'), 'holds no graph'),
+    (lambda v: open(os.path.join(v, 'saved_model.pb'), 'wb').write(_saved_model_pb('eval')),
+     "no 'serving_default' signature"),
+])
+def test_a_damaged_newest_version_is_passed_over_and_named(tmp_path, damage, problem):
+  model, eval_model = _model(tmp_path)
+  push_dir = str(tmp_path / 's')
+  good = serving.push(model, eval_model, push_dir, {})
+  bad = serving.push(model, eval_model, push_dir, {})
+  damage(bad.path)
+  assert serving.latest(push_dir).version == good.version
+  ((version, path, found),) = serving.damaged(push_dir)
+  assert (version, path) == (bad.version, bad.path) and problem in found
+  # The next push still goes above every version, damaged or not.
+  assert serving.push(model, eval_model, push_dir, {}).version > bad.version
+
+
+def test_a_damaged_eval_model_is_no_baseline_but_still_serves(tmp_path):
+  model, eval_model = _model(tmp_path)
+  pushed = serving.push(model, eval_model, str(tmp_path / 's'), {})
+  with open(os.path.join(pushed.path, serving.EVAL_MODEL_DIR, 'saved_model.pb'), 'wb') as f:
+    f.write(b'\xff\xff garbage')
+  latest = serving.latest(str(tmp_path / 's'))
+  assert latest.version == pushed.version
+  assert latest.baseline_model_uri is None
+
+
+def test_push_is_a_compare_and_swap_on_the_serving_version(tmp_path):
+  model, eval_model = _model(tmp_path)
+  push_dir = str(tmp_path / 's')
+  first = serving.push(model, eval_model, push_dir, {}, expected_serving=0)
+  # Compared with `first`, but another push landed in between: refused.
+  second = serving.push(model, eval_model, push_dir, {}, expected_serving=first.version)
+  with pytest.raises(serving.StaleBaselineError, match=f'serving version {second.version}'):
+    serving.push(model, eval_model, push_dir, {}, expected_serving=first.version)
+  with pytest.raises(serving.StaleBaselineError):
+    serving.push(model, eval_model, push_dir, {}, expected_serving=0)
+  assert serving.versions(push_dir) == [first.version, second.version]
+  assert not [n for n in os.listdir(push_dir) if n.startswith('.incoming')]

@@ -1,0 +1,70 @@
+"""Cached artifacts are checked before a run reuses them.
+
+TFX reuses a cached execution if its output artifacts are LIVE in ML
+Metadata and their top folder exists; a folder whose files were deleted
+(a `Split-train/` emptied, a model's `saved_model.pb` gone) would be reused
+and fail far downstream, on every rerun. Here every such artifact is marked
+DELETED first, so TFX's cache passes it over and its producer runs again.
+"""
+
+import os
+
+# Files an artifact of these types must hold, relative to its URI.
+REQUIRED_FILES = {
+    'Model': ('Format-Serving/saved_model.pb', 'Format-TFMA/saved_model.pb'),
+    'TransformGraph': ('transform_fn/saved_model.pb', 'transformed_metadata/schema.pbtxt'),
+}
+# Types whose folder always holds files (a PushedModel's, for one, may be empty).
+WITH_FILES = ('Examples', 'ExampleStatistics', 'Schema', 'ExampleAnomalies', 'TransformGraph',
+              'Model', 'ModelRun', 'ModelEvaluation', 'ModelBlessing')
+
+
+def _has_files(path: str) -> bool:
+  for _, _, files in os.walk(path):
+    if files:
+      return True
+  return False
+
+
+def problem(type_name: str, uri: str, split_names: list[str]) -> str | None:
+  """What is missing from a local artifact's files, or None if it looks whole."""
+  if not os.path.exists(uri):
+    return 'its folder is gone'
+  if type_name in WITH_FILES and os.path.isdir(uri) and not _has_files(uri):
+    return 'its folder is empty'
+  for split in split_names:
+    if not _has_files(os.path.join(uri, f'Split-{split}')):
+      return f'Split-{split} is empty'
+  for required in REQUIRED_FILES.get(type_name, ()):
+    if not os.path.isfile(os.path.join(uri, required)):
+      return f'{required} is missing'
+  return None
+
+
+def invalidate_incomplete(metadata_path) -> list[str]:
+  """Marks LIVE local artifacts whose files are incomplete as DELETED; one note per artifact."""
+  if not os.path.exists(metadata_path):
+    return []
+  from ml_metadata.proto import metadata_store_pb2
+  from tfx.types import artifact_utils
+
+  from pipeline.report import open_store
+
+  store = open_store(metadata_path)
+  types = {t.id: t.name for t in store.get_artifact_types()}
+  damaged, notes = [], []
+  for artifact in store.get_artifacts():
+    if artifact.state != metadata_store_pb2.Artifact.LIVE or not artifact.uri or '://' in artifact.uri:
+      continue
+    splits_value = artifact.properties.get('split_names')
+    splits = artifact_utils.decode_split_names(splits_value.string_value) if splits_value else []
+    type_name = types.get(artifact.type_id, '')
+    found = problem(type_name, artifact.uri, splits)
+    if found:
+      artifact.state = metadata_store_pb2.Artifact.DELETED
+      damaged.append(artifact)
+      notes.append(f'cached {type_name} at {artifact.uri} is incomplete ({found}); '
+                   'what made it runs again')
+  if damaged:
+    store.put_artifacts(damaged)
+  return notes

@@ -1,0 +1,91 @@
+"""Run records: a run is recorded as `running` when it starts, and a run that
+died mid-way (killed, machine down) is recorded as `interrupted` by the next
+one, with the ML Metadata executions it left RUNNING marked CANCELED.
+
+Only called while holding the output root's run lock (`pipeline.runlock`):
+any record still `running` then belongs to a process that is gone.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import time
+
+from pipeline.config import Config
+
+SUMMARY = 'summary.json'
+LATEST = 'latest_summary.json'
+RUNNING, INTERRUPTED = 'running', 'interrupted'
+
+
+def write_summary(config: Config, summary: dict) -> pathlib.Path:
+  """Writes `summary` as its run's record and as the latest one; returns the record's path."""
+  run_dir = config.runs_dir / summary['run_id']
+  run_dir.mkdir(parents=True, exist_ok=True)
+  path = run_dir / SUMMARY
+  temporary = run_dir / f'.{SUMMARY}.tmp'
+  temporary.write_text(json.dumps(summary, indent=2) + '\n')
+  os.replace(temporary, path)  # never a half-written record
+  shutil.copyfile(path, config.output_root / f'.{LATEST}.tmp')
+  os.replace(config.output_root / f'.{LATEST}.tmp', config.output_root / LATEST)
+  return path
+
+
+def start(config: Config, run_id: str, runner: str, log_file: pathlib.Path) -> None:
+  """Records run `run_id` as running (until its final summary replaces the record)."""
+  write_summary(config, {
+      'run_id': run_id, 'status': RUNNING, 'error': None, 'pid': os.getpid(),
+      'started_at': time.strftime('%Y-%m-%dT%H:%M:%S'), 'runner': runner,
+      'log_file': str(log_file)})
+
+
+def recover(config: Config, run_id: str) -> list[str]:
+  """Marks runs that died mid-way as interrupted, and their RUNNING MLMD
+  executions as CANCELED. Returns one line per repaired record."""
+  notes = []
+  latest_path = config.output_root / LATEST
+  for path in sorted(config.runs_dir.glob(f'*/{SUMMARY}')) if config.runs_dir.is_dir() else []:
+    try:
+      summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+      continue
+    if summary.get('status') != RUNNING or summary.get('run_id') == run_id:
+      continue
+    summary.update(status=INTERRUPTED, error=(
+        'the run stopped before it finished (its process was killed, or the machine went '
+        f'down); noticed by run {run_id}'))
+    path.write_text(json.dumps(summary, indent=2) + '\n')
+    try:
+      if json.loads(latest_path.read_text()).get('run_id') == summary['run_id']:
+        latest_path.write_text(json.dumps(summary, indent=2) + '\n')
+    except (OSError, ValueError):
+      pass
+    notes.append(f'run {summary["run_id"]} was interrupted; recorded as interrupted')
+  canceled = _cancel_running_executions(config)
+  if canceled:
+    notes.append(f'{len(canceled)} component execution(s) left running by a dead run '
+                 f'({", ".join(canceled)}) recorded as canceled')
+  return notes
+
+
+def _cancel_running_executions(config: Config) -> list[str]:
+  if not config.metadata_path.exists():
+    return []
+  from ml_metadata.proto import metadata_store_pb2
+
+  from pipeline.report import open_store
+
+  store = open_store(config.metadata_path)
+  running = [e for e in store.get_executions()
+             if e.last_known_state == metadata_store_pb2.Execution.RUNNING]
+  names = []
+  for execution in running:
+    execution.last_known_state = metadata_store_pb2.Execution.CANCELED
+    execution.custom_properties['abandoned'].string_value = 'its run died while it ran'
+    contexts = store.get_contexts_by_execution(execution.id)
+    names += [c.name.split('.', 1)[-1] for c in contexts if c.type_id and '.' in c.name] or [
+        str(execution.id)]
+  if running:
+    store.put_executions(running)
+  return sorted(set(names))

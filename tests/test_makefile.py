@@ -1,0 +1,38 @@
+"""The Makefile's cleaning targets never delete served models unless told which."""
+
+import subprocess
+
+from pipeline.config import PROJECT_ROOT
+
+
+def _outputs(tmp_path):
+  out = tmp_path / 'outputs'
+  for sub in ('pipeline/Trainer/model/7', 'serving/1700000000', 'runs/r1', 'kubeflow'):
+    (out / sub).mkdir(parents=True)
+  (out / 'metadata.sqlite').write_text('db')
+  (out / 'serving' / '1700000000' / 'saved_model.pb').write_text('model')
+  return out
+
+
+def _make(*args):
+  return subprocess.run(['make', '-s', '-C', str(PROJECT_ROOT), *args],
+                        capture_output=True, text=True, timeout=60)
+
+
+def test_clean_keeps_served_models_and_says_so(tmp_path):
+  out = _outputs(tmp_path)
+  result = _make('clean', f'OUTPUTS={out}')
+  assert result.returncode == 0, result.stderr
+  assert (out / 'serving' / '1700000000' / 'saved_model.pb').read_text() == 'model'
+  assert (out / 'runs' / 'r1').is_dir()
+  assert not (out / 'pipeline').exists() and not (out / 'metadata.sqlite').exists()
+  assert f'kept {out}/serving' in result.stdout
+
+
+def test_deleting_served_models_needs_the_directory_named(tmp_path):
+  out = _outputs(tmp_path)
+  result = _make('delete-served', f'OUTPUTS={out}')
+  assert result.returncode != 0 and 'name the serving directory' in result.stderr
+  assert (out / 'serving' / '1700000000').is_dir()
+  assert _make('delete-served', f'SERVING_DIR={out / "serving"}').returncode == 0
+  assert not (out / 'serving').exists()

@@ -1,0 +1,95 @@
+"""One run at a time: the run lock, and the records of runs that died."""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from pipeline import history, runlock
+from pipeline.config import load_config
+
+
+def test_a_second_holder_is_refused_naming_the_first(tmp_path):
+  with runlock.hold('run-a', {'output root': tmp_path / 'out'}):
+    with pytest.raises(runlock.LockedError, match=r'output root .*out is in use by run run-a \(pid'):
+      with runlock.hold('run-b', {'output root': tmp_path / 'out'}):
+        pass
+  with runlock.hold('run-c', {'output root': tmp_path / 'out'}):
+    pass  # released when the first run ended
+
+
+def test_a_waiting_run_gets_the_lock_when_it_is_released(tmp_path):
+  holder = _hold_in_child(tmp_path / 'out', seconds=1.5)
+  started = time.monotonic()
+  with runlock.hold('run-b', {'output root': tmp_path / 'out'}, wait_s=30):
+    assert time.monotonic() - started > 0.5
+  holder.wait(10)
+
+
+def test_a_sigkilled_holder_releases_the_lock(tmp_path):
+  holder = _hold_in_child(tmp_path / 'out', seconds=600)
+  with pytest.raises(runlock.LockedError, match='run child'):
+    with runlock.hold('run-b', {'output root': tmp_path / 'out'}):
+      pass
+  holder.send_signal(signal.SIGKILL)
+  holder.wait(10)
+  with runlock.hold('run-b', {'output root': tmp_path / 'out'}):
+    pass
+
+
+def _hold_in_child(directory, seconds):
+  code = textwrap.dedent(f'''
+      import pathlib, sys, time
+      from pipeline import runlock
+      with runlock.hold('child', {{'output root': pathlib.Path({str(directory)!r})}}):
+        print('held', flush=True)
+        time.sleep({seconds})
+  ''')
+  child = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+  assert child.stdout.readline().strip() == 'held'
+  return child
+
+
+def test_runs_that_died_are_recorded_as_interrupted(tmp_path):
+  config = load_config(overrides=[f'output_root={tmp_path}'])
+  history.start(config, 'old-run', 'local', tmp_path / 'log')
+  done = {'run_id': 'done-run', 'status': 'succeeded', 'error': None}
+  history.write_summary(config, done)
+  history.start(config, 'dead-run', 'local', tmp_path / 'log')
+  notes = history.recover(config, 'new-run')
+  assert len(notes) == 2 and all('interrupted' in n for n in notes)
+  for run_id in ('old-run', 'dead-run'):
+    record = json.loads((config.runs_dir / run_id / 'summary.json').read_text())
+    assert record['status'] == 'interrupted' and 'new-run' in record['error']
+  assert json.loads((config.runs_dir / 'done-run' / 'summary.json').read_text()) == done
+  latest = json.loads((tmp_path / 'latest_summary.json').read_text())
+  assert (latest['run_id'], latest['status']) == ('dead-run', 'interrupted')
+  assert history.recover(config, 'next-run') == []
+
+
+def test_executions_left_running_are_marked_canceled(tmp_path):
+  from ml_metadata.proto import metadata_store_pb2
+
+  from pipeline.report import open_store
+  config = load_config(overrides=[f'output_root={tmp_path}'])
+  store = open_store(config.metadata_path)
+  execution_type = store.put_execution_type(metadata_store_pb2.ExecutionType(name='Trainer'))
+  running = metadata_store_pb2.Execution(type_id=execution_type,
+                                         last_known_state=metadata_store_pb2.Execution.RUNNING)
+  done = metadata_store_pb2.Execution(type_id=execution_type,
+                                      last_known_state=metadata_store_pb2.Execution.COMPLETE)
+  running_id, done_id = store.put_executions([running, done])
+  context_type = store.put_context_type(metadata_store_pb2.ContextType(name='node'))
+  (context_id,) = store.put_contexts([metadata_store_pb2.Context(type_id=context_type,
+                                                                 name='my-pipeline.Trainer')])
+  store.put_attributions_and_associations(
+      [], [metadata_store_pb2.Association(execution_id=running_id, context_id=context_id)])
+  notes = history.recover(config, 'new-run')
+  assert notes == ['1 component execution(s) left running by a dead run (Trainer) recorded as canceled']
+  states = {e.id: e.last_known_state for e in store.get_executions()}
+  assert states == {running_id: metadata_store_pb2.Execution.CANCELED,
+                    done_id: metadata_store_pb2.Execution.COMPLETE}
