@@ -181,8 +181,10 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
         runners.run(config, run_id, progress, runner)
       except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
         status, error = 'failed', short(error_text(e))
-        if progress and progress.current:
-          error = f'{progress.current} failed: {error}'
+        failed = [name for name, (state, _) in (progress.timings if progress else {}).items()
+                  if state == 'failed']
+        if failed:
+          error = f'{failed[0]} failed: {error}'
         logging.getLogger(__name__).exception('run %s failed', run_id)
     from pipeline import report
     summary = {
