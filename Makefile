@@ -53,17 +53,21 @@ compile-kubeflow: $(STAMP) ## Write the Kubeflow v1 (Argo) and v2 pipeline specs
 	$(PY) -m pipeline compile --target kubeflow $(ARGS)
 	$(PY) -m pipeline compile --target kubeflow-v2 $(ARGS)
 
+# Test files run in parallel, one worker per core; the tests of one file share
+# pipeline outputs, so a file stays on one worker.
+PYTEST := $(PY) -m pytest -q -n auto --dist loadfile
+
 .PHONY: test
 test: $(STAMP) ## Run the whole test suite
-	$(PY) -m pytest -q $(ARGS)
+	$(PYTEST) $(ARGS)
 
 .PHONY: test-fast
 test-fast: $(STAMP) ## Run the tests that do not run the whole pipeline
-	$(PY) -m pytest -q -m "not e2e" $(ARGS)
+	$(PYTEST) -m "not e2e" $(ARGS)
 
 .PHONY: test-e2e
 test-e2e: $(STAMP) ## Run only the end-to-end pipeline tests
-	$(PY) -m pytest -q -m e2e $(ARGS)
+	$(PYTEST) -m e2e $(ARGS)
 
 .PHONY: bench
 bench: $(STAMP) ## Benchmark against TFX's own taxi pipeline; writes bench/results/latest.json (ARGS="--reps 1")

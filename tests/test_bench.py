@@ -19,7 +19,7 @@ def test_bench_writes_sane_results(tmp_path):
   output = tmp_path / 'latest.json'
   process = subprocess.run(
       [sys.executable, '-m', 'bench', '--reps', '1', '--train-steps', '20', '--eval-steps', '5',
-       '--scales', '1', '--throughput-steps', '30', '--throughput-workers', '0,1',
+       '--scales', '1', '--throughput-steps', '30', '--throughput-workers', '0',
        '--data', str(data), '--output', str(output)],
       capture_output=True, text=True, timeout=1200)
   assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
@@ -40,7 +40,8 @@ def test_bench_writes_sane_results(tmp_path):
   assert scale['rows'] == ROWS
   assert all(v > 0 for v in scale['seconds_per_1000_examples'].values())
   throughput = {k: v for k, v in result['training_throughput'].items() if k != 'date'}
-  assert set(throughput) == {'single_process', '1_workers_1_ps'}
+  # (cluster throughput runs are the cluster e2e tests' business)
+  assert set(throughput) == {'single_process'}
   for run in throughput.values():
     assert run['exit'] == 0 and run['examples_per_second'] > 0 and run['train_steps'] == 30
   assert '| **total wall** |' in process.stdout
