@@ -17,8 +17,8 @@ COPY trainer_module trainer_module
 COPY bench bench
 COPY data data
 # Editable, so the shipped config finds the data and schema under /pipeline.
-# --no-deps: the base image already has the pinned stack; only pyyaml and
-# psutil may be missing from it.
-RUN python -m pip install --no-cache-dir pyyaml psutil \
+# --no-deps: the base image already has the pinned stack (pydantic 1.x comes
+# with its kfp); only pyyaml and psutil may be missing from it.
+RUN python -m pip install --no-cache-dir pyyaml psutil "pydantic<2" \
  && python -m pip install --no-cache-dir --no-deps -e . \
  && python -c "import pipeline.config, components.replica, trainer_module"
