@@ -147,14 +147,3 @@ def serialize(row: dict, feature_spec, drop=('tips',)) -> bytes:
       feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
   return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
-
-# The slowest files, slowest first (minutes each, measured from a fresh clone):
-# `make test` runs files in parallel, and starting these first lets the
-# workers finish together instead of one waiting on a late slow file.
-SLOW_FILES = ('test_e2e.py', 'test_cluster_e2e.py', 'test_bench.py', 'test_beam_e2e.py',
-              'test_init_e2e.py')
-
-
-def pytest_collection_modifyitems(items):
-  rank = {name: i for i, name in enumerate(SLOW_FILES)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))  # stable within a file
