@@ -168,3 +168,32 @@ def one_line(error: pydantic.ValidationError, prefix: str = '') -> str:
   key = '.'.join(str(part) for part in first['loc']
                  if part != '__root__' and not str(part).endswith('Task'))
   return f"key {prefix + key!r}: {first['msg']}"
+
+
+class DriftPolicy(Frozen):
+  """When a new span differs too much from the previous one to train on.
+
+  The newest span's eval rows are compared with the previous span's (TFDV's
+  drift comparators): L-infinity distance for categorical features (strings
+  and categorical integers), Jensen-Shannon divergence for numeric ones.
+  """
+  enabled: bool = True
+  # Two random 500-row samples of the taxi data measure up to 0.05 (L-infinity,
+  # payment_type) and 0.17 (Jensen-Shannon, trip_miles: heavy tails, coarse
+  # histograms). Set thresholds above what your spans measure when nothing
+  # changed: every run's summary lists every measurement.
+  categorical_threshold: float = pydantic.Field(0.25, ge=0, le=1)
+  numeric_threshold: float = pydantic.Field(0.3, ge=0, le=1)
+  # Per feature, overriding the two above and any comparator in the schema.
+  thresholds: dict[str, pydantic.confloat(ge=0, le=1)] = {}
+  ignore: tuple[str, ...] = ()  # features never compared
+  # Train on a drifted span anyway (e.g. `run --accept-drift`). The
+  # acceptance is recorded, so later runs on the same spans do not stop again.
+  accept: bool = False
+
+
+class DriftGate(Frozen):
+  """What the validator executor needs for the drift gate."""
+  policy: DriftPolicy = DriftPolicy()
+  # Where accepted drifts are recorded (storage that outlives runs).
+  records_dir: str = ''

@@ -52,6 +52,14 @@ class AtomicPusherExecutor(pusher_executor.Executor):
         exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or 'null') or {}
     expected = (blessing.get_int_custom_property(BASELINE_VERSION_KEY)
                 if blessing.has_custom_property(BASELINE_VERSION_KEY) else None)
+    current = serving.latest(destination.filesystem.base_directory)
+    if current and current.record.get('model_uri') == model.uri:
+      # E.g. a rerun that changed only the evaluator's settings.
+      reason = f'this model already serves, as version {current.version}'
+      logging.info('Not pushed: %s.', reason)
+      self._MarkNotPushed(model_push)
+      model_push.set_string_custom_property(NOT_PUSHED_KEY, reason)
+      return
     examples = input_dict.get(EXAMPLES_KEY)
     if examples:
       eval_files = os.path.join(

@@ -33,6 +33,9 @@ TRAINING_ONLY_HPARAMS = ('learning_rate', 'batch_size', 'checkpoint_steps')
 # is 600 s, which would hold the cluster up to 10 minutes after the last step).
 EVALUATOR_THROTTLE_SECS = 5
 REPLICA_LOG_DIR = 'replicas'
+# Custom properties of the Model artifact: the serving version it was
+# warm-started from (-1: none), and why.
+WARM_START_VERSION, WARM_START_NOTE = 'warm_start_version', 'warm_start_note'
 
 
 class EstimatorTrainerExecutor(trainer_executor.Executor):
@@ -52,8 +55,10 @@ class EstimatorTrainerExecutor(trainer_executor.Executor):
     fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
     payload = contract.load(contract.TrainerPayload, fn_args.custom_config)
     fn_args.custom_config = contract.dump(payload.module_args)
+    self._warm_start = (None, 'disabled (trainer.warm_start=false)')
     if not fn_args.base_model and payload.warm_start:
-      fn_args.base_model = warm_start_model(payload.push_dir, payload.architecture)
+      self._warm_start = warm_start_model(payload.push_dir, payload.architecture)
+      fn_args.base_model = self._warm_start[0].path if self._warm_start[0] else None
     self._payload = payload
     return fn_args
 
@@ -95,6 +100,10 @@ class EstimatorTrainerExecutor(trainer_executor.Executor):
     io_utils.copy_dir(serving_source, serving_dest)
     io_utils.copy_dir(path_utils.eval_model_path(model_root), eval_dest)
     logging.info('Serving model copied to %s; eval model to %s.', serving_dest, eval_dest)
+    version, note = self._warm_start
+    for model in output_dict['model']:
+      model.set_int_custom_property(WARM_START_VERSION, version.version if version else -1)
+      model.set_string_custom_property(WARM_START_NOTE, note)
 
 
 def run_cluster(mode: str, cluster: contract.ClusterSpec, spec: replica.ReplicaSpec,
@@ -162,15 +171,17 @@ def architecture(module_args: contract.ModuleArgs) -> str:
                      'task': contract.dump(module_args.task)}, sort_keys=True)
 
 
-def warm_start_model(push_dir: str | None, architecture: str | None) -> str | None:
-  """The serving model's directory if it has the same architecture, else None."""
+def warm_start_model(push_dir: str | None,
+                     architecture: str | None) -> tuple[serving.PushedVersion | None, str]:
+  """The serving version to warm-start from if it has the same architecture
+  (else None), and a note saying which or why not."""
   current = serving.latest(push_dir) if push_dir else None
   if current is None:
-    logging.info('Warm start: no model is serving yet; training from scratch.')
-    return None
-  if current.record.get(ARCHITECTURE_KEY) != architecture:
-    logging.info('Warm start: serving version %d has another architecture; '
-                 'training from scratch.', current.version)
-    return None
-  logging.info('Warm start from serving version %d at %s.', current.version, current.path)
-  return current.path
+    note = 'no model is serving yet; trained from scratch'
+  elif current.record.get(ARCHITECTURE_KEY) != architecture:
+    note = (f'serving version {current.version} has another architecture (code, task or '
+            'shaping hparams changed); trained from scratch')
+  else:
+    note = f'warm-started from serving version {current.version} ({current.path})'
+  logging.info('Warm start: %s.', note)
+  return (current if current and note.startswith('warm') else None), note

@@ -3,28 +3,40 @@
 TFX's ExampleValidator only writes an anomalies artifact and never stops the
 pipeline, so a bad data drop would be trained on. Here any anomaly fails the
 component, listing what is wrong, and Transform runs only after it passed.
+It is also the drift gate (`components.drift`): the newest span's eval rows
+against the previous span's, which TFX's validator does not compare.
 """
 
 import hashlib
+import json
 import os
 
+from absl import logging
 from tfx import types
 from tfx.components import ExampleValidator
 from tfx.components.example_validator import executor as validator_executor
 from tfx.components.example_validator import labels
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import standard_artifacts, standard_component_specs
+from tfx.dsl.io import fileio
+from tfx.components.statistics_gen import stats_artifact_utils
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
-from tfx.utils import json_utils
+from tfx.utils import io_utils, json_utils
 from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from components import contract, drift
+from components.example_gen import EVAL, PREVIOUS
 
 
 class DataValidationError(RuntimeError):
-  """The data has anomalies against the curated schema."""
+  """The data has anomalies against the curated schema, or drifted."""
 
 
 LABEL_KEY = 'label'
+DRIFT_KEY = 'drift_gate'
+# Written next to the anomalies: every drift measurement, for the summary.
+DRIFT_FILE = 'drift.json'
 
 
 class GatingExampleValidatorExecutor(validator_executor.Executor):
@@ -41,7 +53,39 @@ class GatingExampleValidatorExecutor(validator_executor.Executor):
     problems = format_anomalies(self._anomalies)
     if problems:
       raise DataValidationError(problems)
+    gate = contract.load(contract.DriftGate, exec_properties.get(DRIFT_KEY))
+    if gate.policy.enabled:
+      self._drift_gate(input_dict, output_dict, gate)
     return result
+
+  def _drift_gate(self, input_dict, output_dict, gate: contract.DriftGate):
+    statistics = artifact_utils.get_single_instance(
+        input_dict[standard_component_specs.STATISTICS_KEY])
+    if PREVIOUS not in artifact_utils.decode_split_names(statistics.split_names):
+      return  # one span only: nothing to compare with
+    schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
+        artifact_utils.get_single_uri(input_dict[standard_component_specs.SCHEMA_KEY])))
+    current, previous = (stats_artifact_utils.load_statistics(statistics, split).proto()
+                         for split in (EVAL, PREVIOUS))
+    measurements = drift.measure(current, previous, schema, gate.policy)
+    drifted = [m for m in measurements if m.drifted]
+    # The statistics artifact names the data compared: a rerun on the same
+    # spans reuses it from the cache, so an acceptance holds for it.
+    key, span = statistics.uri, statistics.span
+    record = None
+    if drifted:
+      record = drift.accepted(gate.records_dir, key)
+      if record is None and gate.policy.accept:
+        path = drift.accept(gate.records_dir, key, span, drifted)
+        record = drift.accepted(gate.records_dir, key)
+        logging.warning('Drift of span %s accepted; recorded in %s.', span, path)
+    anomalies = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.ANOMALIES_KEY])
+    with fileio.open(os.path.join(anomalies.uri, DRIFT_FILE), 'w') as f:
+      f.write(json.dumps({'span': span, 'measurements': [m.to_json() for m in measurements],
+                          'accepted_at': record and record['accepted_at']}, indent=1))
+    if drifted and record is None:
+      raise DataValidationError(drift.failure_text(drifted, span))
 
   def _Validate(self, inputs, outputs):
     anomalies = super()._Validate(inputs, outputs)
@@ -91,6 +135,7 @@ class _GatingValidatorSpec(standard_component_specs.ExampleValidatorSpec):
   PARAMETERS = {
       **standard_component_specs.ExampleValidatorSpec.PARAMETERS,
       LABEL_KEY: ExecutionParameter(type=str),
+      DRIFT_KEY: ExecutionParameter(type=str),
   }
 
 
@@ -99,10 +144,14 @@ class GatingExampleValidator(ExampleValidator):
   SPEC_CLASS = _GatingValidatorSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(GatingExampleValidatorExecutor)
 
-  def __init__(self, statistics, schema, label: str):
+  def __init__(self, statistics, schema, label: str,
+               drift_gate: contract.DriftGate = contract.DriftGate()):
     spec = _GatingValidatorSpec(
         statistics=statistics, schema=schema, label=label,
-        exclude_splits=json_utils.dumps([]),
+        # The previous span was validated when it was new; it is here for
+        # the drift gate only, and an older drop may predate a schema edit.
+        exclude_splits=json_utils.dumps([PREVIOUS]),
+        **{DRIFT_KEY: json.dumps(contract.dump(drift_gate), sort_keys=True)},
         anomalies=types.Channel(type=standard_artifacts.ExampleAnomalies))
     base_component.BaseComponent.__init__(self, spec=spec)
 

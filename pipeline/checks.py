@@ -44,12 +44,19 @@ def check_against_schema(config: Config, schema: schema_pb2.Schema) -> None:
 
 def preflight(config: Config, data: bool = True) -> None:
   """Every check that needs no data processing; raises ConfigError, or DataError
-  for the CSV files under data_root (if `data`)."""
-  from components.csv_check import check_csv_files
+  for the CSV files of the spans a run reads (if `data`)."""
+  from components import spans
+  from components.example_gen import check_spans
 
+  try:
+    # TFX's own check (one {SPAN}, or each date spec once); it imports TFX,
+    # which the config does not.
+    spans.has_span_spec(config.spans.pattern)
+  except ValueError as e:
+    raise ConfigError(f"config key 'spans.pattern': {e}") from None
   check_against_schema(config, read_schema(config.schema_file))
   if data and '://' not in config.data_root:
-    check_csv_files(config.data_root)
+    check_spans(config.data_root, config.spans.pattern, config.spans.window)
   usercode.check_module(config)
   if config.trainer.cluster == 'local' and not config.trainer.expose_cluster:
     check_private_network()

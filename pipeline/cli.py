@@ -15,9 +15,23 @@ from pipeline import history, kubeflow, runlock
 from pipeline.config import ConfigError, load_config, to_dict
 
 TASKS = ('binary', 'multiclass', 'regression')
+
+# Exit codes of `run`, one per outcome, so a scheduler can tell them apart.
+EXIT_PUSHED = 0  # a new model was trained, blessed and pushed
+EXIT_FAILED = 1  # something broke; the serving model is untouched
+EXIT_USAGE = 2  # a bad command line, config or user module: nothing ran
+EXIT_NOT_PUSHED = 3  # a new model was trained but not pushed (not blessed, or refused)
+EXIT_NOTHING_NEW = 4  # no new data or code: nothing was trained
+EXIT_DATA_REFUSED = 5  # the data failed validation or drifted: nothing was trained
 # Another run holds the output root or serving directory: try again later
 # (sysexits' EX_TEMPFAIL, which schedulers know as "retry").
 EXIT_LOCKED = 75
+OUTCOMES = {'pushed': EXIT_PUSHED, 'not_pushed': EXIT_NOT_PUSHED, 'nothing_new': EXIT_NOTHING_NEW,
+            'data_refused': EXIT_DATA_REFUSED, 'failed': EXIT_FAILED}
+OUTCOME_TEXT = {'pushed': 'a new model is serving', 'not_pushed': 'trained, not pushed; '
+                'the serving model is unchanged', 'nothing_new': 'no new data or code: nothing '
+                'to train', 'data_refused': 'the data was refused: nothing trained, the serving '
+                'model is unchanged', 'failed': 'the serving model is unchanged'}
 
 
 def _parser():
@@ -47,6 +61,9 @@ def _parser():
     if name == 'run':
       command.add_argument('--runner', choices=('local', 'beam'), default='local',
                            help="TFX's LocalDagRunner (default) or BeamDagRunner")
+      command.add_argument('--accept-drift', action='store_true',
+                           help='train on the newest span even if it drifted from the previous '
+                                'one (same as --set drift.accept=true); remembered for these spans')
     if name in ('compile', 'submit'):
       command.add_argument('--target', choices=kubeflow.TARGETS, default='kubeflow',
                            help='kubeflow: Argo workflow for KFP 1.8 and 2.x backends (default); '
@@ -187,11 +204,13 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
           error = f'{failed[0]} failed: {error}'
         logging.getLogger(__name__).exception('run %s failed', run_id)
     from pipeline import report
+    collected = report.collect(config, run_id, progress.timings if progress else {})
     summary = {
         'run_id': run_id,
         'status': status,
+        'outcome': outcome(status, collected),
         'error': error,
-        **report.collect(config, run_id, progress.timings if progress else {}),
+        **collected,
         'damaged_versions': damaged,
         'runner': runner,
         'wall_seconds': round(time.monotonic() - started, 2),
@@ -201,6 +220,18 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
   path = history.write_summary(config, summary)
   _print_summary(summary, path, console_err)
   return summary
+
+
+def outcome(status: str, collected: dict) -> str:
+  """What the run did, one of OUTCOMES, from its status and `report.collect`'s summary."""
+  from pipeline.report import EXECUTED, FAILED
+
+  states = {c['name']: c['state'] for c in collected['components']}
+  if status != 'succeeded':
+    return 'data_refused' if states.get('ExampleValidator') == FAILED else 'failed'
+  if collected['pushed_path']:
+    return 'pushed'
+  return 'not_pushed' if states.get('Trainer') == EXECUTED else 'nothing_new'
 
 
 def _print_summary(summary, path, console_err):
@@ -230,7 +261,8 @@ def _print_summary(summary, path, console_err):
     print('pushed: nothing')
   if summary.get('serving_path'):
     print(f'serving: {summary["serving_path"]}')
-  print(f'{summary["status"]} in {summary["wall_seconds"]:.1f} s; summary: {path}', flush=True)
+  print(f'{summary["status"]} in {summary["wall_seconds"]:.1f} s: {OUTCOME_TEXT[summary["outcome"]]} '
+        f'(exit {OUTCOMES[summary["outcome"]]}); summary: {path}', flush=True)
 
 
 def _compile(config, args) -> pathlib.Path:
@@ -251,14 +283,15 @@ def _submit(config, args):
 
 
 def _schema(config, args):
-  from components.csv_check import check_csv_files
+  from components.example_gen import check_spans
   from pipeline import schema
 
   output = args.output or pathlib.Path(config.schema_file)
   if output.exists() and not args.force:
     raise FileExistsError(f'{output} exists; pass --force to overwrite it, or --output FILE')
-  check_csv_files(config.data_root)
-  schema.write(schema.infer(schema.statistics(config.data_root), config.task.label), output)
+  newest = check_spans(config.data_root, config.spans.pattern, 1).newest
+  files = os.path.join(config.data_root, newest.pattern)
+  schema.write(schema.infer(schema.statistics(files), config.task.label), output)
   print(f'wrote {output}; review the diff before committing it')
 
 
@@ -276,7 +309,7 @@ def _init(args) -> int:
     except (OSError, ValueError) as e:
       print(f'error: {error_text(e)}', file=err)
       os.unlink(log)
-      return 2
+      return EXIT_USAGE
   os.unlink(log)
   config = written / scaffold.CONFIG_FILE
   print(f'wrote {written}: {scaffold.CONFIG_FILE}, {scaffold.SCHEMA_FILE} and the package '
@@ -289,11 +322,14 @@ def main(argv=None) -> int:
   args = _parser().parse_args(argv)
   if args.command == 'init':
     return _init(args)
+  overrides = list(args.set)
+  if getattr(args, 'accept_drift', False):
+    overrides.append('drift.accept=true')
   try:
-    config = load_config(args.config, args.set)
+    config = load_config(args.config, overrides)
   except ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
-    return 2
+    return EXIT_USAGE
   if args.command in ('schema', 'compile', 'submit'):
     command = {'schema': _schema, 'compile': _compile, 'submit': _submit}[args.command]
     log = config.output_root / 'kubeflow' / f'{args.command}.log'
@@ -303,14 +339,14 @@ def main(argv=None) -> int:
         command(config, args)
       except (OSError, ValueError, RuntimeError) as e:
         print(f'error: {error_text(e)}', file=err)
-        return 2 if isinstance(e, ConfigError) else 1
+        return EXIT_USAGE if isinstance(e, ConfigError) else EXIT_FAILED
     return 0
   try:
     summary = run(config, sys.stderr, args.runner)
   except ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
-    return 2
+    return EXIT_USAGE
   except runlock.LockedError as e:
     print(f'error: {e}', file=sys.stderr)
     return EXIT_LOCKED
-  return 0 if summary['status'] == 'succeeded' else 1
+  return OUTCOMES[summary['outcome']]

@@ -12,7 +12,7 @@ from typing import Any, Literal, Sequence
 import pydantic
 import yaml
 
-from components.contract import ClusterSpec, Frozen, Task, TaskField, one_line
+from components.contract import ClusterSpec, DriftPolicy, Frozen, Task, TaskField, one_line
 from components.metrics import TASK_METRICS, gate_metrics
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -141,6 +141,15 @@ class BeamConfig(Frozen):
     return values
 
 
+class SpansConfig(Frozen):
+  # Which files under data_root a run reads, as TFX's ExampleGen pattern:
+  # `*` reads every file as one span; `span-{SPAN}/*` or
+  # `{YYYY}-{MM}-{DD}/*` (optionally with `{VERSION}`) one folder per data drop.
+  pattern: str = pydantic.Field('*', min_length=1)
+  # Train on this many of the newest spans (evaluation is always on the newest).
+  window: pydantic.conint(strict=True, ge=1) = 1
+
+
 @dataclasses.dataclass(frozen=True)
 class Locations:
   """Where the components find data and write outputs, as paths or URIs they can open."""
@@ -148,6 +157,11 @@ class Locations:
   schema_file: str
   pipeline_root: str
   push_dir: str
+
+  @property
+  def drift_records(self) -> str:
+    """Where accepted drift is recorded: beside the pipeline's artifacts."""
+    return self.pipeline_root.rstrip('/') + '/DriftAcceptances'
 
 
 class KubeflowConfig(Frozen):
@@ -196,6 +210,8 @@ class Config(Frozen):
   # finds either in use waits this long for it, then gives up (0: at once).
   run_lock_wait_s: Number = 0.0
   task: Task = TaskField
+  spans: SpansConfig = SpansConfig()
+  drift: DriftPolicy = DriftPolicy()
   trainer: TrainerConfig = TrainerConfig()
   evaluator: EvaluatorConfig
   beam: BeamConfig = BeamConfig()

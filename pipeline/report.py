@@ -81,7 +81,11 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
       if entry['seconds'] == 0.0:
         entry['seconds'] = round(execution_seconds(execution), 2)
       outputs = output_artifacts(store, execution.id)
-      if name == 'Evaluator':
+      if name == 'CsvExampleGen' and 'examples' in outputs:
+        _add_data(result, outputs['examples'])
+      elif name == 'ExampleValidator' and 'anomalies' in outputs:
+        _add_drift(result, outputs['anomalies'])
+      elif name == 'Evaluator':
         _add_evaluation(result, outputs, config)
       elif name == 'Trainer' and 'model_run' in outputs:
         _add_training(result, outputs)
@@ -94,12 +98,38 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
   return {'components': list(components.values()), **result}
 
 
+def _add_data(result, examples):
+  """Which spans the run read: trained on, evaluated on, compared with."""
+  import json
+
+  from components.example_gen import SPANS_PROPERTY
+
+  read = _prop(examples, SPANS_PROPERTY)
+  result['spans'] = json.loads(read) if read else None
+
+
+def _add_drift(result, anomalies):
+  """The drift gate's measurements (none with a single span)."""
+  import json
+
+  from components.validation import DRIFT_FILE
+
+  path = os.path.join(anomalies.uri, DRIFT_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      result['drift'] = json.load(f)
+
+
 def _add_training(result, outputs):
-  from components.training import training_stats
+  from components.training import WARM_START_NOTE, WARM_START_VERSION, training_stats
 
   model_run = outputs['model_run'].uri
+  model = outputs.get('model')
+  warm = _prop(model, WARM_START_VERSION) if model else None
   result['training'] = {'model_run': model_run,
-                        'model': outputs['model'].uri if 'model' in outputs else None,
+                        'model': model.uri if model else None,
+                        'warm_start_version': None if warm in (None, -1) else warm,
+                        'warm_start': _prop(model, WARM_START_NOTE) if model else None,
                         **(training_stats(model_run) or {})}
 
 

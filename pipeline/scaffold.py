@@ -269,7 +269,7 @@ def _trivial(task: str) -> str:
 def _infer_schema(data_root: str, label: str, task_section: dict):
   from pipeline import schema as schema_lib
 
-  schema = schema_lib.infer(schema_lib.statistics(data_root), label)
+  schema = schema_lib.infer(schema_lib.statistics(os.path.join(data_root, '*')), label)
   count = task_section.get('num_classes') or (2 if task_section['type'] == 'binary'
                                               and 'classes' not in task_section else 0)
   for feature in schema.feature:

@@ -40,9 +40,9 @@ def curate(schema: schema_pb2.Schema, label: str) -> schema_pb2.Schema:
   return schema
 
 
-def statistics(data_root: str):
-  """TFDV statistics of every CSV file under `data_root`."""
-  return tfdv.generate_statistics_from_csv(data_location=str(pathlib.Path(data_root) / '*'))
+def statistics(files: str):
+  """TFDV statistics of the CSV files matching the glob `files`."""
+  return tfdv.generate_statistics_from_csv(data_location=files)
 
 
 def infer(stats, label: str) -> schema_pb2.Schema:
