@@ -32,9 +32,9 @@ def sample_workspace(root: pathlib.Path, rows: int) -> pathlib.Path:
   return root
 
 
-def pipeline_command(root, *overrides, data_root=None, runner='local') -> list[str]:
+def pipeline_command(root, *overrides, data_root=None, runner='local', flags=()) -> list[str]:
   """`python -m pipeline run` writing under `root/out`, reading `root/data` by default."""
-  return [sys.executable, '-m', 'pipeline', 'run', '--runner', runner,
+  return [sys.executable, '-m', 'pipeline', 'run', '--runner', runner, *flags,
           '--set', f'output_root={root / "out"}',
           '--set', f'data_root={data_root or root / "data"}',
           *[arg for o in overrides for arg in ('--set', o)]]
@@ -45,12 +45,13 @@ def latest_summary(root):
   return json.loads(summary_file.read_text()) if summary_file.exists() else None
 
 
-def run_pipeline(root, *overrides, data_root=None, runner='local'):
+def run_pipeline(root, *overrides, data_root=None, runner='local', flags=()):
   """Runs the pipeline CLI to completion; returns (process, summary of this run or None)."""
   summary_file = root / 'out' / 'latest_summary.json'
   if summary_file.exists():
     summary_file.unlink()
-  process = subprocess.run(pipeline_command(root, *overrides, data_root=data_root, runner=runner),
+  process = subprocess.run(pipeline_command(root, *overrides, data_root=data_root, runner=runner,
+                                            flags=flags),
                            capture_output=True, text=True, timeout=900, cwd=root)
   return process, latest_summary(root)
 

@@ -47,3 +47,24 @@ def test_run_refuses_a_config_that_does_not_fit_the_schema_or_module(tmp_path, c
   assert f"config key '{key}'" in err and needle in err
   assert err.strip().count('\n') == 0
   assert not list((tmp_path / 'runs').iterdir())  # nothing ran, nothing was kept
+
+
+def _collected(pushed=False, **states):
+  names = ('CsvExampleGen', 'ExampleValidator', 'Trainer', 'Pusher')
+  return {'components': [{'name': n, 'state': states.get(n, 'cached')} for n in names],
+          'pushed_path': '/serving/2' if pushed else None}
+
+
+@pytest.mark.parametrize('status, collected, outcome, code', [
+    ('succeeded', _collected(pushed=True, Trainer='executed'), 'pushed', 0),
+    ('succeeded', _collected(Trainer='executed'), 'not_pushed', 3),
+    ('succeeded', _collected(), 'nothing_new', 4),
+    ('succeeded', _collected(Trainer='cached', Pusher='executed'), 'nothing_new', 4),
+    ('failed', _collected(ExampleValidator='failed', Trainer='skipped'), 'data_refused', 5),
+    ('failed', _collected(Trainer='failed'), 'failed', 1),
+    ('failed', {'components': [], 'pushed_path': None}, 'failed', 1),
+])
+def test_each_outcome_has_its_own_exit_code(status, collected, outcome, code):
+  assert cli.outcome(status, collected) == outcome
+  assert cli.OUTCOMES[outcome] == code
+  assert len(set(cli.OUTCOMES.values()) | {cli.EXIT_USAGE, cli.EXIT_LOCKED}) == 7

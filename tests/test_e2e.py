@@ -16,7 +16,8 @@ import time
 import pytest
 
 from components import serving
-from pipeline.cli import EXIT_LOCKED
+from pipeline.cli import (EXIT_DATA_REFUSED, EXIT_FAILED, EXIT_LOCKED, EXIT_NOTHING_NEW,
+                          EXIT_NOT_PUSHED, EXIT_PUSHED)
 from tests.conftest import (pipeline_command, read_rows, run_pipeline, sample_workspace,
                             serialize)
 
@@ -99,7 +100,8 @@ def test_pushed_model_predicts_from_raw_examples(first_run, raw_feature_spec):
 def test_second_run_trains_nothing_and_pushes_nothing(first_run, workspace):
   versions_before = serving.versions(str(workspace / 'out' / 'serving'))
   process, summary = run_cli(workspace)
-  assert process.returncode == 0, process.stderr
+  assert process.returncode == EXIT_NOTHING_NEW, process.stderr
+  assert summary['outcome'] == 'nothing_new'
   assert states(summary) == {name: 'cached' for name in COMPONENTS}
   assert summary['pushed_path'] is None
   assert serving.versions(str(workspace / 'out' / 'serving')) == versions_before
@@ -114,9 +116,11 @@ def _bad_data(workspace, name, text):
   return directory
 
 
-def _assert_failed_untouched(workspace, first_run, process, summary, *needles):
-  """The run failed with messages containing `needles`; the first run's model still serves."""
-  assert process.returncode == 1
+def _assert_failed_untouched(workspace, first_run, process, summary, *needles,
+                             code=EXIT_FAILED):
+  """The run failed (exit `code`) with messages containing `needles`; the first run's
+  model still serves."""
+  assert process.returncode == code, process.stderr
   assert summary['status'] == 'failed'
   assert summary['pushed_path'] is None
   for needle in needles:
@@ -132,7 +136,8 @@ def test_text_in_a_numeric_column_is_an_anomaly_naming_the_feature(first_run, wo
   lines[10] = ','.join(cells) + '\n'
   data = _bad_data(workspace, 'text_in_fare', ''.join(lines))
   process, summary = run_cli(workspace, data_root=data)
-  _assert_failed_untouched(workspace, first_run, process, summary, 'data validation failed', 'fare')
+  _assert_failed_untouched(workspace, first_run, process, summary, 'data validation failed', 'fare',
+                           code=EXIT_DATA_REFUSED)
   assert states(summary)['ExampleValidator'] == 'failed'
   assert states(summary)['Trainer'] == 'skipped'
 
@@ -183,7 +188,7 @@ def test_infinite_numbers_are_an_anomaly_naming_the_feature(first_run, workspace
   data = _with_cells(workspace, 'infinite_fare', 'fare', '1e39', 50)  # 2% of rows
   process, summary = run_cli(workspace, data_root=data)
   _assert_failed_untouched(workspace, first_run, process, summary, 'data validation failed',
-                           'fare', 'Inf')
+                           'fare', 'Inf', code=EXIT_DATA_REFUSED)
   assert states(summary)['Trainer'] == 'skipped'
 
 
@@ -191,7 +196,7 @@ def test_a_one_value_label_is_an_anomaly_naming_it(first_run, workspace):
   data = _with_cells(workspace, 'no_tips', 'tips', '0', 1)
   process, summary = run_cli(workspace, data_root=data)
   _assert_failed_untouched(workspace, first_run, process, summary, 'data validation failed',
-                           'tips', 'the label holds a single value')
+                           'tips', 'the label holds a single value', code=EXIT_DATA_REFUSED)
   assert states(summary)['Trainer'] == 'skipped'
 
 
@@ -215,7 +220,7 @@ def test_concurrent_runs_one_runs_the_other_is_refused(first_run, workspace):
   run_id = out.split()[1]
   assert f'in use by run {run_id}' in refused[0][2]
   assert refused[0][2].strip().count('\n') == 0
-  assert ran[0][0].returncode == 0, ran[0][2]
+  assert ran[0][0].returncode in (EXIT_PUSHED, EXIT_NOT_PUSHED), ran[0][2]
   assert len(serving.versions(str(workspace / 'out' / 'serving'))) <= len(versions_before) + 1
 
 
@@ -234,8 +239,8 @@ def test_a_killed_run_is_recorded_as_interrupted(first_run, workspace):
   process.wait()
   record = workspace / 'out' / 'runs' / run_id / 'summary.json'
   assert json.loads(record.read_text())['status'] == 'running'  # what the dead run left
-  rerun, summary = run_cli(workspace)
-  assert rerun.returncode == 0, rerun.stderr
+  rerun, summary = run_cli(workspace)  # the first run's data: all cached
+  assert rerun.returncode == EXIT_NOTHING_NEW, rerun.stderr
   assert f'note: run {run_id} was interrupted' in rerun.stdout
   assert 'recorded as canceled' in rerun.stdout
   killed = json.loads(record.read_text())
