@@ -45,6 +45,8 @@ def check_against_schema(config: Config, schema: schema_pb2.Schema) -> None:
 def preflight(config: Config, data: bool = True) -> None:
   """Every check that needs no data processing; raises ConfigError, or DataError
   for the CSV files of the spans a run reads (if `data`)."""
+  check_against_schema(config, read_schema(config.schema_file))
+  usercode.check_module(config)
   from components import spans
   from components.example_gen import check_spans
 
@@ -54,10 +56,8 @@ def preflight(config: Config, data: bool = True) -> None:
     spans.has_span_spec(config.spans.pattern)
   except ValueError as e:
     raise ConfigError(f"config key 'spans.pattern': {e}") from None
-  check_against_schema(config, read_schema(config.schema_file))
   if data and '://' not in config.data_root:
     check_spans(config.data_root, config.spans.pattern, config.spans.window)
-  usercode.check_module(config)
   if config.trainer.cluster == 'local' and not config.trainer.expose_cluster:
     check_private_network()
 
