@@ -5,7 +5,9 @@ module writes the manifest, creates the job, waits for it, and deletes it if
 the Trainer is interrupted.
 """
 
+import hashlib
 import logging
+import re
 import time
 
 from components.cluster import (DEFAULT_MAX_RESTARTS, LOG_TAIL_LINES, SHARED_VOLUME, Topology,
@@ -13,6 +15,21 @@ from components.cluster import (DEFAULT_MAX_RESTARTS, LOG_TAIL_LINES, SHARED_VOL
 
 TFJOB_GROUP, TFJOB_VERSION, TFJOB_PLURAL = 'kubeflow.org', 'v1', 'tfjobs'
 _REPLICA_TYPES = {'chief': 'Chief', 'worker': 'Worker', 'ps': 'PS', 'evaluator': 'Evaluator'}
+
+
+# The operator names pods and services `<job>-<replica type>-<index>`, which
+# must be DNS-1035 labels (63 characters): this leaves room for the suffix.
+MAX_JOB_NAME = 48
+
+
+def job_name(run_dir: str) -> str:
+  """A TFJob name unique per Trainer execution (its model-run directory is) and
+  valid for Kubernetes: lowercase letters, digits and '-', starting with a
+  letter (on KFP v2 that directory ends in `model_run`, whose `_` is not)."""
+  digest = hashlib.sha1(run_dir.encode()).hexdigest()[:10]
+  readable = re.sub(r'[^a-z0-9]+', '-', run_dir.rstrip('/').rsplit('/', 1)[-1].lower()).strip('-')
+  prefix = f'trainer-{readable}'[:MAX_JOB_NAME - len(digest) - 1].rstrip('-')
+  return f'{prefix}-{digest}'
 
 
 def tfjob_manifest(name: str, *, namespace: str, image: str, spec_json: str,

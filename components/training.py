@@ -7,7 +7,6 @@ nothing changed would retrain. Reading it here keeps the cache key to data,
 code and config.
 """
 
-import hashlib
 import json
 import os
 import pathlib
@@ -124,10 +123,8 @@ def run_cluster(mode: str, cluster: contract.ClusterSpec, spec: replica.ReplicaS
         max_restarts=max_restarts, timeout_s=timeout_s, private_network=not cluster.expose)
     local.run()
     return
-  # Unique per Trainer execution (the model-run URI is), and a valid DNS label.
-  name = f'trainer-{pathlib.PurePosixPath(run_dir).name}-{hashlib.sha1(run_dir.encode()).hexdigest()[:8]}'
   manifest = tfjob.tfjob_manifest(
-      name[:63],
+      tfjob.job_name(run_dir),
       namespace=cluster.namespace, image=cluster.image, spec_json=spec.to_json(),
       topology=topology, pvc=cluster.pvc, mount_path=cluster.mount_path,
       max_restarts=max_restarts, timeout_s=timeout_s)

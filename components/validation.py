@@ -69,9 +69,12 @@ class GatingExampleValidatorExecutor(validator_executor.Executor):
                          for split in (EVAL, PREVIOUS))
     measurements = drift.measure(current, previous, schema, gate.policy)
     drifted = [m for m in measurements if m.drifted]
-    # The statistics artifact names the data compared: a rerun on the same
-    # spans reuses it from the cache, so an acceptance holds for it.
-    key, span = statistics.uri, statistics.span
+    # The compared statistics themselves identify the drift: a rerun on the
+    # same spans reuses them from the cache, so an acceptance holds for it,
+    # and no other data can match it.
+    key = hashlib.sha256(current.SerializeToString(deterministic=True)
+                         + previous.SerializeToString(deterministic=True)).hexdigest()
+    span = statistics.span
     record = None
     if drifted:
       record = drift.accepted(gate.records_dir, key)

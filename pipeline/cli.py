@@ -76,6 +76,11 @@ def _parser():
       command.add_argument('--schedule', metavar='CRON',
                            help='create a recurring run on this cron schedule instead of one run')
       command.add_argument('--experiment', default='Default', help='KFP experiment name')
+      command.add_argument('--namespace', help='multi-user KFP: your profile namespace '
+                                               '(default: kubeflow.user_namespace)')
+      command.add_argument('--pipeline-root', metavar='URI',
+                           help='kubeflow-v2: gs:// or s3:// root for artifacts '
+                                '(default: kubeflow.v2_pipeline_root)')
   return parser
 
 
@@ -276,9 +281,15 @@ def _compile(config, args) -> pathlib.Path:
 
 def _submit(config, args):
   host = kubeflow.kfp_host(config, args.host)
+  if args.target == 'kubeflow-v2':  # before compiling: a missing root is a usage error
+    kubeflow.check_v2_pipeline_root(args.pipeline_root or config.kubeflow.v2_pipeline_root)
+  if args.schedule:
+    kubeflow.kfp_cron(args.schedule)
   package = _compile(config, args)
-  ids = kubeflow.submit(config, args.target, package, host, args.schedule, args.experiment)
-  what = f'recurring run on "{args.schedule}"' if args.schedule else 'run'
+  ids = kubeflow.submit(config, args.target, package, host, args.schedule, args.experiment,
+                        args.namespace, args.pipeline_root)
+  what = (f'recurring run on "{args.schedule}" (KFP cron "{kubeflow.kfp_cron(args.schedule)}")'
+          if args.schedule else 'run')
   print(f'submitted to {host}: {what}; ' + ', '.join(f'{k} {v}' for k, v in ids.items()))
 
 

@@ -157,11 +157,8 @@ class Locations:
   schema_file: str
   pipeline_root: str
   push_dir: str
-
-  @property
-  def drift_records(self) -> str:
-    """Where accepted drift is recorded: beside the pipeline's artifacts."""
-    return self.pipeline_root.rstrip('/') + '/DriftAcceptances'
+  # Where accepted drift is recorded: storage that outlives runs and `make clean`.
+  drift_records: str
 
 
 class KubeflowConfig(Frozen):
@@ -180,8 +177,15 @@ class KubeflowConfig(Frozen):
   # Where blessed models are pushed: a mounted volume (the push is an atomic
   # rename, which object stores do not offer).
   serving_dir: str = '/mnt/shared/serving'
+  # KFP 2.x (target kubeflow-v2): where the backend stores artifacts, given at
+  # submission (also --pipeline-root): gs://bucket/path, or s3://bucket/path
+  # with tensorflow-io in the image. KFP 2.x takes no PVC path here.
+  v2_pipeline_root: str = ''
   # KFP API server of `python -m pipeline submit` (also --host).
   host: str = ''
+  # Multi-user KFP: the profile namespace that owns experiments and runs
+  # (also --namespace); empty on a single-user install.
+  user_namespace: str = ''
 
   _mounted = pydantic.validator('serving_dir', allow_reuse=True)(_push_destination)
 
@@ -271,7 +275,8 @@ class Config(Frozen):
     return self.evaluator.metric or gate_metrics(self.task.type)[0]
 
   def local_locations(self) -> Locations:
-    return Locations(self.data_root, self.schema_file, str(self.pipeline_root), self.push_dir)
+    return Locations(self.data_root, self.schema_file, str(self.pipeline_root), self.push_dir,
+                     str(self.output_root / 'drift-acceptances'))
 
   def kubeflow_locations(self) -> Locations:
     """Locations on Kubeflow; the pipeline root and serving dir must be set."""
@@ -283,7 +288,8 @@ class Config(Frozen):
     for key in ('data_root', 'schema_file'):
       _check(bool(getattr(kf, key)), f'kubeflow.{key}',
              'must not be empty to compile for Kubeflow (where the pods find it)')
-    return Locations(kf.data_root, kf.schema_file, kf.pipeline_root, kf.serving_dir)
+    return Locations(kf.data_root, kf.schema_file, kf.pipeline_root, kf.serving_dir,
+                     kf.pipeline_root.rstrip('/') + '/drift-acceptances')
 
   def cluster_spec(self) -> ClusterSpec:
     """Where the Trainer's replicas run, as the Trainer executor reads it."""

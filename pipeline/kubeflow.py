@@ -6,6 +6,7 @@ the PVC mount; the wiring is `create_pipeline`'s. Submission uses the kfp
 because kfp 2.x clients conflict with tfx 1.15's pins.
 """
 
+import datetime
 import json
 import pathlib
 import urllib.error
@@ -36,7 +37,7 @@ def _pipeline(config: Config):
 
 def compile_pipeline(config: Config, target: str, output: pathlib.Path) -> pathlib.Path:
   """Writes the pipeline for `target` ('kubeflow': Argo workflow for KFP v1,
-  'kubeflow-v2': KFP v2 pipeline spec) to `output`, a .yaml file."""
+  'kubeflow-v2': KFP v2 pipeline spec, schema 2.1.0) to `output`, a .yaml file."""
   if target not in TARGETS:
     raise ValueError(f'target {target!r}: expected one of {", ".join(TARGETS)}')
   if output.suffix not in ('.yaml', '.yml'):
@@ -58,89 +59,149 @@ def compile_pipeline(config: Config, target: str, output: pathlib.Path) -> pathl
   else:
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
+    # Schema 2.1.0, with `constant` parameters: the only form KFP 2.x accepts.
     runner = v2.KubeflowV2DagRunner(
-        config=v2.KubeflowV2DagRunnerConfig(default_image=config.kubeflow.image),
+        config=v2.KubeflowV2DagRunnerConfig(default_image=config.kubeflow.image,
+                                            use_pipeline_spec_2_1=True),
         output_dir=str(output.parent), output_filename=output.name)
   runner.run(pipeline)
   if target == 'kubeflow-v2':
-    _set_default_pipeline_root(output, config.kubeflow_locations().pipeline_root)
+    _finish_v2_spec(output, config)
   return output
 
 
-def _set_default_pipeline_root(spec_file: pathlib.Path, pipeline_root: str):
-  """TFX writes the pipeline root only into the PipelineJob, which a YAML spec
-  omits; KFP v2 backends read `defaultPipelineRoot` from the spec itself."""
+def _finish_v2_spec(spec_file: pathlib.Path, config: Config):
+  """What the KFP 2.x backend needs beyond TFX's spec.
+
+  - ExampleGen's cache is off: KFP keys its cache on the task's inputs,
+    image and arguments, which stay the same when new files arrive under
+    the data root (TFX's fingerprinting driver does not run there).
+  - The PVC is mounted in every task through a Kubernetes platform spec,
+    the second YAML document, as the kfp-kubernetes package writes it;
+    without it the serving directory would be each pod's own disk.
+  """
   import yaml
+
+  from pipeline.pipeline import EXAMPLE_GEN_ID
 
   text = spec_file.read_text()
   header = ''.join(line for line in text.splitlines(keepends=True) if line.startswith('#'))
   spec = yaml.safe_load(text)
-  spec['defaultPipelineRoot'] = pipeline_root
-  spec_file.write_text(header + yaml.safe_dump(spec, sort_keys=True))
+  spec['root']['dag']['tasks'][EXAMPLE_GEN_ID]['cachingOptions'] = {'enableCache': False}
+  documents = [spec]
+  kf = config.kubeflow
+  if kf.pvc:
+    # `constant` is what every KFP 2.x driver reads (newer ones prefer
+    # pvcNameParameter, and fall back to it).
+    documents.append({'platforms': {'kubernetes': {'deploymentSpec': {'executors': {
+        label: {'pvcMount': [{'constant': kf.pvc, 'mountPath': kf.mount_path}]}
+        for label in sorted(spec['deploymentSpec']['executors'])}}}}})
+  spec_file.write_text(header + yaml.safe_dump_all(documents, sort_keys=True))
 
 
 class SubmitError(RuntimeError):
   """The KFP API refused a request; the message has the URL and the server's answer."""
 
 
-def submit(config: Config, target: str, package: pathlib.Path, host: str,
-           schedule: str | None = None, experiment: str = 'Default') -> dict:
-  """Uploads `package` and starts a run, or a recurring run if `schedule` (cron) is given.
+# Pipeline roots KFP 2.x takes at submission (objectstore/config.go) that the
+# components, which write with TensorFlow's file systems, can also write:
+# gs:// natively, s3:// with tensorflow-io in the image.
+V2_PIPELINE_ROOT_SCHEMES = ('gs://', 's3://')
 
-  Returns the ids of what was created: pipeline, version (v2), run or recurring run.
+
+def check_v2_pipeline_root(root: str) -> str:
+  """`root` if KFP 2.x and the components can both use it; else ValueError naming the key."""
+  if not root:
+    raise ValueError("config key 'kubeflow.v2_pipeline_root': KFP 2.x needs a pipeline root at "
+                     'submission (gs://bucket/path or s3://bucket/path); pass --pipeline-root or set it')
+  if not root.startswith(V2_PIPELINE_ROOT_SCHEMES):
+    raise ValueError(f"config key 'kubeflow.v2_pipeline_root': {root!r}: KFP 2.x stores artifacts "
+                     'in an object store only; use gs://bucket/path or s3://bucket/path (the '
+                     'PVC still holds the serving models and data)')
+  return root
+
+
+def submit(config: Config, target: str, package: pathlib.Path, host: str,
+           schedule: str | None = None, experiment: str = 'Default',
+           namespace: str | None = None, pipeline_root: str | None = None) -> dict:
+  """Uploads `package` as a new version of the pipeline `pipeline_name` (creating
+  it the first time) and starts a run, or a recurring run if `schedule` (cron).
+
+  `namespace` is the user's profile namespace on a multi-user KFP install
+  (default: kubeflow.user_namespace). Returns the ids of what was created.
   """
-  name = f'{config.pipeline_name}-{uuid.uuid4().hex[:6]}'
+  cron = kfp_cron(schedule) if schedule else None
+  namespace = namespace or config.kubeflow.user_namespace or None
+  version = f'{config.pipeline_name}-{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}'
   if target == 'kubeflow':
-    return _submit_v1(package, host, name, schedule, experiment)
+    return _submit_v1(package, host, config.pipeline_name, version, cron, experiment, namespace)
   if target == 'kubeflow-v2':
-    return _submit_v2(package, host, name, schedule, experiment)
+    root = check_v2_pipeline_root(pipeline_root or config.kubeflow.v2_pipeline_root)
+    return _submit_v2(package, host, config.pipeline_name, version, cron, experiment, namespace,
+                      root)
   raise ValueError(f'target {target!r}: expected one of {", ".join(TARGETS)}')
 
 
-def _submit_v1(package, host, name, schedule, experiment_name):
+def _submit_v1(package, host, name, version_name, cron, experiment_name, namespace):
   import kfp
 
-  client = kfp.Client(host=host)
-  pipeline = client.upload_pipeline(str(package), pipeline_name=name)
-  experiment = client.create_experiment(experiment_name)
-  if schedule:
+  client = kfp.Client(host=host, namespace=namespace or 'kubeflow')
+  pipeline_id = client.get_pipeline_id(name)
+  if pipeline_id:
+    version_id = client.upload_pipeline_version(
+        str(package), pipeline_version_name=version_name, pipeline_id=pipeline_id).id
+  else:
+    pipeline = client.upload_pipeline(str(package), pipeline_name=name)
+    pipeline_id, version_id = pipeline.id, pipeline.default_version.id
+  experiment = client.create_experiment(experiment_name, namespace=namespace)
+  ids = {'pipeline_id': pipeline_id, 'pipeline_version_id': version_id}
+  if cron:
     job = client.create_recurring_run(
-        experiment.id, job_name=name, cron_expression=schedule, pipeline_id=pipeline.id,
-        max_concurrency=1)
-    return {'pipeline_id': pipeline.id, 'recurring_run_id': job.id}
-  run = client.run_pipeline(experiment.id, job_name=name, pipeline_id=pipeline.id)
-  return {'pipeline_id': pipeline.id, 'run_id': run.id}
+        experiment.id, job_name=version_name, cron_expression=cron, version_id=version_id,
+        max_concurrency=1, no_catchup=True)
+    return {**ids, 'recurring_run_id': job.id}
+  run = client.run_pipeline(experiment.id, job_name=version_name, version_id=version_id)
+  return {**ids, 'run_id': run.id}
 
 
-def _submit_v2(package, host, name, schedule, experiment_name):
+def _submit_v2(package, host, name, version_name, cron, experiment_name, namespace, root):
   api = _RestApi(host)
-  pipeline = api.upload(package, name)
-  versions = api.get(f'/apis/v2beta1/pipelines/{pipeline["pipeline_id"]}/versions'
-                     '?sort_by=created_at%20desc&page_size=1')
-  version_id = versions['pipeline_versions'][0]['pipeline_version_id']
-  experiment_id = api.experiment(experiment_name)
-  reference = {'pipeline_id': pipeline['pipeline_id'], 'pipeline_version_id': version_id}
-  ids = {'pipeline_id': pipeline['pipeline_id'], 'pipeline_version_id': version_id}
-  if schedule:
+  pipeline_id = api.pipeline_id(name, namespace)
+  if pipeline_id:
+    version_id = api.upload_version(package, pipeline_id, version_name)['pipeline_version_id']
+  else:
+    pipeline_id = api.upload(package, name, namespace)['pipeline_id']
+    versions = api.get(f'/apis/v2beta1/pipelines/{pipeline_id}/versions'
+                       '?sort_by=created_at%20desc&page_size=1')
+    version_id = versions['pipeline_versions'][0]['pipeline_version_id']
+  experiment_id = api.experiment(experiment_name, namespace)
+  reference = {'pipeline_id': pipeline_id, 'pipeline_version_id': version_id}
+  ids = dict(reference)
+  # The backend reads the pipeline root from here, not from the spec.
+  runtime_config = {'pipeline_root': root}
+  if cron:
     job = api.post('/apis/v2beta1/recurringruns', {
-        'display_name': name, 'experiment_id': experiment_id,
-        'pipeline_version_reference': reference, 'mode': 'ENABLE', 'max_concurrency': '1',
-        # KFP's cron has a seconds field; a 5-field expression gets '0' seconds.
-        'trigger': {'cron_schedule': {'cron': _kfp_cron(schedule)}}, 'no_catchup': True})
+        'display_name': version_name, 'experiment_id': experiment_id,
+        'pipeline_version_reference': reference, 'runtime_config': runtime_config,
+        'mode': 'ENABLE', 'max_concurrency': '1',
+        'trigger': {'cron_schedule': {'cron': cron}}, 'no_catchup': True})
     return {**ids, 'recurring_run_id': job['recurring_run_id']}
   run = api.post('/apis/v2beta1/runs', {
-      'display_name': name, 'experiment_id': experiment_id,
-      'pipeline_version_reference': reference})
+      'display_name': version_name, 'experiment_id': experiment_id,
+      'pipeline_version_reference': reference, 'runtime_config': runtime_config})
   return {**ids, 'run_id': run['run_id']}
 
 
-def _kfp_cron(expression: str) -> str:
+def kfp_cron(expression: str) -> str:
+  """A cron expression as KFP (v1 and v2) reads it: six fields, seconds first
+  (robfig/cron). A 5-field expression gets second 0; a 6-field one is kept."""
   fields = expression.split()
   if len(fields) == 5:
     return ' '.join(['0', *fields])
   if len(fields) == 6:
-    return expression
-  raise ValueError(f'schedule {expression!r}: expected a cron expression of 5 (or 6) fields')
+    return ' '.join(fields)
+  raise ValueError(f'schedule {expression!r}: expected a cron expression of 5 fields '
+                   '(minute hour day month weekday), or 6 with seconds first')
 
 
 class _RestApi:
@@ -168,25 +229,46 @@ class _RestApi:
     return self._send('POST', path, json.dumps(payload).encode(),
                       {'Content-Type': 'application/json'})
 
-  def upload(self, package: pathlib.Path, name: str) -> dict:
+  def _multipart(self, path: str, package: pathlib.Path, query: dict) -> dict:
     boundary = uuid.uuid4().hex
     body = b''.join([
         f'--{boundary}\r\nContent-Disposition: form-data; name="uploadfile"; '
         f'filename="{package.name}"\r\nContent-Type: application/x-yaml\r\n\r\n'.encode(),
         package.read_bytes(), f'\r\n--{boundary}--\r\n'.encode()])
-    query = urllib.parse.urlencode({'name': name, 'display_name': name})
-    return self._send('POST', f'/apis/v2beta1/pipelines/upload?{query}', body,
+    return self._send('POST', f'{path}?{urllib.parse.urlencode(query)}', body,
                       {'Content-Type': f'multipart/form-data; boundary={boundary}'})
 
-  def experiment(self, display_name: str) -> str:
-    """The id of the experiment named `display_name`, created if missing."""
+  def upload(self, package: pathlib.Path, name: str, namespace: str | None) -> dict:
+    """A new pipeline `name` with `package` as its first version."""
+    return self._multipart('/apis/v2beta1/pipelines/upload', package, {
+        'name': name, 'display_name': name, **({'namespace': namespace} if namespace else {})})
+
+  def upload_version(self, package: pathlib.Path, pipeline_id: str, version: str) -> dict:
+    return self._multipart('/apis/v2beta1/pipelines/upload_version', package, {
+        'pipelineid': pipeline_id, 'name': version, 'display_name': version})
+
+  @staticmethod
+  def _named(display_name: str, namespace: str | None) -> str:
     predicate = {'predicates': [{'key': 'display_name', 'operation': 'EQUALS',
                                  'string_value': display_name}]}
-    found = self.get('/apis/v2beta1/experiments?' + urllib.parse.urlencode(
-        {'filter': json.dumps(predicate)}))
+    return urllib.parse.urlencode({'filter': json.dumps(predicate),
+                                   **({'namespace': namespace} if namespace else {})})
+
+  def pipeline_id(self, name: str, namespace: str | None) -> str | None:
+    """The id of the pipeline named `name`, or None."""
+    found = self.get('/apis/v2beta1/pipelines?' + self._named(name, namespace))
+    for pipeline in found.get('pipelines', []):
+      return pipeline['pipeline_id']
+    return None
+
+  def experiment(self, display_name: str, namespace: str | None) -> str:
+    """The id of the experiment named `display_name`, created if missing."""
+    found = self.get('/apis/v2beta1/experiments?' + self._named(display_name, namespace))
     for experiment in found.get('experiments', []):
       return experiment['experiment_id']
-    return self.post('/apis/v2beta1/experiments', {'display_name': display_name})['experiment_id']
+    return self.post('/apis/v2beta1/experiments', {
+        'display_name': display_name, **({'namespace': namespace} if namespace else {})
+    })['experiment_id']
 
 
 def default_output(config: Config, target: str) -> pathlib.Path:

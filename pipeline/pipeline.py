@@ -14,6 +14,8 @@ from components.validation import CuratedSchemaGen, GatingExampleValidator
 from pipeline import usercode
 from pipeline.config import Config, Locations
 
+EXAMPLE_GEN_ID = 'CsvExampleGen'
+
 
 def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_pipeline.Pipeline:
   """The TFX pipeline for `config`, without any orchestrator details.
@@ -32,7 +34,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
   # Ingests the newest spans of CSV files, refusing malformed ones with the file and line.
   example_gen = SpanCsvExampleGen(
       input_base=locations.data_root, pattern=config.spans.pattern,
-      window=config.spans.window).with_id('CsvExampleGen')
+      window=config.spans.window).with_id(EXAMPLE_GEN_ID)
   # Statistics of every split, which validation checks against the schema.
   statistics_gen = StatisticsGen(examples=example_gen.outputs['examples'])
   # The curated, checked-in schema (regenerate with `python -m pipeline schema`).

@@ -6,6 +6,7 @@ it receives and answers like the KFP API; this proves the client side only.
 
 import http.server
 import json
+import re
 import threading
 import urllib.parse
 
@@ -41,9 +42,14 @@ def v1(config, tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def v2(config, tmp_path_factory):
+def v2_documents(config, tmp_path_factory):
   path = kubeflow.compile_pipeline(config, 'kubeflow-v2', tmp_path_factory.mktemp('kf') / 'v2.yaml')
-  return yaml.safe_load(path.read_text())
+  return list(yaml.safe_load_all(path.read_text()))
+
+
+@pytest.fixture(scope='module')
+def v2(v2_documents):
+  return v2_documents[0]
 
 
 def test_v1_is_an_argo_workflow_of_every_component(v1, expected_edges):
@@ -68,7 +74,6 @@ def test_v1_is_an_argo_workflow_of_every_component(v1, expected_edges):
 def test_v2_spec_has_every_component_in_the_image_and_no_resolver(v2, expected_edges):
   tasks = v2['root']['dag']['tasks']
   assert {name: sorted(t.get('dependentTasks') or []) for name, t in tasks.items()} == expected_edges
-  assert all(t['cachingOptions'] == {'enableCache': True} for t in tasks.values())
   executors = v2['deploymentSpec']['executors']
   assert set(executors) == {f'{name}_executor' for name in expected_edges}
   for executor in executors.values():
@@ -77,8 +82,75 @@ def test_v2_spec_has_every_component_in_the_image_and_no_resolver(v2, expected_e
     assert executor['container']['command'] == [
         'python', '-m', 'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor']
   assert 'resolver' not in json.dumps(v2).lower()
-  assert v2['defaultPipelineRoot'] == ROOT
   assert v2['pipelineInfo']['name'] == 'taxi-estimator'
+
+
+# The KFP 2.x backend's upload and run rules (kubeflow/pipelines backend,
+# tags 2.0.0 to 2.17.0; see ../shared/DESIGN.md).
+_K8S_NAME = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
+
+
+def _parameters(spec):
+  """Every task input parameter of the spec."""
+  for component in [spec['root'], *spec['components'].values()]:
+    for task in (component.get('dag') or {}).get('tasks', {}).values():
+      yield from (task.get('inputs') or {}).get('parameters', {}).values()
+
+
+def test_v2_spec_passes_the_kfp2_upload_rules(v2):
+  from google.protobuf import json_format
+  from kfp.pipeline_spec import pipeline_spec_pb2
+
+  assert v2['schemaVersion'] == '2.1.0'  # "KFP only supports schema version 2.1.0"
+  # Parses strictly (protojson refuses unknown fields) into the PipelineSpec message.
+  json_format.ParseDict(v2, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
+  assert _K8S_NAME.fullmatch(v2['pipelineInfo']['name'])
+  parameters = list(_parameters(v2))
+  assert len(parameters) > 20
+  for parameter in parameters:  # the `constant` form: the driver refuses `constantValue`
+    assert set(parameter) == {'runtimeValue'} and set(parameter['runtimeValue']) == {'constant'}
+  assert 'constantValue' not in json.dumps(v2)
+  # The backend reads the root from the run, not the spec: it is given at submission.
+  assert 'defaultPipelineRoot' not in v2
+
+
+def test_v2_cache_cannot_hide_new_data(v2):
+  tasks = v2['root']['dag']['tasks']
+  assert tasks['CsvExampleGen']['cachingOptions'] == {'enableCache': False}
+  assert all(t['cachingOptions'] == {'enableCache': True}
+             for name, t in tasks.items() if name != 'CsvExampleGen')
+  # The span window is resolved by the executor itself (KFP 2.x runs no TFX driver).
+  params = tasks['CsvExampleGen']['inputs']['parameters']
+  assert params['span_window'] == {'runtimeValue': {'constant': 1.0}}
+  assert params['input_base'] == {'runtimeValue': {'constant': '/mnt/shared/data/taxi'}}
+
+
+def test_v2_mounts_the_pvc_in_every_task_through_the_platform_spec(v2_documents):
+  spec, platform = v2_documents
+  executors = platform['platforms']['kubernetes']['deploymentSpec']['executors']
+  assert set(executors) == set(spec['deploymentSpec']['executors'])
+  for config in executors.values():
+    assert config == {'pvcMount': [{'constant': 'pipeline-data', 'mountPath': '/mnt/shared'}]}
+
+
+def test_v2_without_a_pvc_is_one_document(tmp_path):
+  config = load_config(overrides=[*KUBEFLOW, 'kubeflow.pvc=',
+                                  'kubeflow.serving_dir=/mnt/nfs/serving'])
+  path = kubeflow.compile_pipeline(config, 'kubeflow-v2', tmp_path / 'v2.yaml')
+  assert len(list(yaml.safe_load_all(path.read_text()))) == 1
+
+
+@pytest.mark.parametrize('run_dir', [
+    'gs://bucket/root/taxi-estimator/run-1/Trainer/model_run',  # KFP v2: `_`
+    '/mnt/shared/pipeline/Trainer/model_run/17',  # KFP v1: a number
+    '/x/' + 'Very_Long.Name' * 10])
+def test_tfjob_names_are_valid_kubernetes_names(run_dir):
+  from components import tfjob
+
+  name = tfjob.job_name(run_dir)
+  assert re.fullmatch(r'[a-z]([-a-z0-9]*[a-z0-9])?', name) and len(name) <= tfjob.MAX_JOB_NAME
+  assert len(f'{name}-worker-10') <= 63
+  assert tfjob.job_name(run_dir + '2') != name
 
 
 def test_compiling_needs_cluster_locations(tmp_path):
@@ -88,8 +160,10 @@ def test_compiling_needs_cluster_locations(tmp_path):
 
 
 class _KfpApi(http.server.BaseHTTPRequestHandler):
-  """Records every request and answers like the KFP v1beta1/v2beta1 APIs."""
+  """Records every request and answers like the KFP v1beta1/v2beta1 APIs; a
+  pipeline uploaded once is found by name afterwards."""
   requests: list = []
+  pipelines: set = set()
 
   def _answer(self):
     length = int(self.headers.get('Content-Length') or 0)
@@ -97,22 +171,31 @@ class _KfpApi(http.server.BaseHTTPRequestHandler):
     self.requests.append({'method': self.command, 'path': url.path,
                           'query': urllib.parse.parse_qs(url.query),
                           'body': self.rfile.read(length) if length else b''})
+    v1_found = {'pipelines': [{'id': 'p1', 'name': 'taxi-estimator'}]} if 'v1' in self.pipelines else {}
+    v2_found = {'pipelines': [{'pipeline_id': 'p2'}]} if 'v2' in self.pipelines else {}
     routes = {
         ('GET', '/apis/v1beta1/healthz'): {'multi_user': False},
-        ('POST', '/apis/v1beta1/pipelines/upload'): {'id': 'p1', 'name': 'taxi'},
+        ('GET', '/apis/v1beta1/pipelines'): v1_found,
+        ('POST', '/apis/v1beta1/pipelines/upload'): {
+            'id': 'p1', 'name': 'taxi-estimator', 'default_version': {'id': 'v1-first'}},
+        ('POST', '/apis/v1beta1/pipelines/upload_version'): {'id': 'v1-next', 'name': 'x'},
         ('GET', '/apis/v1beta1/experiments'): {},
         ('POST', '/apis/v1beta1/experiments'): {'id': 'e1', 'name': 'Default'},
         ('POST', '/apis/v1beta1/runs'): {'run': {'id': 'r1', 'name': 'taxi'}},
         ('POST', '/apis/v1beta1/jobs'): {'id': 'j1', 'name': 'taxi'},
+        ('GET', '/apis/v2beta1/pipelines'): v2_found,
         ('POST', '/apis/v2beta1/pipelines/upload'): {'pipeline_id': 'p2'},
+        ('POST', '/apis/v2beta1/pipelines/upload_version'): {'pipeline_version_id': 'v2-next'},
         ('GET', '/apis/v2beta1/pipelines/p2/versions'): {
-            'pipeline_versions': [{'pipeline_version_id': 'v2'}]},
+            'pipeline_versions': [{'pipeline_version_id': 'v2-first'}]},
         ('GET', '/apis/v2beta1/experiments'): {},
         ('POST', '/apis/v2beta1/experiments'): {'experiment_id': 'e2'},
         ('POST', '/apis/v2beta1/runs'): {'run_id': 'r2'},
         ('POST', '/apis/v2beta1/recurringruns'): {'recurring_run_id': 'j2'},
     }
     answer = routes.get((self.command, url.path))
+    if self.command == 'POST' and url.path.endswith('/pipelines/upload'):
+      self.pipelines.add(url.path.split('/')[2][:2])
     payload = json.dumps(answer if answer is not None else {'error': 'no route'}).encode()
     self.send_response(200 if answer is not None else 404)
     self.send_header('Content-Type', 'application/json')
@@ -128,7 +211,7 @@ class _KfpApi(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def kfp_api():
-  _KfpApi.requests = []
+  _KfpApi.requests, _KfpApi.pipelines = [], set()
   server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _KfpApi)
   thread = threading.Thread(target=server.serve_forever, daemon=True)
   thread.start()
@@ -137,7 +220,7 @@ def kfp_api():
 
 
 def _calls(requests):
-  return [(r['method'], r['path']) for r in requests]
+  return [(r['method'], r['path']) for r in requests if r['path'] != '/apis/v1beta1/healthz']
 
 
 @pytest.fixture
@@ -147,61 +230,109 @@ def package(tmp_path):
   return path
 
 
-def test_v1_submit_uploads_and_starts_a_run(config, kfp_api, package):
+def test_v1_submit_uploads_one_pipeline_then_new_versions(config, kfp_api, package):
   host, requests = kfp_api
   ids = kubeflow.submit(config, 'kubeflow', package, host)
-  assert ids == {'pipeline_id': 'p1', 'run_id': 'r1'}
-  assert _calls(requests) == [('GET', '/apis/v1beta1/healthz'),
+  assert ids == {'pipeline_id': 'p1', 'pipeline_version_id': 'v1-first', 'run_id': 'r1'}
+  assert _calls(requests) == [('GET', '/apis/v1beta1/pipelines'),
                               ('POST', '/apis/v1beta1/pipelines/upload'),
                               ('GET', '/apis/v1beta1/experiments'),
                               ('POST', '/apis/v1beta1/experiments'),
                               ('POST', '/apis/v1beta1/runs')]
-  assert b'kind: Workflow' in requests[1]['body']
+  upload = [r for r in requests if r['path'].endswith('/upload')][0]
+  assert b'kind: Workflow' in upload['body'] and upload['query']['name'] == ['taxi-estimator']
   run = json.loads(requests[-1]['body'])
-  assert run['pipeline_spec']['pipeline_id'] == 'p1'
+  assert {'key': {'type': 'PIPELINE_VERSION', 'id': 'v1-first'},
+          'relationship': 'CREATOR'} in run['resource_references']
   assert {'key': {'type': 'EXPERIMENT', 'id': 'e1'}, 'relationship': 'OWNER'} in run['resource_references']
+  requests.clear()
+  again = kubeflow.submit(config, 'kubeflow', package, host)
+  assert again['pipeline_id'] == 'p1' and again['pipeline_version_id'] == 'v1-next'
+  version = [r for r in requests if r['path'].endswith('/upload_version')][0]
+  assert version['query']['pipelineid'] == ['p1']
+  assert version['query']['name'][0].startswith('taxi-estimator-')
 
 
-def test_v1_schedule_creates_a_recurring_run(config, kfp_api, package):
+@pytest.mark.parametrize('schedule, cron', [('0 3 * * *', '0 0 3 * * *'),  # daily at 03:00
+                                            ('30 0 3 * * *', '30 0 3 * * *')])
+def test_v1_schedule_is_converted_to_kfps_six_field_cron(config, kfp_api, package, schedule, cron):
   host, requests = kfp_api
-  ids = kubeflow.submit(config, 'kubeflow', package, host, schedule='0 0 3 * * *')
-  assert ids == {'pipeline_id': 'p1', 'recurring_run_id': 'j1'}
+  ids = kubeflow.submit(config, 'kubeflow', package, host, schedule=schedule)
+  assert ids['recurring_run_id'] == 'j1'
   assert _calls(requests)[-1] == ('POST', '/apis/v1beta1/jobs')
   job = json.loads(requests[-1]['body'])
-  assert job['trigger']['cron_schedule']['cron'] == '0 0 3 * * *'
-  assert job['enabled'] is True and int(job['max_concurrency']) == 1
-  assert job['pipeline_spec']['pipeline_id'] == 'p1'
+  assert job['trigger']['cron_schedule']['cron'] == cron
+  assert job['enabled'] is True and int(job['max_concurrency']) == 1 and job['no_catchup']
+  assert {'key': {'type': 'PIPELINE_VERSION', 'id': 'v1-first'},
+          'relationship': 'CREATOR'} in job['resource_references']
 
 
-def test_v2_submit_uses_the_v2beta1_rest_api(config, kfp_api, package):
+def test_v1_multi_user_experiment_has_the_namespace(config, kfp_api, package):
   host, requests = kfp_api
-  ids = kubeflow.submit(config, 'kubeflow-v2', package, host)
-  assert ids == {'pipeline_id': 'p2', 'pipeline_version_id': 'v2', 'run_id': 'r2'}
-  assert _calls(requests) == [('POST', '/apis/v2beta1/pipelines/upload'),
+  kubeflow.submit(config, 'kubeflow', package, host, namespace='team-a')
+  experiment = json.loads([r for r in requests if r['path'] == '/apis/v1beta1/experiments'
+                           and r['method'] == 'POST'][0]['body'])
+  assert {'key': {'type': 'NAMESPACE', 'id': 'team-a'},
+          'relationship': 'OWNER'} in experiment['resource_references']
+
+
+def test_v2_submit_passes_the_pipeline_root_and_versions_one_pipeline(config, kfp_api, package):
+  host, requests = kfp_api
+  ids = kubeflow.submit(config, 'kubeflow-v2', package, host, pipeline_root='gs://b/root')
+  assert ids == {'pipeline_id': 'p2', 'pipeline_version_id': 'v2-first', 'run_id': 'r2'}
+  assert _calls(requests) == [('GET', '/apis/v2beta1/pipelines'),
+                              ('POST', '/apis/v2beta1/pipelines/upload'),
                               ('GET', '/apis/v2beta1/pipelines/p2/versions'),
                               ('GET', '/apis/v2beta1/experiments'),
                               ('POST', '/apis/v2beta1/experiments'),
                               ('POST', '/apis/v2beta1/runs')]
-  assert b'name="uploadfile"' in requests[0]['body'] and b'kind: Workflow' in requests[0]['body']
-  assert requests[0]['query']['name'][0].startswith('taxi-estimator-')
+  assert b'name="uploadfile"' in requests[1]['body'] and b'kind: Workflow' in requests[1]['body']
+  assert requests[1]['query']['name'] == ['taxi-estimator']
   run = json.loads(requests[-1]['body'])
-  assert run['pipeline_version_reference'] == {'pipeline_id': 'p2', 'pipeline_version_id': 'v2'}
+  assert run['pipeline_version_reference'] == {'pipeline_id': 'p2', 'pipeline_version_id': 'v2-first'}
   assert run['experiment_id'] == 'e2'
+  assert run['runtime_config'] == {'pipeline_root': 'gs://b/root'}
+  requests.clear()
+  again = kubeflow.submit(config, 'kubeflow-v2', package, host, pipeline_root='gs://b/root')
+  assert again['pipeline_version_id'] == 'v2-next'
+  assert _calls(requests)[:2] == [('GET', '/apis/v2beta1/pipelines'),
+                                  ('POST', '/apis/v2beta1/pipelines/upload_version')]
+  assert requests[1]['query']['pipelineid'] == ['p2']
 
 
 def test_v2_schedule_creates_a_recurring_run(config, kfp_api, package):
   host, requests = kfp_api
-  ids = kubeflow.submit(config, 'kubeflow-v2', package, host, schedule='30 2 * * *')
+  ids = kubeflow.submit(config, 'kubeflow-v2', package, host, schedule='30 2 * * *',
+                        namespace='team-a', pipeline_root='s3://b/root')
   assert ids['recurring_run_id'] == 'j2'
   assert _calls(requests)[-1] == ('POST', '/apis/v2beta1/recurringruns')
   job = json.loads(requests[-1]['body'])
   assert job['trigger'] == {'cron_schedule': {'cron': '0 30 2 * * *'}}  # KFP cron has seconds
-  assert job['mode'] == 'ENABLE'
-  assert job['pipeline_version_reference'] == {'pipeline_id': 'p2', 'pipeline_version_id': 'v2'}
+  assert job['mode'] == 'ENABLE' and job['no_catchup'] is True
+  assert job['runtime_config'] == {'pipeline_root': 's3://b/root'}
+  experiment = [r for r in requests if r['path'] == '/apis/v2beta1/experiments']
+  assert experiment[0]['query']['namespace'] == ['team-a']
+  assert json.loads(experiment[1]['body']) == {'display_name': 'Default', 'namespace': 'team-a'}
+
+
+@pytest.mark.parametrize('root, needle', [
+    ('', 'needs a pipeline root at submission'),
+    ('/mnt/shared/pipeline', 'object store only'),
+    ('minio://mlpipeline/v2', 'object store only')])
+def test_v2_submit_refuses_a_missing_or_unusable_pipeline_root(config, package, root, needle):
+  with pytest.raises(ValueError, match=needle):
+    kubeflow.submit(config, 'kubeflow-v2', package, 'http://127.0.0.1:9', pipeline_root=root)
+
+
+def test_cron_conversion():
+  assert kubeflow.kfp_cron('0 3 * * *') == '0 0 3 * * *'
+  assert kubeflow.kfp_cron('*/15 * * * 1-5') == '0 */15 * * * 1-5'
+  assert kubeflow.kfp_cron('15  0 3 * * *') == '15 0 3 * * *'
+  for bad in ('daily', '* * * *', '0 0 0 3 * * *'):
+    with pytest.raises(ValueError, match='5 fields'):
+      kubeflow.kfp_cron(bad)
 
 
 def test_submit_errors_name_the_request(config, package):
-  with pytest.raises(kubeflow.SubmitError, match='POST http://127.0.0.1:9/apis/v2beta1/pipelines/upload'):
-    kubeflow.submit(config, 'kubeflow-v2', package, 'http://127.0.0.1:9')
-  with pytest.raises(ValueError, match='5 \\(or 6\\) fields'):
-    kubeflow._kfp_cron('daily')
+  with pytest.raises(kubeflow.SubmitError, match='GET http://127.0.0.1:9/apis/v2beta1/pipelines'):
+    kubeflow.submit(config, 'kubeflow-v2', package, 'http://127.0.0.1:9', pipeline_root='gs://b/r')

@@ -151,7 +151,7 @@ def test_accepting_the_drift_trains_on_span_3(accepted, span2, root):
   assert summary['training']['warm_start_version'] == span2[1]['pushed_version']
   assert summary['drift']['accepted_at']
   assert any(m['drifted'] for m in summary['drift']['measurements'])
-  records = list((root / 'out' / 'pipeline' / 'DriftAcceptances').glob('*.json'))
+  records = list((root / 'out' / 'drift-acceptances').glob('*.json'))
   assert len(records) == 1 and json.loads(records[0].read_text())['newest_span'] == 3
 
 
