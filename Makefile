@@ -48,6 +48,11 @@ run-local: $(STAMP) ## Run the whole pipeline locally on the bundled data (extra
 run-beam: $(STAMP) ## Run the whole pipeline with TFX's BeamDagRunner (extra flags: ARGS="--set beam.runner=portable")
 	$(PY) -m pipeline run --runner beam $(ARGS)
 
+.PHONY: image
+image: $(STAMP) ## Build the pipeline image with docker: IMAGE=registry/name:tag [ARGS="--config FILE"]
+	@if [ -z "$(IMAGE)" ]; then echo "error: name the image: make image IMAGE=registry/name:tag" >&2; exit 2; fi
+	$(PY) -m pipeline image --tag $(IMAGE) $(ARGS)
+
 .PHONY: compile-kubeflow
 compile-kubeflow: $(STAMP) ## Write the Kubeflow v1 (Argo) and v2 pipeline specs under <output_root>/kubeflow/
 	$(PY) -m pipeline compile --target kubeflow $(ARGS)
@@ -91,6 +96,7 @@ clean: ## Remove what a run regenerates (artifacts, metadata cache); keeps serve
 	rm -rf $(OUTPUTS)/pipeline $(OUTPUTS)/metadata.sqlite $(OUTPUTS)/kubeflow
 	@if [ -d $(OUTPUTS)/serving ]; then echo "kept $(OUTPUTS)/serving (served models; delete them only with: make delete-served SERVING_DIR=$(OUTPUTS)/serving)"; fi
 	@if [ -d $(OUTPUTS)/runs ]; then echo "kept $(OUTPUTS)/runs (run records and logs)"; fi
+	@if [ -d $(OUTPUTS)/drift-acceptances ]; then echo "kept $(OUTPUTS)/drift-acceptances (drift accepted with --accept-drift)"; fi
 
 .PHONY: delete-served
 delete-served: ## Delete served models: SERVING_DIR=path must name the directory

@@ -48,6 +48,7 @@ def _parser():
   init.add_argument('--force', action='store_true', help='overwrite an existing project folder')
   for name, help_text in (('run', 'run the whole pipeline on this machine'),
                           ('schema', 'regenerate the curated schema from the data'),
+                          ('image', 'build the pipeline image (locked versions and your module)'),
                           ('compile', 'write the pipeline for Kubeflow Pipelines'),
                           ('submit', 'upload to Kubeflow Pipelines and start a (recurring) run')):
     command = commands.add_parser(name, help=help_text)
@@ -58,6 +59,9 @@ def _parser():
       command.add_argument('--output', type=pathlib.Path,
                            help='where to write the schema (default: the config\'s schema_file)')
       command.add_argument('--force', action='store_true', help='overwrite an existing schema file')
+    if name == 'image':
+      command.add_argument('--tag', required=True, help='the image name, e.g. registry/name:tag')
+      command.add_argument('--dry-run', action='store_true', help='print the docker command only')
     if name == 'run':
       command.add_argument('--runner', choices=('local', 'beam'), default='local',
                            help="TFX's LocalDagRunner (default) or BeamDagRunner")
@@ -293,6 +297,18 @@ def _submit(config, args):
   print(f'submitted to {host}: {what}; ' + ', '.join(f'{k} {v}' for k, v in ids.items()))
 
 
+def _image(config, args):
+  from pipeline import image
+
+  command = image.build(config, args.tag, dry_run=args.dry_run)
+  print(('would run: ' if args.dry_run else 'built with: ') + ' '.join(command))
+  settings = [f'kubeflow.image={args.tag}']
+  schema = image.image_schema_file(config)
+  if schema:
+    settings.append(f'kubeflow.schema_file={schema}')
+  print('then compile or submit with: ' + ' '.join(f'--set {s}' for s in settings))
+
+
 def _schema(config, args):
   from components.example_gen import check_spans
   from pipeline import schema
@@ -341,11 +357,13 @@ def main(argv=None) -> int:
   except ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return EXIT_USAGE
-  if args.command in ('schema', 'compile', 'submit'):
-    command = {'schema': _schema, 'compile': _compile, 'submit': _submit}[args.command]
+  if args.command in ('schema', 'compile', 'submit', 'image'):
+    command = {'schema': _schema, 'compile': _compile, 'submit': _submit,
+               'image': _image}[args.command]
     log = config.output_root / 'kubeflow' / f'{args.command}.log'
     # TF's and TFX's start-up chatter goes to a log; our lines and errors to the console.
-    with (_logs_to(log) if args.command != 'schema' else contextlib.nullcontext(sys.stderr)) as err:
+    quiet = args.command in ('compile', 'submit')
+    with (_logs_to(log) if quiet else contextlib.nullcontext(sys.stderr)) as err:
       try:
         command(config, args)
       except (OSError, ValueError, RuntimeError) as e:
