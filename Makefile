@@ -40,6 +40,19 @@ $(STAMP): pyproject.toml requirements.lock
 .PHONY: install
 install: $(STAMP) ## Create .venv and install the pinned stack and this project (idempotent)
 
+# kfp 2.x cannot share TFX's environment (its protobuf and kfp-pipeline-spec
+# pins conflict); the tests load the compiled v2 spec with it from here.
+KFP2 := build/kfp2
+KFP2_STAMP := $(KFP2)/.installed
+
+$(KFP2_STAMP): tests/kfp2/requirements.lock $(STAMP)
+	rm -rf $(KFP2) && $(VENV)/bin/uv venv -q --python $(PY) $(KFP2)
+	$(VENV)/bin/uv pip install -q --python $(KFP2)/bin/python -r tests/kfp2/requirements.lock
+	@touch $@
+
+.PHONY: kfp2-env
+kfp2-env: $(KFP2_STAMP) ## Install the kfp 2.x SDK in build/kfp2 (the tests load the v2 spec with it)
+
 .PHONY: run-local
 run-local: $(STAMP) ## Run the whole pipeline locally on the bundled data (extra flags: ARGS="--set k=v")
 	$(PY) -m pipeline run $(ARGS)
@@ -63,11 +76,11 @@ compile-kubeflow: $(STAMP) ## Write the Kubeflow v1 (Argo) and v2 pipeline specs
 PYTEST := $(PY) -m pytest -q -n auto --dist loadfile
 
 .PHONY: test
-test: $(STAMP) ## Run the whole test suite
+test: $(STAMP) $(KFP2_STAMP) ## Run the whole test suite
 	$(PYTEST) $(ARGS)
 
 .PHONY: test-fast
-test-fast: $(STAMP) ## Run the tests that do not run the whole pipeline
+test-fast: $(STAMP) $(KFP2_STAMP) ## Run the tests that do not run the whole pipeline
 	$(PYTEST) -m "not e2e" $(ARGS)
 
 .PHONY: test-e2e

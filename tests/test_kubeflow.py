@@ -7,6 +7,7 @@ it receives and answers like the KFP API; this proves the client side only.
 import http.server
 import json
 import re
+import subprocess
 import threading
 import urllib.parse
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from pipeline import kubeflow
-from pipeline.config import ConfigError, load_config
+from pipeline.config import PROJECT_ROOT, ConfigError, load_config
 from pipeline.pipeline import create_pipeline
 
 IMAGE = 'registry.example/taxi-estimator:7'
@@ -112,6 +113,27 @@ def test_v2_spec_passes_the_kfp2_upload_rules(v2):
   assert 'constantValue' not in json.dumps(v2)
   # The backend reads the root from the run, not the spec: it is given at submission.
   assert 'defaultPipelineRoot' not in v2
+
+
+@pytest.fixture(scope='module')
+def kfp2_python():
+  """The kfp 2.x SDK's interpreter (build/kfp2, made by `make kfp2-env`)."""
+  python = PROJECT_ROOT / 'build' / 'kfp2' / 'bin' / 'python'
+  if not python.exists():
+    subprocess.run(['make', '-s', '-C', str(PROJECT_ROOT), 'kfp2-env'], check=True)
+  return python
+
+
+def test_v2_spec_loads_with_the_kfp2_sdk(kfp2_python, config, tmp_path):
+  path = kubeflow.compile_pipeline(config, 'kubeflow-v2', tmp_path / 'v2.yaml')
+  check = subprocess.run([str(kfp2_python), str(PROJECT_ROOT / 'tests' / 'kfp2' / 'check_spec.py'),
+                          str(path)], capture_output=True, text=True, timeout=120)
+  assert check.returncode == 0, check.stderr[-3000:]
+  loaded = json.loads(check.stdout)
+  assert loaded['schema_version'] == '2.1.0' and loaded['name'] == 'taxi-estimator'
+  assert len(loaded['tasks']) == 8 and loaded['platform_spec']
+  assert len(loaded['pvc_mounts']) == 8
+  assert all(mounts == [['pipeline-data', '/mnt/shared']] for mounts in loaded['pvc_mounts'].values())
 
 
 def test_v2_cache_cannot_hide_new_data(v2):
