@@ -76,6 +76,9 @@ def _finish_v2_spec(spec_file: pathlib.Path, config: Config):
   - ExampleGen's cache is off: KFP keys its cache on the task's inputs,
     image and arguments, which stay the same when new files arrive under
     the data root (TFX's fingerprinting driver does not run there).
+  - No pre-cache-check hook: TFX adds its stock ExampleGen driver as one,
+    which KFP 2.x never runs, and which would hand the executor the newest
+    span's pattern where it expects the span pattern itself.
   - The PVC is mounted in every task through a Kubernetes platform spec,
     the second YAML document, as the kfp-kubernetes package writes it;
     without it the serving directory would be each pod's own disk.
@@ -88,6 +91,8 @@ def _finish_v2_spec(spec_file: pathlib.Path, config: Config):
   header = ''.join(line for line in text.splitlines(keepends=True) if line.startswith('#'))
   spec = yaml.safe_load(text)
   spec['root']['dag']['tasks'][EXAMPLE_GEN_ID]['cachingOptions'] = {'enableCache': False}
+  for executor in spec['deploymentSpec']['executors'].values():
+    executor['container'].pop('lifecycle', None)
   documents = [spec]
   kf = config.kubeflow
   if kf.pvc:

@@ -111,6 +111,8 @@ def test_v2_spec_passes_the_kfp2_upload_rules(v2):
   for parameter in parameters:  # the `constant` form: the driver refuses `constantValue`
     assert set(parameter) == {'runtimeValue'} and set(parameter['runtimeValue']) == {'constant'}
   assert 'constantValue' not in json.dumps(v2)
+  # No pre-cache-check hook (the backend never runs one; span resolution is the executor's).
+  assert 'lifecycle' not in json.dumps(v2) and 'preCacheCheck' not in json.dumps(v2)
   # The backend reads the root from the run, not the spec: it is given at submission.
   assert 'defaultPipelineRoot' not in v2
 
