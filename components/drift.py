@@ -65,13 +65,40 @@ def with_comparators(schema: schema_pb2.Schema, policy: DriftPolicy) -> schema_p
   return result
 
 
+def on_quantiles(statistics):
+  """A copy of `statistics` whose numeric features carry their quantiles
+  histogram in place of the equal-width one.
+
+  TFDV's Jensen-Shannon comparator reads the equal-width histogram, whose
+  range a single outlier sets: on the taxi data, two random halves measure
+  up to 0.78 (trip_miles, at 5,000 rows each). On the quantiles histogram
+  TFDV also computes (equal-mass buckets), the same halves measure at most
+  0.24, while trip_miles * 4 + 3 measures 0.67 or more.
+  """
+  from tensorflow_metadata.proto.v0 import statistics_pb2
+
+  result = statistics_pb2.DatasetFeatureStatisticsList()
+  result.CopyFrom(statistics)
+  for dataset in result.datasets:
+    for feature in dataset.features:
+      histograms = feature.num_stats.histograms
+      quantiles = [h for h in histograms if h.type == statistics_pb2.Histogram.QUANTILES]
+      if quantiles:
+        histogram = statistics_pb2.Histogram()
+        histogram.CopyFrom(quantiles[0])
+        histogram.type = statistics_pb2.Histogram.STANDARD
+        del histograms[:]
+        histograms.append(histogram)
+  return result
+
+
 def measure(current, previous, schema: schema_pb2.Schema, policy: DriftPolicy) -> list[Measurement]:
   """Every comparison of `current` with `previous` statistics (DatasetFeatureStatisticsList)."""
   import tensorflow_data_validation as tfdv
   from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-  anomalies = tfdv.validate_statistics(current, with_comparators(schema, policy),
-                                       previous_statistics=previous)
+  anomalies = tfdv.validate_statistics(on_quantiles(current), with_comparators(schema, policy),
+                                       previous_statistics=on_quantiles(previous))
   names = anomalies_pb2.DriftSkewInfo.Measurement.Type.Name
   result = []
   for info in anomalies.drift_skew_info:
