@@ -86,3 +86,19 @@ def test_an_acceptance_is_recorded_and_found_by_its_key(tmp_path):
   assert record['newest_span'] == 3 and record['drifted'][0]['feature'] == 'miles'
   assert drift.accepted(str(tmp_path / 'records'), 'stats-uri-2') is None
   assert drift.accepted('', 'stats-uri-1') is None
+
+
+def test_one_outlier_does_not_make_a_heavy_tail_drift():
+  rng = np.random.default_rng(1)
+  a, b = _frame(rng, 2000), _frame(rng, 2000)
+  b.loc[0, 'miles'] = 10_000.0  # sets the equal-width histogram's range on its own
+  current, previous = _stats(b), _stats(a)
+  (miles,) = [m for m in drift.measure(current, previous, _schema(), DriftPolicy())
+              if m.feature == 'miles']
+  assert miles.distance < 0.2 and not miles.drifted
+  # What TFDV's comparator measures on the equal-width histograms it reads by default.
+  import tensorflow_data_validation as tfdv
+  raw = tfdv.validate_statistics(current, drift.with_comparators(_schema(), DriftPolicy()),
+                                 previous_statistics=previous)
+  (info,) = [i for i in raw.drift_skew_info if list(i.path.step) == ['miles']]
+  assert info.drift_measurements[0].value > 0.5
