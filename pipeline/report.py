@@ -144,13 +144,25 @@ def _add_evaluation(result, outputs, config):
     result['blessed'] = _prop(outputs['blessing'], 'blessed') == 1
 
 
+def _slice_value(key):
+  """A slice key's value: text, or a number (TFMA stores an integer 0 as a float)."""
+  kind = key.WhichOneof('kind')
+  if kind == 'bytes_value':
+    return key.bytes_value.decode(errors='replace')
+  value = getattr(key, kind) if kind else ''
+  if isinstance(value, float) and value.is_integer():
+    return int(value)
+  return value
+
+
 def _slice_name(slice_key) -> str:
-  def value(k):
-    kind = k.WhichOneof('kind')
-    if kind == 'bytes_value':
-      return k.bytes_value.decode(errors='replace')
-    return getattr(k, kind) if kind else ''
-  return ','.join(f'{k.column}={value(k)}' for k in slice_key.single_slice_keys)
+  return ','.join(f'{k.column}={_slice_value(k)}' for k in slice_key.single_slice_keys)
+
+
+def _slice_order(slice_key):
+  """Sorts slices by column, then numbers by value (2 before 10), then text."""
+  return tuple((k.column, 0, v, '') if isinstance(v, (int, float)) else (k.column, 1, 0, str(v))
+               for k in slice_key.single_slice_keys for v in [_slice_value(k)])
 
 
 def _metrics(uri, config) -> dict:
@@ -163,7 +175,7 @@ def _metrics(uri, config) -> dict:
   task = config.task
   names = task.class_names if task.type == 'multiclass' else []
   overall, baseline, slices, per_class = {}, {}, {}, {}
-  for per_slice in tfma.load_metrics(uri):
+  for per_slice in sorted(tfma.load_metrics(uri), key=lambda m: _slice_order(m.slice_key)):
     slice_name = _slice_name(per_slice.slice_key)
     for kv in per_slice.metric_keys_and_values:
       key = kv.key
@@ -193,7 +205,7 @@ def _metrics(uri, config) -> dict:
     return {name: metrics[name] for name in order if name in metrics}
 
   result = {'metrics': ordered(overall), 'baseline_metrics': ordered(baseline),
-            'slices': {name: ordered(m) for name, m in sorted(slices.items())}}
+            'slices': {name: ordered(m) for name, m in slices.items()}}
   if task.type == 'multiclass':
     result['per_class'] = per_class
     result['confusion_matrix'] = _confusion_matrix(uri, len(names))

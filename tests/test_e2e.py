@@ -63,7 +63,9 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
   assert summary['blessed'] is True
   assert summary['metrics']['auc'] >= 0.75
   assert {'auc', 'accuracy', 'precision', 'recall', 'calibration', 'example_count'} <= set(summary['metrics'])
-  assert any(key.startswith('trip_start_hour=') for key in summary['slices'])
+  hours = [key.removeprefix('trip_start_hour=') for key in summary['slices']]
+  assert hours and [int(h) for h in hours] == sorted(int(h) for h in hours)  # 0, 1, 2, ..., 23
+  assert all(isinstance(m['example_count'], int) for m in summary['slices'].values())
   assert os.path.isabs(summary['pushed_path'])
   assert summary['pushed_path'] == serving.latest(str(workspace / 'out' / 'serving')).path
   run_summary = workspace / 'out' / 'runs' / summary['run_id'] / 'summary.json'
