@@ -167,6 +167,42 @@ def push(serving_model: str, eval_model: str | None, push_dir: str, record: dict
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def republish(push_dir: str, version: int, expected_serving: int, record: dict) -> PushedVersion:
+  """Makes `version` serve again by publishing a copy of it as a new, highest
+  version (TF Serving serves the highest), with the same atomic rename and
+  compare-and-swap as a push; `record` is added to its push record.
+
+  Raises:
+    ValueError: `version` does not exist or is damaged.
+    StaleBaselineError: `expected_serving` no longer serves.
+  """
+  source = os.path.join(push_dir, str(version))
+  if version not in versions(push_dir):
+    raise ValueError(f'version {version} is not in {push_dir} '
+                     f'(versions: {", ".join(map(str, versions(push_dir))) or "none"})')
+  problem = saved_model_problem(source)
+  if problem:
+    raise ValueError(f'version {version} at {source} is damaged ({problem}); it cannot serve')
+  original = {}
+  try:
+    with open(os.path.join(source, PUSH_RECORD)) as f:
+      original = json.load(f)
+  except (OSError, ValueError):
+    pass
+  staging = os.path.join(push_dir, f'.incoming-{uuid.uuid4().hex}')
+  try:
+    shutil.copytree(source, staging)
+    with _push_lock(push_dir):
+      current = latest(push_dir)
+      now = current.version if current else 0
+      if now != expected_serving:
+        raise StaleBaselineError(f'serving version {now or "(none)"} is not {expected_serving} '
+                                 'any more; look again before rolling back')
+      return _rename_into_place(staging, push_dir, {**original, **record})
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def _rename_into_place(staging: str, push_dir: str, record: dict) -> PushedVersion:
   # Unix time as version (TFX's convention), but always above the newest.
   version = max(int(time.time()), max(versions(push_dir), default=0) + 1)

@@ -47,6 +47,9 @@ def _parser():
                     help='binary or multiclass classification, or regression')
   init.add_argument('--force', action='store_true', help='overwrite an existing project folder')
   for name, help_text in (('run', 'run the whole pipeline on this machine'),
+                          ('runs', 'list past runs, newest first (show ID, compare A B)'),
+                          ('models', 'list the versions in the serving directory'),
+                          ('rollback', 'make an earlier model version serve again'),
                           ('schema', 'regenerate the curated schema from the data'),
                           ('image', 'build the pipeline image (locked versions and your module)'),
                           ('compile', 'write the pipeline for Kubeflow Pipelines'),
@@ -59,6 +62,13 @@ def _parser():
       command.add_argument('--output', type=pathlib.Path,
                            help='where to write the schema (default: the config\'s schema_file)')
       command.add_argument('--force', action='store_true', help='overwrite an existing schema file')
+    if name == 'runs':
+      command.add_argument('action', nargs='?', choices=('list', 'show', 'compare'), default='list')
+      command.add_argument('ids', nargs='*', metavar='RUN_ID',
+                           help='show: one run; compare: two runs (a unique prefix will do)')
+    if name == 'rollback':
+      command.add_argument('version', nargs='?', type=int,
+                           help='the version to serve (default: the one before the serving one)')
     if name == 'image':
       command.add_argument('--tag', required=True, help='the image name, e.g. registry/name:tag')
       command.add_argument('--dry-run', action='store_true', help='print the docker command only')
@@ -357,6 +367,18 @@ def main(argv=None) -> int:
   except ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return EXIT_USAGE
+  if args.command in ('runs', 'models', 'rollback'):
+    # Reading SavedModels imports TensorFlow: its start-up chatter goes to a log.
+    with _logs_to(config.output_root / 'logs' / f'{args.command}.log') as err:
+      from pipeline import catalog
+      try:
+        return catalog.main(config, args)
+      except runlock.LockedError as e:
+        print(f'error: {e}', file=err)
+        return EXIT_LOCKED
+      except (ValueError, OSError) as e:
+        print(f'error: {error_text(e)}', file=err)
+        return EXIT_USAGE if isinstance(e, ValueError) else EXIT_FAILED
   if args.command in ('schema', 'compile', 'submit', 'image'):
     command = {'schema': _schema, 'compile': _compile, 'submit': _submit,
                'image': _image}[args.command]

@@ -89,3 +89,26 @@ def _cancel_running_executions(config: Config) -> list[str]:
   if running:
     store.put_executions(running)
   return sorted(set(names))
+
+
+def load_runs(config: Config) -> list[dict]:
+  """Every run record in this output root, newest first (unreadable ones skipped)."""
+  records = []
+  for path in config.runs_dir.glob(f'*/{SUMMARY}') if config.runs_dir.is_dir() else []:
+    try:
+      records.append(json.loads(path.read_text()))
+    except (OSError, ValueError):
+      continue
+  return sorted(records, key=lambda r: r.get('run_id', ''), reverse=True)
+
+
+def load_run(config: Config, run_id: str) -> dict:
+  """The record of run `run_id` (a unique prefix will do); ValueError if there is none."""
+  matches = [r for r in load_runs(config) if r.get('run_id', '').startswith(run_id)]
+  exact = [r for r in matches if r['run_id'] == run_id]
+  if exact or len(matches) == 1:
+    return (exact or matches)[0]
+  if not matches:
+    raise ValueError(f'no run {run_id!r} in {config.runs_dir}')
+  raise ValueError(f'{run_id!r} names {len(matches)} runs: '
+                   + ', '.join(r['run_id'] for r in matches[:5]))
