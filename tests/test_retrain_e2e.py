@@ -160,3 +160,22 @@ def test_after_acceptance_the_same_spans_train_nothing(accepted, root):
   assert process.returncode == EXIT_NOTHING_NEW, process.stderr[-3000:]
   assert states(summary)['Trainer'] == 'cached'
   assert summary['drift']['accepted_at'] == accepted[1]['drift']['accepted_at']
+
+
+def test_after_a_rollback_the_next_run_compares_against_the_rolled_back_model(accepted, span2, root):
+  import subprocess
+  import sys
+
+  rollback = subprocess.run([sys.executable, '-m', 'pipeline', 'rollback', '--set',
+                             f'output_root={root / "out"}'], capture_output=True, text=True,
+                            cwd=root, timeout=300)
+  assert rollback.returncode == 0, rollback.stderr[-3000:]
+  serving_now = serving.latest(str(root / 'out' / 'serving'))
+  assert serving_now.record['rollback_of'] == span2[1]['pushed_version']
+  # A changed gate re-evaluates the (cached) span 3 model against what serves now.
+  process, summary = run_pipeline(root, *RUN, 'evaluator.max_change=0.5')
+  assert process.returncode == EXIT_PUSHED, process.stderr[-3000:]
+  assert states(summary)['Trainer'] == 'cached' and states(summary)['Evaluator'] == 'executed'
+  # Span 2's model on span 3's eval rows: what the accepted run measured as its baseline.
+  assert summary['gate']['serving'] == pytest.approx(accepted[1]['gate']['serving'], abs=1e-6)
+  assert summary['pushed_version'] > serving_now.version
