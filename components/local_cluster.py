@@ -24,6 +24,30 @@ from components.cluster import (DEFAULT_MAX_RESTARTS, Topology, TrainingError, d
 
 # After the chief has finished, how long workers get to notice and exit.
 WORKER_GRACE_SECONDS = 20
+# The Estimator's progress lines in the chief's log, which the launcher
+# passes on to its own TensorFlow logger (the console shows them from there).
+PROGRESS_MARKERS = ('loss = ', 'global_step/sec: ')
+
+
+class LogFollower:
+  """Hands on the lines appended to a log file that carry one of `markers`."""
+
+  def __init__(self, path: pathlib.Path, markers=PROGRESS_MARKERS):
+    self._path, self._markers, self._offset = path, markers, 0
+
+  def poll(self, emit) -> None:
+    """Calls `emit(line)` for each new complete line holding a marker."""
+    try:
+      with open(self._path, 'rb') as f:
+        f.seek(self._offset)
+        data = f.read()
+    except OSError:
+      return
+    complete = data[:data.rfind(b'\n') + 1]
+    self._offset += len(complete)
+    for line in complete.decode(errors='replace').splitlines():
+      if any(marker in line for marker in self._markers):
+        emit(line)
 
 
 def free_ports(count: int) -> list[int]:
@@ -165,7 +189,10 @@ class LocalCluster:
     deadline = time.monotonic() + self._timeout_s if self._timeout_s else None
     done: set[tuple[str, int]] = set()
     chief_done_at = None
+    chief = LogFollower(self.log_path(('chief', 0)))
+    tf_logger = logging.getLogger('tensorflow')
     while True:
+      chief.poll(lambda line: tf_logger.info('chief: %s', line))
       for task, proc in list(self._procs.items()):
         returncode = proc.poll()
         if returncode is None or task in done:

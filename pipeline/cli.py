@@ -175,9 +175,16 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
   status, error = 'succeeded', None
   print(f'run {run_id} ({runner} runner): logs in {log_file}', flush=True)
 
+  def on_start(name):
+    print(f'  {name:<26} {"running":<9} {"":7}     (elapsed {time.monotonic() - started:6.1f} s)',
+          flush=True)
+
   def on_finish(name, state, seconds):
     print(f'  {name:<26} {state:<9} {seconds:7.1f} s   (elapsed {time.monotonic() - started:6.1f} s)',
           flush=True)
+
+  def on_training(line):
+    print(f'    {line}', flush=True)
 
   with _logs_to(log_file) as console:
     from components import serving
@@ -213,8 +220,9 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
         for note in cache_check.invalidate_incomplete(config.metadata_path):
           print(f'note: {note}', flush=True)
         absl_logging.set_verbosity(absl_logging.INFO)
-        progress = runners.ComponentProgress(on_finish)
-        runners.run(config, run_id, progress, runner)
+        progress = runners.ComponentProgress(on_finish, on_start)
+        training = runners.TrainingProgress(config.trainer.train_steps, on_training)
+        runners.run(config, run_id, progress, runner, training)
       except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
         status, error = 'failed', short(error_text(e))
         failed = [name for name, (state, _) in (progress.timings if progress else {}).items()

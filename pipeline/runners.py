@@ -2,8 +2,10 @@
 
 import contextlib
 import logging
+import math
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -31,9 +33,11 @@ class ComponentProgress(logging.Handler):
   hook, and the pinned TFX version keeps them stable.
   """
 
-  def __init__(self, on_finish: Callable[[str, str, float], None]):
+  def __init__(self, on_finish: Callable[[str, str, float], None],
+               on_start: Callable[[str], None] = lambda name: None):
     super().__init__(logging.INFO)
     self._on_finish = on_finish
+    self._on_start = on_start
     self.current = None
     self.timings = {}  # node id -> (state, seconds)
     self._started = 0.0
@@ -43,6 +47,7 @@ class ComponentProgress(logging.Handler):
     msg, args = record.msg, record.args
     if msg in ('Component %s is running.', 'node %s is running.'):
       self.current, self._started, self._state = args[0], time.monotonic(), EXECUTED
+      self._on_start(self.current)
     elif msg == 'A cached execution %d is used.':
       self._state = CACHED
     elif msg in ('Component %s is finished.', 'node %s is finished.'):
@@ -57,6 +62,44 @@ class ComponentProgress(logging.Handler):
     self.timings[self.current] = (state, seconds)
     self._on_finish(self.current, state, seconds)
     self.current = None
+
+
+class TrainingProgress(logging.Handler):
+  """Follows the Estimator's own progress lines ("loss = 0.31, step = 1200" and
+  "global_step/sec: 95.2", logged by TensorFlow at INFO, by this process or
+  forwarded from a local cluster's chief) and reports, at most every
+  `every_s` seconds, the step out of `total_steps`, the loss, steps per second
+  and the time left."""
+
+  _LOSS = re.compile(r'loss = ([-+0-9.eE]+|nan|inf), step = (\d+)')
+  _RATE = re.compile(r'global_step/sec: ([-+0-9.eE]+)')
+
+  def __init__(self, total_steps: int, report: Callable[[str], None], every_s: float = 5.0):
+    super().__init__(logging.INFO)
+    self._total, self._report, self._every_s = total_steps, report, every_s
+    self._rate = None
+    self._last = -math.inf
+
+  def emit(self, record):
+    try:
+      message = record.getMessage()
+    except (TypeError, ValueError):
+      return
+    rate = self._RATE.search(message)
+    if rate:
+      self._rate = float(rate.group(1))
+      return
+    loss = self._LOSS.search(message)
+    if not loss or time.monotonic() - self._last < self._every_s:
+      return
+    self._last = time.monotonic()
+    step = int(loss.group(2))
+    parts = [f'step {step}/{self._total} ({100 * step / max(self._total, 1):.0f}%)',
+             f'loss {float(loss.group(1)):.4f}']
+    if self._rate:
+      parts.append(f'{self._rate:.1f} steps/s')
+      parts.append(f'ETA {max(self._total - step, 0) / self._rate:.0f} s')
+    self._report('  '.join(parts))
 
 
 # Options that tell TFX the Beam workers already have TFX and our code;
@@ -183,7 +226,8 @@ def _local_ir(config: Config, run_id: str, beam_options: list[str]):
 RUNNERS = ('local', 'beam')
 
 
-def run(config: Config, run_id: str, progress: ComponentProgress, runner: str = 'local') -> None:
+def run(config: Config, run_id: str, progress: ComponentProgress, runner: str = 'local',
+        training: TrainingProgress | None = None) -> None:
   """Runs the pipeline with TFX's LocalDagRunner or BeamDagRunner, SQLite MLMD.
 
   Both run here, with the Beam options of `config.beam` for the components
@@ -194,6 +238,12 @@ def run(config: Config, run_id: str, progress: ComponentProgress, runner: str = 
     raise ValueError(f'runner {runner!r}: expected one of {", ".join(RUNNERS)}')
   absl_logger = logging.getLogger('absl')
   absl_logger.addHandler(progress)
+  # The Estimator logs its loss and pace at INFO: into the run's log, and
+  # through `training` onto the console.
+  tf_logger = logging.getLogger('tensorflow')
+  tf_logger.setLevel(logging.INFO)
+  if training:
+    tf_logger.addHandler(training)
   if resolved_beam_runner(config) == 'portable':
     # The job service's "Completed job ... with state DONE" lines, in the run's log.
     logging.getLogger('apache_beam.runners.portability').setLevel(logging.INFO)
@@ -209,3 +259,5 @@ def run(config: Config, run_id: str, progress: ComponentProgress, runner: str = 
     raise
   finally:
     absl_logger.removeHandler(progress)
+    if training:
+      tf_logger.removeHandler(training)

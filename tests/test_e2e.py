@@ -8,6 +8,7 @@ run, a damaged serving version and a partly deleted cached artifact.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,12 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
   assert summary['blessed'] is True
   assert summary['metrics']['auc'] >= 0.75
   assert {'auc', 'accuracy', 'precision', 'recall', 'calibration', 'example_count'} <= set(summary['metrics'])
+  # Live progress: each component's start, and the Estimator's steps, loss and pace.
+  assert f'  {"Trainer":<26} running' in process.stdout
+  assert re.search(r'^    step \d+/300 \(\d+%\)  loss \d', process.stdout, re.M), process.stdout
+  assert 'tensorflow' not in process.stdout and 'INFO' not in process.stderr
+  log = (workspace / 'out' / 'runs' / summary['run_id'] / 'pipeline.log').read_text()
+  assert re.search(r'loss = [0-9.]+, step = 100\b', log)
   hours = [key.removeprefix('trip_start_hour=') for key in summary['slices']]
   assert hours and [int(h) for h in hours] == sorted(int(h) for h in hours)  # 0, 1, 2, ..., 23
   assert all(isinstance(m['example_count'], int) for m in summary['slices'].values())

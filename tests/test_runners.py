@@ -72,3 +72,45 @@ def test_the_bundled_data_runs_in_process_by_default():
   # 1.9 MB of CSV, under beam.auto_threshold_mb: in-process measured 2x faster there.
   assert load_config().beam.runner == 'auto'
   assert runners.resolved_beam_runner(load_config()) == 'in_process'
+
+
+def test_training_progress_reports_step_loss_pace_and_eta_at_a_steady_pace(monkeypatch):
+  import logging
+
+  from pipeline import runners
+
+  clock = [100.0]
+  monkeypatch.setattr(runners.time, 'monotonic', lambda: clock[0])
+  lines = []
+  progress = runners.TrainingProgress(2000, lines.append, every_s=5)
+  logger = logging.getLogger('test.tensorflow')
+  logger.setLevel(logging.INFO)
+  logger.addHandler(progress)
+  try:
+    logger.info('loss = %s, step = %s', 0.6931, 0)
+    logger.info('global_step/sec: %g', 80.0)
+    clock[0] += 1
+    logger.info('loss = %s, step = %s (1.2 sec)', 0.5, 100)  # within 5 s: not reported
+    clock[0] += 5
+    logger.info('global_step/sec: %g', 100.0)
+    logger.info('chief: INFO:tensorflow:loss = 0.25, step = 1000 (1.0 sec)')
+  finally:
+    logger.removeHandler(progress)
+  assert lines == ['step 0/2000 (0%)  loss 0.6931',
+                   'step 1000/2000 (50%)  loss 0.2500  100.0 steps/s  ETA 10 s']
+
+
+def test_log_follower_hands_on_new_complete_progress_lines(tmp_path):
+  from components.local_cluster import LogFollower
+
+  log = tmp_path / 'chief-0.log'
+  seen = []
+  follower = LogFollower(log)
+  follower.poll(seen.append)  # no file yet
+  log.write_text('INFO:tensorflow:loss = 0.5, step = 1\nother\nINFO:tensorflow:global_step/sec: 9')
+  follower.poll(seen.append)
+  assert seen == ['INFO:tensorflow:loss = 0.5, step = 1']
+  with open(log, 'a') as f:
+    f.write('.5\nINFO:tensorflow:loss = 0.4, step = 100\n')
+  follower.poll(seen.append)
+  assert seen[1:] == ['INFO:tensorflow:global_step/sec: 9.5', 'INFO:tensorflow:loss = 0.4, step = 100']

@@ -67,7 +67,7 @@ def trainer_fn(fn_args, schema):
       # At least the number of replicas, so no one reads a deleted checkpoint.
       keep_checkpoint_max=5,
       save_summary_steps=100,
-      log_step_count_steps=1000)
+      log_step_count_steps=100)  # the console shows progress from these lines
   estimator = model.build_estimator(
       hp['estimator'], run_config, hp['hidden_units'], float(hp['learning_rate']),
       warm_start_from=warm_start_settings(fn_args.base_model))
