@@ -50,6 +50,16 @@ $(KFP2_STAMP): tests/kfp2/requirements.lock $(STAMP)
 	$(VENV)/bin/uv pip install -q --python $(KFP2)/bin/python -r tests/kfp2/requirements.lock
 	@touch $@
 
+# Debian's Chromium: the tests render the run report in it, as a reader would.
+CHROMIUM_STAMP := build/.chromium
+
+$(CHROMIUM_STAMP):
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium (the report's browser test needs it)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "error: install Debian's chromium package (apt-get install chromium)" >&2; exit 1; }
+	@mkdir -p build && touch $@
+
 .PHONY: kfp2-env
 kfp2-env: $(KFP2_STAMP) ## Install the kfp 2.x SDK in build/kfp2 (the tests load the v2 spec with it)
 
@@ -60,6 +70,10 @@ run-local: $(STAMP) ## Run the whole pipeline locally on the bundled data (extra
 .PHONY: run-beam
 run-beam: $(STAMP) ## Run the whole pipeline with TFX's BeamDagRunner (extra flags: ARGS="--set beam.runner=portable")
 	$(PY) -m pipeline run --runner beam $(ARGS)
+
+.PHONY: tensorboard
+tensorboard: $(STAMP) ## Serve every Trainer execution's training curves side by side (http://localhost:6006)
+	$(VENV)/bin/tensorboard --logdir $(OUTPUTS)/pipeline/Trainer/model_run --host localhost --port 6006
 
 .PHONY: image
 image: $(STAMP) ## Build the pipeline image with docker: IMAGE=registry/name:tag [ARGS="--config FILE"]
@@ -76,7 +90,7 @@ compile-kubeflow: $(STAMP) ## Write the Kubeflow v1 (Argo) and v2 pipeline specs
 PYTEST := $(PY) -m pytest -q -n auto --dist loadfile
 
 .PHONY: test
-test: $(STAMP) $(KFP2_STAMP) ## Run the whole test suite
+test: $(STAMP) $(KFP2_STAMP) $(CHROMIUM_STAMP) ## Run the whole test suite
 	$(PYTEST) $(ARGS)
 
 .PHONY: test-fast
@@ -84,7 +98,7 @@ test-fast: $(STAMP) $(KFP2_STAMP) ## Run the tests that do not run the whole pip
 	$(PYTEST) -m "not e2e" $(ARGS)
 
 .PHONY: test-e2e
-test-e2e: $(STAMP) ## Run only the end-to-end pipeline tests
+test-e2e: $(STAMP) $(CHROMIUM_STAMP) ## Run only the end-to-end pipeline tests
 	$(PYTEST) -m e2e $(ARGS)
 
 .PHONY: bench

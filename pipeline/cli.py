@@ -244,6 +244,12 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
         'log_file': str(log_file),
         'config': to_dict(config),
     }
+    from pipeline import html_report
+    try:
+      summary['report'] = str(html_report.write(summary, config, history.load_runs(config)))
+    except Exception:  # a report that cannot be drawn must not change the run's outcome
+      logging.getLogger(__name__).exception('run %s: the report could not be written', run_id)
+      summary['report'] = None
   path = history.write_summary(config, summary)
   _print_summary(summary, path, console_err)
   return summary
@@ -288,6 +294,8 @@ def _print_summary(summary, path, console_err):
     print('pushed: nothing')
   if summary.get('serving_path'):
     print(f'serving: {summary["serving_path"]}')
+  if summary.get('report'):
+    print(f'report: {summary["report"]}')
   print(f'{summary["status"]} in {summary["wall_seconds"]:.1f} s: {OUTCOME_TEXT[summary["outcome"]]} '
         f'(exit {OUTCOMES[summary["outcome"]]}); summary: {path}', flush=True)
 

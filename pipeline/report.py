@@ -81,6 +81,7 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
       if entry['seconds'] == 0.0:
         entry['seconds'] = round(execution_seconds(execution), 2)
       outputs = output_artifacts(store, execution.id)
+      result.setdefault('artifacts', {}).update({key: a.uri for key, a in outputs.items()})
       if name == 'CsvExampleGen' and 'examples' in outputs:
         _add_data(result, outputs['examples'])
       elif name == 'ExampleValidator' and 'anomalies' in outputs:
@@ -174,7 +175,7 @@ def _metrics(uri, config) -> dict:
 
   task = config.task
   names = task.class_names if task.type == 'multiclass' else []
-  overall, baseline, slices, per_class = {}, {}, {}, {}
+  overall, baseline, slices, baseline_slices, per_class = {}, {}, {}, {}, {}
   for per_slice in sorted(tfma.load_metrics(uri), key=lambda m: _slice_order(m.slice_key)):
     slice_name = _slice_name(per_slice.slice_key)
     for kv in per_slice.metric_keys_and_values:
@@ -195,6 +196,8 @@ def _metrics(uri, config) -> dict:
       if key.model_name == 'baseline':
         if not slice_name:
           baseline[name] = value
+        else:
+          baseline_slices.setdefault(slice_name, {})[name] = value
       elif not slice_name:
         overall[name] = value
       else:
@@ -205,7 +208,8 @@ def _metrics(uri, config) -> dict:
     return {name: metrics[name] for name in order if name in metrics}
 
   result = {'metrics': ordered(overall), 'baseline_metrics': ordered(baseline),
-            'slices': {name: ordered(m) for name, m in slices.items()}}
+            'slices': {name: ordered(m) for name, m in slices.items()},
+            'baseline_slices': {name: ordered(m) for name, m in baseline_slices.items()}}
   if task.type == 'multiclass':
     result['per_class'] = per_class
     result['confusion_matrix'] = _confusion_matrix(uri, len(names))

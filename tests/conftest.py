@@ -148,3 +148,18 @@ def serialize(row: dict, feature_spec, drop=('tips',)) -> bytes:
       feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
   return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
+
+
+def rendered_images(page: pathlib.Path) -> tuple[int, int]:
+  """(images on `page`, images the browser decoded), from Debian's chromium, headless."""
+  import re
+  import shutil
+
+  chromium = shutil.which('chromium')
+  assert chromium, "Debian's chromium is missing: `make test` installs it"
+  result = subprocess.run(
+      [chromium, '--headless', '--no-sandbox', '--disable-gpu', '--virtual-time-budget=10000',
+       '--dump-dom', page.as_uri()], capture_output=True, text=True, timeout=120)
+  attributes = dict(re.findall(r'data-(images(?:-decoded)?)="(\d+)"', result.stdout))
+  assert attributes, result.stdout[:2000] + result.stderr[-2000:]
+  return int(attributes['images']), int(attributes['images-decoded'])

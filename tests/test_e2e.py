@@ -19,8 +19,8 @@ import pytest
 from components import serving
 from pipeline.cli import (EXIT_DATA_REFUSED, EXIT_FAILED, EXIT_LOCKED, EXIT_NOTHING_NEW,
                           EXIT_NOT_PUSHED, EXIT_PUSHED)
-from tests.conftest import (pipeline_command, read_rows, run_pipeline, sample_workspace,
-                            serialize)
+from tests.conftest import (pipeline_command, read_rows, rendered_images, run_pipeline,
+                            sample_workspace, serialize)
 
 pytestmark = pytest.mark.e2e
 SAMPLE_ROWS = 3000
@@ -70,6 +70,16 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
   assert 'tensorflow' not in process.stdout and 'INFO' not in process.stderr
   log = (workspace / 'out' / 'runs' / summary['run_id'] / 'pipeline.log').read_text()
   assert re.search(r'loss = [0-9.]+, step = 100\b', log)
+  # The report: one self-contained page whose plots a browser draws.
+  report = workspace / 'out' / 'runs' / summary['run_id'] / 'report.html'
+  assert summary['report'] == str(report) and f'report: {report}' in process.stdout
+  text = report.read_text()
+  for section in ('Decision', 'Metrics', 'auc per slice', 'Calibration', 'Training', 'Data',
+                  'auc over runs'):
+    assert f'<h2>{section}</h2>' in text
+  assert 'src="http' not in text and 'href="http' not in text  # nothing fetched from a server
+  images, decoded = rendered_images(report)
+  assert images == decoded >= 5  # metrics, slices, calibration, loss curve, trend
   hours = [key.removeprefix('trip_start_hour=') for key in summary['slices']]
   assert hours and [int(h) for h in hours] == sorted(int(h) for h in hours)  # 0, 1, 2, ..., 23
   assert all(isinstance(m['example_count'], int) for m in summary['slices'].values())
