@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline run|schema [--config FILE] [--set key=value ...]`."""
+"""Command line: `python -m pipeline COMMAND [--config FILE] [--set key=value ...]`."""
 
 import argparse
 import contextlib
@@ -26,6 +26,14 @@ EXIT_DATA_REFUSED = 5  # the data failed validation or drifted: nothing was trai
 # Another run holds the output root or serving directory: try again later
 # (sysexits' EX_TEMPFAIL, which schedulers know as "retry").
 EXIT_LOCKED = 75
+EXIT_CODES_HELP = f"""exit codes of `run`:
+  {EXIT_PUSHED}   a new model was trained, blessed and pushed
+  {EXIT_NOT_PUSHED}   a new model was trained but not pushed (the serving model is unchanged)
+  {EXIT_NOTHING_NEW}   nothing new (no new span, code or config): nothing was trained
+  {EXIT_DATA_REFUSED}   the data failed validation or drifted: nothing was trained
+  {EXIT_FAILED}   the run failed (the serving model is unchanged)
+  {EXIT_USAGE}   a bad command line, config or user module: nothing ran
+  {EXIT_LOCKED}  another run holds the output root or serving directory"""
 OUTCOMES = {'pushed': EXIT_PUSHED, 'not_pushed': EXIT_NOT_PUSHED, 'nothing_new': EXIT_NOTHING_NEW,
             'data_refused': EXIT_DATA_REFUSED, 'failed': EXIT_FAILED}
 OUTCOME_TEXT = {'pushed': 'a new model is serving', 'not_pushed': 'trained, not pushed; '
@@ -35,7 +43,9 @@ OUTCOME_TEXT = {'pushed': 'a new model is serving', 'not_pushed': 'trained, not 
 
 
 def _parser():
-  parser = argparse.ArgumentParser(prog='python -m pipeline', description=__doc__)
+  parser = argparse.ArgumentParser(
+      prog='python -m pipeline', description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_CODES_HELP)
   commands = parser.add_subparsers(dest='command', required=True)
   init = commands.add_parser(
       'init', help='write a runnable starting project (config, schema, model package) for a CSV table')
@@ -54,7 +64,9 @@ def _parser():
                           ('image', 'build the pipeline image (locked versions and your module)'),
                           ('compile', 'write the pipeline for Kubeflow Pipelines'),
                           ('submit', 'upload to Kubeflow Pipelines and start a (recurring) run')):
-    command = commands.add_parser(name, help=help_text)
+    command = commands.add_parser(
+        name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXIT_CODES_HELP if name == 'run' else None)
     command.add_argument('--config', type=pathlib.Path, help='YAML config (default: the shipped one)')
     command.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                          help='override a config key; repeatable')
@@ -276,15 +288,18 @@ def _print_summary(summary, path, console_err):
       print(f'  {line}', file=console_err)
     print(f'  (the whole log: {summary["log_file"]})', file=console_err)
   metrics = summary['metrics']
+  cached = summary.get('outcome') == 'nothing_new'
   if metrics:
     shown = ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
                       for k, v in metrics.items())
-    print(f'eval metrics: {shown}')
+    # A fully cached run's evaluation is an earlier run's, against the model
+    # that served then: shown as such, with no decision of its own.
+    print(f'eval metrics{" (cached, from an earlier run)" if cached else ""}: {shown}')
   gate = summary.get('gate')
-  if gate and gate.get('candidate') is not None:
+  if gate and gate.get('candidate') is not None and not cached:
     serving = f'{gate["serving"]:.4f}' if gate.get('serving') is not None else 'no model serving'
     print(f'gate: {gate["metric"]} {gate["candidate"]:.4f} (serving: {serving})')
-  if summary.get('blessing_reason'):
+  if summary.get('blessing_reason') and not cached:
     print(f'blessed: {"yes" if summary["blessed"] else "no"} ({summary["blessing_reason"]})')
   if summary['pushed_path']:
     print(f'pushed: {summary["pushed_path"]}')

@@ -68,3 +68,11 @@ def test_each_outcome_has_its_own_exit_code(status, collected, outcome, code):
   assert cli.outcome(status, collected) == outcome
   assert cli.OUTCOMES[outcome] == code
   assert len(set(cli.OUTCOMES.values()) | {cli.EXIT_USAGE, cli.EXIT_LOCKED}) == 7
+
+
+def test_help_lists_the_exit_codes(capsys):
+  for argv in (['--help'], ['run', '--help']):
+    with pytest.raises(SystemExit):
+      cli.main(argv)
+    out = capsys.readouterr().out
+    assert 'exit codes of `run`:' in out and '  4   nothing new' in out and '  75  another run' in out
