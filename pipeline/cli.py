@@ -276,7 +276,10 @@ def outcome(status: str, collected: dict) -> str:
     return 'data_refused' if states.get('ExampleValidator') == FAILED else 'failed'
   if collected['pushed_path']:
     return 'pushed'
-  return 'not_pushed' if states.get('Trainer') == EXECUTED else 'nothing_new'
+  # A new evaluation (of a new model, or of a cached one under a changed
+  # gate) that pushed nothing kept the serving model: a decision, not a no-op.
+  decided = EXECUTED in (states.get('Trainer'), states.get('Evaluator'))
+  return 'not_pushed' if decided else 'nothing_new'
 
 
 def _print_summary(summary, path, console_err):

@@ -262,7 +262,7 @@ def _gate(uri, result, config) -> dict:
   else:
     failures = [_failure_text(f, config.task.type, higher) for per_slice in validation.metric_validations_per_slice
                 for f in per_slice.failures]
-    text = 'not blessed: ' + ('; '.join(failures) or 'validation failed')
+    text = '; '.join(failures) or 'validation failed'
   gate['reason'] = text
   return gate
 

@@ -50,7 +50,7 @@ def test_run_refuses_a_config_that_does_not_fit_the_schema_or_module(tmp_path, c
 
 
 def _collected(pushed=False, **states):
-  names = ('CsvExampleGen', 'ExampleValidator', 'Trainer', 'Pusher')
+  names = ('CsvExampleGen', 'ExampleValidator', 'Trainer', 'Evaluator', 'Pusher')
   return {'components': [{'name': n, 'state': states.get(n, 'cached')} for n in names],
           'pushed_path': '/serving/2' if pushed else None}
 
@@ -60,6 +60,7 @@ def _collected(pushed=False, **states):
     ('succeeded', _collected(Trainer='executed'), 'not_pushed', 3),
     ('succeeded', _collected(), 'nothing_new', 4),
     ('succeeded', _collected(Trainer='cached', Pusher='executed'), 'nothing_new', 4),
+    ('succeeded', _collected(Evaluator='executed', Pusher='executed'), 'not_pushed', 3),
     ('failed', _collected(ExampleValidator='failed', Trainer='skipped'), 'data_refused', 5),
     ('failed', _collected(Trainer='failed'), 'failed', 1),
     ('failed', {'components': [], 'pushed_path': None}, 'failed', 1),

@@ -88,7 +88,10 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
   run_summary = workspace / 'out' / 'runs' / summary['run_id'] / 'summary.json'
   assert json.loads(run_summary.read_text()) == summary
   # Progress and the summary on the console; library logs only in the log file.
-  assert len(process.stdout.splitlines()) < 20
+  known = ('run ', *(f'  {name:<26} ' for name in COMPONENTS), '    step ', 'eval metrics: ',
+           'gate: ', 'blessed: ', 'pushed: ', 'serving: ', 'report: ', 'succeeded in ')
+  assert [line for line in process.stdout.splitlines() if not line.startswith(known)] == []
+  assert len(process.stdout.splitlines()) < 2 * len(COMPONENTS) + 15
   assert 'pushed:' in process.stdout and 'CsvExampleGen' in process.stdout
   assert os.path.getsize(summary['log_file']) > 10_000
 
@@ -125,6 +128,16 @@ def test_second_run_trains_nothing_and_pushes_nothing(first_run, workspace):
   assert summary['pushed_path'] is None
   assert serving.versions(str(workspace / 'out' / 'serving')) == versions_before
   assert summary['wall_seconds'] < first_run[1]['wall_seconds']
+
+
+def test_a_model_below_the_gate_is_not_pushed_exit_3(first_run, workspace):
+  versions_before = serving.versions(str(workspace / 'out' / 'serving'))
+  process, summary = run_cli(workspace, 'evaluator.threshold=0.999')
+  assert process.returncode == EXIT_NOT_PUSHED, process.stderr
+  assert summary['outcome'] == 'not_pushed' and summary['blessed'] is False
+  assert states(summary)['Trainer'] == 'cached' and states(summary)['Evaluator'] == 'executed'
+  assert 'blessed: no (auc ' in process.stdout and '< threshold 0.999' in process.stdout
+  assert serving.versions(str(workspace / 'out' / 'serving')) == versions_before
 
 
 def _bad_data(workspace, name, text):
