@@ -63,13 +63,19 @@ $(CHROMIUM_STAMP):
 .PHONY: kfp2-env
 kfp2-env: $(KFP2_STAMP) ## Install the kfp 2.x SDK in build/kfp2 (the tests load the v2 spec with it)
 
+# `run` exits 3 (trained, not pushed) or 4 (nothing new) when all went
+# well but no model was pushed: for make, as for a person, not a failure.
+define pipeline_run
+$(PY) -m pipeline run $(1) $(ARGS); code=$$?; [ $$code -eq 0 ] || [ $$code -eq 3 ] || [ $$code -eq 4 ] || exit $$code
+endef
+
 .PHONY: run-local
 run-local: $(STAMP) ## Run the whole pipeline locally on the bundled data (extra flags: ARGS="--set k=v")
-	$(PY) -m pipeline run $(ARGS)
+	@$(call pipeline_run,)
 
 .PHONY: run-beam
 run-beam: $(STAMP) ## Run the whole pipeline with TFX's BeamDagRunner (extra flags: ARGS="--set beam.runner=portable")
-	$(PY) -m pipeline run --runner beam $(ARGS)
+	@$(call pipeline_run,--runner beam)
 
 .PHONY: tensorboard
 tensorboard: $(STAMP) ## Serve every Trainer execution's training curves side by side (http://localhost:6006)

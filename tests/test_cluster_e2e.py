@@ -7,6 +7,7 @@ exhausted retries, which must fail clearly and leave the serving model alone.
 """
 
 import pathlib
+import re
 import signal
 import subprocess
 import time
@@ -120,6 +121,8 @@ def test_local_cluster_keeps_each_replica_log_and_one_model(local_cluster):
   logs = sorted(p.name for p in (run_dir / 'replicas').glob('*.log'))
   assert logs == ['chief-0.log', 'ps-0.log', 'worker-0.log']
   assert 'loss = ' in (run_dir / 'replicas' / 'worker-0.log').read_text()
+  # The chief's progress reaches the console through the launcher.
+  assert re.search(r'^    step \d+/\d+ \(\d+%\)  loss \d', local_cluster[0].stdout, re.M)
   model = pathlib.Path(summary['training']['model'])
   assert sorted(p.name for p in model.iterdir()) == ['Format-Serving', 'Format-TFMA']
   assert (model / 'Format-Serving' / 'saved_model.pb').exists()
