@@ -77,3 +77,10 @@ def measure(command, output_root: str, log_path: str) -> Run:
   metadata_path = os.path.join(output_root, 'metadata.sqlite')
   components, evaluation = latest_run(metadata_path) if os.path.exists(metadata_path) else ({}, None)
   return Run(wall, peak, code, components, overall_auc(evaluation))
+
+
+def completed(returncode: int) -> bool:
+  """Whether a pipeline run finished: pushed, or trained and kept the serving
+  model (tiny bench runs may not pass the gate), or had nothing new to do."""
+  from pipeline.cli import EXIT_NOT_PUSHED, EXIT_NOTHING_NEW, EXIT_PUSHED
+  return returncode in (EXIT_PUSHED, EXIT_NOT_PUSHED, EXIT_NOTHING_NEW)

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from bench.measure import Run, measure
+from bench.measure import Run, completed, measure
 from pipeline.config import PROJECT_ROOT
 from pipeline.report import COMPONENTS
 

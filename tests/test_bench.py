@@ -43,5 +43,5 @@ def test_bench_writes_sane_results(tmp_path):
   # (cluster throughput runs are the cluster e2e tests' business)
   assert set(throughput) == {'single_process'}
   for run in throughput.values():
-    assert run['exit'] == 0 and run['examples_per_second'] > 0 and run['train_steps'] == 30
+    assert run['exit'] in (0, 3) and run['examples_per_second'] > 0 and run['train_steps'] == 30
   assert '| **total wall** |' in process.stdout
