@@ -73,7 +73,7 @@ def _summary(runs: list[Run]) -> dict:
       'walls_s': [round(r.wall_s, 2) for r in runs],
       'peak_rss_mb': round(max(r.peak_rss_mb for r in runs), 1),
       'auc': round(statistics.median(aucs), 4) if aucs else None,
-      'failed_runs': sum(r.returncode != 0 for r in runs),
+      'failed_runs': sum(not completed(r.returncode) for r in runs),
       'per_component': _median_components(runs),
   }
 
@@ -242,5 +242,5 @@ def main(argv=None) -> int:
   print(f'ratio_wall {result.get("ratio_wall")}; results in {args.output}')
   failed = sum(result[name]['failed_runs'] for name in ('anchor', 'ours'))
   failed += sum(1 for run in result.get('training_throughput', {}).values()
-                if isinstance(run, dict) and run.get('exit'))
+                if isinstance(run, dict) and not completed(run.get('exit', 0)))
   return 0 if not failed else 1
