@@ -132,8 +132,9 @@ def accepted(records_dir: str, key: str) -> dict | None:
     return json.loads(f.read())
 
 
-def accept(records_dir: str, key: str, newest: int, drifted: list[Measurement]) -> str:
-  """Records that the drift identified by `key` was accepted; returns the record's path."""
+def accept(records_dir: str, key: str, newest: int, drifted: list[Measurement]) -> dict:
+  """Records that the drift identified by `key` was accepted; returns the record
+  (with its `path`)."""
   fileio.makedirs(records_dir)
   path = _record_path(records_dir, key)
   record = {'key': key, 'newest_span': newest,
@@ -141,4 +142,4 @@ def accept(records_dir: str, key: str, newest: int, drifted: list[Measurement]) 
             'drifted': [m.to_json() for m in drifted]}
   with fileio.open(path, 'w') as f:
     f.write(json.dumps(record, indent=1))
-  return path
+  return {**record, 'path': path}

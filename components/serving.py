@@ -105,13 +105,16 @@ def latest(push_dir: str) -> PushedVersion | None:
   if not intact:
     return None
   path = os.path.join(push_dir, str(intact[-1]))
-  record = {}
+  return PushedVersion(intact[-1], path, push_record(path))
+
+
+def push_record(version_path: str) -> dict:
+  """A version's push record; empty for a version pushed by something else."""
   try:
-    with open(os.path.join(path, PUSH_RECORD)) as f:
-      record = json.load(f)
+    with open(os.path.join(version_path, PUSH_RECORD)) as f:
+      return json.load(f)
   except (OSError, ValueError):
-    pass  # a version pushed by something else; still the one serving
-  return PushedVersion(intact[-1], path, record)
+    return {}
 
 
 @contextlib.contextmanager
@@ -183,12 +186,7 @@ def republish(push_dir: str, version: int, expected_serving: int, record: dict) 
   problem = saved_model_problem(source)
   if problem:
     raise ValueError(f'version {version} at {source} is damaged ({problem}); it cannot serve')
-  original = {}
-  try:
-    with open(os.path.join(source, PUSH_RECORD)) as f:
-      original = json.load(f)
-  except (OSError, ValueError):
-    pass
+  original = push_record(source)
   staging = os.path.join(push_dir, f'.incoming-{uuid.uuid4().hex}')
   try:
     shutil.copytree(source, staging)

@@ -174,11 +174,11 @@ def warm_start_model(push_dir: str | None,
   (else None), and a note saying which or why not."""
   current = serving.latest(push_dir) if push_dir else None
   if current is None:
-    note = 'no model is serving yet; trained from scratch'
+    base, note = None, 'no model is serving yet; trained from scratch'
   elif current.record.get(ARCHITECTURE_KEY) != architecture:
-    note = (f'serving version {current.version} has another architecture (code, task or '
-            'shaping hparams changed); trained from scratch')
+    base, note = None, (f'serving version {current.version} has another architecture (code, '
+                        'task or shaping hparams changed); trained from scratch')
   else:
-    note = f'warm-started from serving version {current.version} ({current.path})'
+    base, note = current, f'warm-started from serving version {current.version} ({current.path})'
   logging.info('Warm start: %s.', note)
-  return (current if current and note.startswith('warm') else None), note
+  return base, note

@@ -79,9 +79,8 @@ class GatingExampleValidatorExecutor(validator_executor.Executor):
     if drifted:
       record = drift.accepted(gate.records_dir, key)
       if record is None and gate.policy.accept:
-        path = drift.accept(gate.records_dir, key, span, drifted)
-        record = drift.accepted(gate.records_dir, key)
-        logging.warning('Drift of span %s accepted; recorded in %s.', span, path)
+        record = drift.accept(gate.records_dir, key, span, drifted)
+        logging.warning('Drift of span %s accepted; recorded in %s.', span, record['path'])
     anomalies = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.ANOMALIES_KEY])
     with fileio.open(os.path.join(anomalies.uri, DRIFT_FILE), 'w') as f:

@@ -138,23 +138,18 @@ def _calibration(evaluation_uri: str | None) -> str:
   """The overall calibration plot: mean label against mean prediction in ten bins."""
   if not evaluation_uri or not os.path.exists(evaluation_uri):
     return '<p class="muted">No evaluation in this run.</p>'
-  import tensorflow_model_analysis as tfma
+  from pipeline.report import candidate_plots
 
   bins = [[0.0, 0.0, 0.0] for _ in range(10)]  # weight, label sum, prediction sum
-  for per_slice in tfma.load_plots(evaluation_uri):
-    if per_slice.slice_key.single_slice_keys:
-      continue
-    for plot in per_slice.plot_keys_and_values:
-      if plot.key.model_name == 'baseline':
+  for plot in candidate_plots(evaluation_uri):
+    for bucket in plot.calibration_histogram_buckets.buckets:
+      weight = bucket.num_weighted_examples.value
+      if not weight:
         continue
-      for bucket in plot.value.calibration_histogram_buckets.buckets:
-        weight = bucket.num_weighted_examples.value
-        if not weight:
-          continue
-        index = min(max(int(bucket.lower_threshold_inclusive * 10), 0), 9)
-        bins[index][0] += weight
-        bins[index][1] += bucket.total_weighted_label.value
-        bins[index][2] += bucket.total_weighted_refined_prediction.value
+      index = min(max(int(bucket.lower_threshold_inclusive * 10), 0), 9)
+      bins[index][0] += weight
+      bins[index][1] += bucket.total_weighted_label.value
+      bins[index][2] += bucket.total_weighted_refined_prediction.value
   points = [(p / w, l / w, w) for w, l, p in bins if w]
   if not points:
     return '<p class="muted">No calibration plot for this task (binary models only).</p>'

@@ -7,7 +7,6 @@ and nothing is ever deleted. It holds the same locks as a run.
 """
 
 import datetime
-import json
 import os
 import pathlib
 import secrets
@@ -31,7 +30,7 @@ def list_models(config: Config) -> list[dict]:
   runs = {r['run_id']: r for r in history.load_runs(config)}
   rows = []
   for version in reversed(serving.versions(push_dir)):
-    record = _record(push_dir, version)
+    record = serving.push_record(os.path.join(push_dir, str(version)))
     run = runs.get(record.get('pipeline_run_id') or '', {})
     gate = run.get('gate') or {}
     rows.append({
@@ -51,14 +50,6 @@ def list_models(config: Config) -> list[dict]:
     if source:
       row.update({key: source[key] for key in ('metric', 'value', 'spans')})
   return rows
-
-
-def _record(push_dir: str, version: int) -> dict:
-  try:
-    with open(os.path.join(push_dir, str(version), serving.PUSH_RECORD)) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return {}
 
 
 def rollback(config: Config, version: int | None = None) -> dict:

@@ -216,24 +216,29 @@ def _metrics(uri, config) -> dict:
   return result
 
 
-def _confusion_matrix(uri, num_classes) -> list[list[int]] | None:
-  """Rows: actual class; columns: predicted class (the most probable)."""
+def candidate_plots(uri):
+  """The candidate's plots over the whole eval split (TFMA's PlotsForSlice values)."""
   import tensorflow_model_analysis as tfma
 
   for per_slice in tfma.load_plots(uri):
     if per_slice.slice_key.single_slice_keys:
       continue
     for kv in per_slice.plot_keys_and_values:
-      if kv.key.model_name == 'baseline':
-        continue
-      plot = kv.value.multi_class_confusion_matrix_at_thresholds
-      for matrix in plot.matrices:
-        counts = [[0] * num_classes for _ in range(num_classes)]
-        for entry in matrix.entries:
-          if entry.actual_class_id < num_classes and 0 <= entry.predicted_class_id < num_classes:
-            counts[entry.actual_class_id][entry.predicted_class_id] = int(
-                entry.num_weighted_examples)
-        return counts
+      if kv.key.model_name != 'baseline':
+        yield kv.value
+
+
+def _confusion_matrix(uri, num_classes) -> list[list[int]] | None:
+  """Rows: actual class; columns: predicted class (the most probable)."""
+  for plot_value in candidate_plots(uri):
+    plot = plot_value.multi_class_confusion_matrix_at_thresholds
+    for matrix in plot.matrices:
+      counts = [[0] * num_classes for _ in range(num_classes)]
+      for entry in matrix.entries:
+        if entry.actual_class_id < num_classes and 0 <= entry.predicted_class_id < num_classes:
+          counts[entry.actual_class_id][entry.predicted_class_id] = int(
+              entry.num_weighted_examples)
+      return counts
   return None
 
 
