@@ -40,6 +40,23 @@ $(STAMP): pyproject.toml requirements.lock
 .PHONY: install
 install: $(STAMP) ## Create .venv and install the pinned stack and this project (idempotent)
 
+# Test, bench and lint tools (the `dev` extra), pinned with the stack.
+DEV_STAMP := $(VENV)/.installed-dev
+
+$(DEV_STAMP): requirements-dev.lock $(STAMP)
+	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements-dev.lock
+	@touch $@
+
+.PHONY: lint
+lint: $(DEV_STAMP) ## Lint (ruff check) and check the formatting (ruff format); make test runs it first
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: format
+format: $(DEV_STAMP) ## Apply ruff's safe fixes and its formatter
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
 # kfp 2.x cannot share TFX's environment (its protobuf and kfp-pipeline-spec
 # pins conflict); the tests load the compiled v2 spec with it from here.
 KFP2 := build/kfp2
@@ -96,19 +113,19 @@ compile-kubeflow: $(STAMP) ## Write the Kubeflow v1 (Argo) and v2 pipeline specs
 PYTEST := $(PY) -m pytest -q -n auto --dist loadfile
 
 .PHONY: test
-test: $(STAMP) $(KFP2_STAMP) $(CHROMIUM_STAMP) ## Run the whole test suite
+test: lint $(KFP2_STAMP) $(CHROMIUM_STAMP) ## Lint, then run the whole test suite
 	$(PYTEST) $(ARGS)
 
 .PHONY: test-fast
-test-fast: $(STAMP) $(KFP2_STAMP) ## Run the tests that do not run the whole pipeline
+test-fast: $(DEV_STAMP) $(KFP2_STAMP) ## Run the tests that do not run the whole pipeline
 	$(PYTEST) -m "not e2e" $(ARGS)
 
 .PHONY: test-e2e
-test-e2e: $(STAMP) $(CHROMIUM_STAMP) ## Run only the end-to-end pipeline tests
+test-e2e: $(DEV_STAMP) $(CHROMIUM_STAMP) ## Run only the end-to-end pipeline tests
 	$(PYTEST) -m e2e $(ARGS)
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmark against TFX's own taxi pipeline; writes bench/results/latest.json (ARGS="--reps 1")
+bench: $(DEV_STAMP) ## Benchmark against TFX's own taxi pipeline; writes bench/results/latest.json (ARGS="--reps 1")
 	$(PY) -m bench $(ARGS)
 
 .PHONY: schema
@@ -120,9 +137,11 @@ init: $(STAMP) ## Start a project for your own table: ARGS="DIR --data CSV --lab
 	$(PY) -m pipeline init $(ARGS)
 
 .PHONY: lock
-lock: $(STAMP) ## Re-resolve requirements.lock from pyproject.toml
+lock: $(STAMP) ## Re-resolve requirements.lock and requirements-dev.lock from pyproject.toml
 	$(VENV)/bin/uv pip compile pyproject.toml --python $(PY) --no-header -q -o requirements.lock
 	sed -i '1i # Fully pinned dependencies of pyproject.toml; regenerate with `make lock`.' requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev -c requirements.lock --python $(PY) --no-header -q -o requirements-dev.lock
+	sed -i '1i # requirements.lock plus the dev extra (tests, bench, lint); regenerate with `make lock`.' requirements-dev.lock
 
 .PHONY: clean
 clean: ## Remove what a run regenerates (artifacts, metadata cache); keeps served models and run records

@@ -21,17 +21,21 @@ def main(output_root: str, data_root: str, train_steps: int, eval_steps: int):
   # The step counts are literals inside _create_pipeline; this shim is the
   # only way to set them without editing the anchor.
   anchor.trainer_pb2 = types.SimpleNamespace(
-      TrainArgs=lambda num_steps: trainer_pb2.TrainArgs(num_steps=train_steps),
-      EvalArgs=lambda num_steps: trainer_pb2.EvalArgs(num_steps=eval_steps))
+    TrainArgs=lambda num_steps: trainer_pb2.TrainArgs(num_steps=train_steps),
+    EvalArgs=lambda num_steps: trainer_pb2.EvalArgs(num_steps=eval_steps),
+  )
   logging.set_verbosity(logging.INFO)
-  LocalDagRunner().run(anchor._create_pipeline(  # pylint: disable=protected-access
+  LocalDagRunner().run(
+    anchor._create_pipeline(  # pylint: disable=protected-access
       pipeline_name=anchor._pipeline_name,  # pylint: disable=protected-access
       pipeline_root=os.path.join(output_root, 'pipeline'),
       data_root=data_root,
       module_file=os.path.join(os.path.dirname(anchor.__file__), 'taxi_utils.py'),
       serving_model_dir=os.path.join(output_root, 'serving'),
       metadata_path=os.path.join(output_root, 'metadata.sqlite'),
-      beam_pipeline_args=anchor._beam_pipeline_args))  # pylint: disable=protected-access
+      beam_pipeline_args=anchor._beam_pipeline_args,
+    )
+  )  # pylint: disable=protected-access
 
 
 if __name__ == '__main__':

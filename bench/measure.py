@@ -28,7 +28,7 @@ def run_measured(command, log_path) -> tuple[float, float, int]:
     root, peak = psutil.Process(process.pid), 0
     while process.poll() is None:
       try:
-        tree = [root] + root.children(recursive=True)
+        tree = [root, *root.children(recursive=True)]
         peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
       except psutil.Error:
         pass
@@ -59,6 +59,7 @@ def overall_auc(evaluation_uri: str | None) -> float | None:
   if not evaluation_uri or not os.path.exists(evaluation_uri):
     return None
   import tensorflow_model_analysis as tfma
+
   tfma_auc = model_auc = None
   for per_slice in tfma.load_metrics(evaluation_uri):
     if per_slice.slice_key.single_slice_keys:
@@ -75,7 +76,9 @@ def overall_auc(evaluation_uri: str | None) -> float | None:
 def measure(command, output_root: str, log_path: str) -> Run:
   wall, peak, code = run_measured(command, log_path)
   metadata_path = os.path.join(output_root, 'metadata.sqlite')
-  components, evaluation = latest_run(metadata_path) if os.path.exists(metadata_path) else ({}, None)
+  components, evaluation = (
+    latest_run(metadata_path) if os.path.exists(metadata_path) else ({}, None)
+  )
   return Run(wall, peak, code, components, overall_auc(evaluation))
 
 
@@ -83,4 +86,5 @@ def completed(returncode: int) -> bool:
   """Whether a pipeline run finished: pushed, or trained and kept the serving
   model (tiny bench runs may not pass the gate), or had nothing new to do."""
   from pipeline.cli import EXIT_NOT_PUSHED, EXIT_NOTHING_NEW, EXIT_PUSHED
+
   return returncode in (EXIT_PUSHED, EXIT_NOT_PUSHED, EXIT_NOTHING_NEW)

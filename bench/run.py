@@ -26,55 +26,96 @@ RESULTS = PROJECT_ROOT / 'bench' / 'results' / 'latest.json'
 
 def _parser():
   parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__)
-  parser.add_argument('--reps', type=int, default=3,
-                      help='runs of each pipeline side by side; 0 keeps those of --output '
-                           'and re-measures only throughput and scaling')
+  parser.add_argument(
+    '--reps',
+    type=int,
+    default=3,
+    help='runs of each pipeline side by side; 0 keeps those of --output '
+    'and re-measures only throughput and scaling',
+  )
   parser.add_argument('--train-steps', type=int, default=10_000)
   parser.add_argument('--eval-steps', type=int, default=5_000)
-  parser.add_argument('--data', default=str(PROJECT_ROOT / 'data' / 'taxi'),
-                      help='directory of CSV files both pipelines read')
-  parser.add_argument('--scales', default='1,10,100',
-                      help='data multiples for the scaling measurement; empty for none')
-  parser.add_argument('--scale-train-steps', type=int, default=200,
-                      help='train steps of the scaling runs (they measure data work)')
-  parser.add_argument('--throughput-steps', type=int, default=3000,
-                      help='train steps of each training-throughput run; 0 for none')
-  parser.add_argument('--throughput-workers', default='0,1,2',
-                      help='topologies of the throughput runs: 0 is a single process, '
-                           'N is a local cluster of a chief, N workers and 1 parameter server')
+  parser.add_argument(
+    '--data',
+    default=str(PROJECT_ROOT / 'data' / 'taxi'),
+    help='directory of CSV files both pipelines read',
+  )
+  parser.add_argument(
+    '--scales',
+    default='1,10,100',
+    help='data multiples for the scaling measurement; empty for none',
+  )
+  parser.add_argument(
+    '--scale-train-steps',
+    type=int,
+    default=200,
+    help='train steps of the scaling runs (they measure data work)',
+  )
+  parser.add_argument(
+    '--throughput-steps',
+    type=int,
+    default=3000,
+    help='train steps of each training-throughput run; 0 for none',
+  )
+  parser.add_argument(
+    '--throughput-workers',
+    default='0,1,2',
+    help='topologies of the throughput runs: 0 is a single process, '
+    'N is a local cluster of a chief, N workers and 1 parameter server',
+  )
   parser.add_argument('--output', default=str(RESULTS))
   parser.add_argument('--workdir', help='where runs write (default: a temporary directory)')
   return parser
 
 
 def ours_command(output_root, data_root, train_steps, eval_steps, *overrides):
-  return [sys.executable, '-m', 'pipeline', 'run',
-          '--set', f'output_root={output_root}', '--set', f'data_root={data_root}',
-          '--set', f'trainer.train_steps={train_steps}', '--set', f'trainer.eval_steps={eval_steps}',
-          '--set', f'trainer.hparams.batch_size={ANCHOR_BATCH_SIZE}',
-          *[arg for o in overrides for arg in ('--set', o)]]
+  return [
+    sys.executable,
+    '-m',
+    'pipeline',
+    'run',
+    '--set',
+    f'output_root={output_root}',
+    '--set',
+    f'data_root={data_root}',
+    '--set',
+    f'trainer.train_steps={train_steps}',
+    '--set',
+    f'trainer.eval_steps={eval_steps}',
+    '--set',
+    f'trainer.hparams.batch_size={ANCHOR_BATCH_SIZE}',
+    *[arg for o in overrides for arg in ('--set', o)],
+  ]
 
 
 def anchor_command(output_root, data_root, train_steps, eval_steps):
-  return [sys.executable, '-m', 'bench.anchor', output_root, data_root,
-          str(train_steps), str(eval_steps)]
+  return [
+    sys.executable,
+    '-m',
+    'bench.anchor',
+    output_root,
+    data_root,
+    str(train_steps),
+    str(eval_steps),
+  ]
 
 
 def _median_components(runs: list[Run]) -> dict:
   names = sorted({name for run in runs for name in run.components})
-  return {name: round(statistics.median(r.components.get(name, 0.0) for r in runs), 2)
-          for name in names}
+  return {
+    name: round(statistics.median(r.components.get(name, 0.0) for r in runs), 2) for name in names
+  }
 
 
 def _summary(runs: list[Run]) -> dict:
   aucs = [r.auc for r in runs if r.auc is not None]
   return {
-      'wall_s': round(statistics.median(r.wall_s for r in runs), 2),
-      'walls_s': [round(r.wall_s, 2) for r in runs],
-      'peak_rss_mb': round(max(r.peak_rss_mb for r in runs), 1),
-      'auc': round(statistics.median(aucs), 4) if aucs else None,
-      'failed_runs': sum(not completed(r.returncode) for r in runs),
-      'per_component': _median_components(runs),
+    'wall_s': round(statistics.median(r.wall_s for r in runs), 2),
+    'walls_s': [round(r.wall_s, 2) for r in runs],
+    'peak_rss_mb': round(max(r.peak_rss_mb for r in runs), 1),
+    'auc': round(statistics.median(aucs), 4) if aucs else None,
+    'failed_runs': sum(not completed(r.returncode) for r in runs),
+    'per_component': _median_components(runs),
   }
 
 
@@ -103,23 +144,30 @@ def scaling(scales, args, workdir, results: dict, save) -> None:
     data = os.path.join(workdir, f'data_x{factor}')
     rows = resample(args.data, factor, data)
     root = os.path.join(workdir, f'scale_x{factor}')
-    run = measure(ours_command(root, data, args.scale_train_steps, args.eval_steps), root,
-                  os.path.join(workdir, f'scale_x{factor}.log'))
+    run = measure(
+      ours_command(root, data, args.scale_train_steps, args.eval_steps),
+      root,
+      os.path.join(workdir, f'scale_x{factor}.log'),
+    )
     with open(os.path.join(root, 'latest_summary.json')) as f:
       eval_rows = json.load(f)['metrics'].get('example_count') or rows
-    per_1000 = lambda seconds, n: round(1000 * seconds / n, 4)
+
+    def per_1000(seconds, n):
+      return round(1000 * seconds / n, 4)
+
     results[f'x{factor}'] = {
-        'rows': rows,
-        'eval_rows': eval_rows,
-        'wall_s': round(run.wall_s, 2),
-        'peak_rss_mb': round(run.peak_rss_mb, 1),
-        'seconds': {k: round(v, 2) for k, v in run.components.items()},
-        'seconds_per_1000_examples': {
-            'ingest': per_1000(run.components.get('CsvExampleGen', 0)
-                               + run.components.get('StatisticsGen', 0), rows),
-            'transform': per_1000(run.components.get('Transform', 0), rows),
-            'evaluation': per_1000(run.components.get('Evaluator', 0), eval_rows),
-        },
+      'rows': rows,
+      'eval_rows': eval_rows,
+      'wall_s': round(run.wall_s, 2),
+      'peak_rss_mb': round(run.peak_rss_mb, 1),
+      'seconds': {k: round(v, 2) for k, v in run.components.items()},
+      'seconds_per_1000_examples': {
+        'ingest': per_1000(
+          run.components.get('CsvExampleGen', 0) + run.components.get('StatisticsGen', 0), rows
+        ),
+        'transform': per_1000(run.components.get('Transform', 0), rows),
+        'evaluation': per_1000(run.components.get('Evaluator', 0), eval_rows),
+      },
     }
     save()
     print(f'scaling x{factor}: {rows} rows, {run.wall_s:.1f} s', flush=True)
@@ -136,19 +184,32 @@ def training_throughput(workers_list, args, workdir, results: dict, save) -> Non
   root = os.path.join(workdir, f'ours_{args.reps - 1}' if args.reps else 'throughput')
   for workers in workers_list:
     name = 'single_process' if workers == 0 else f'{workers}_workers_1_ps'
-    cluster = (['trainer.cluster=local', f'trainer.workers={workers}',
-                'trainer.parameter_servers=1'] if workers else [])
-    run = measure(ours_command(root, args.data, args.throughput_steps, args.eval_steps,
-                               'trainer.warm_start=false', *cluster),
-                  root, os.path.join(workdir, f'throughput_{name}.log'))
+    cluster = (
+      ['trainer.cluster=local', f'trainer.workers={workers}', 'trainer.parameter_servers=1']
+      if workers
+      else []
+    )
+    run = measure(
+      ours_command(
+        root,
+        args.data,
+        args.throughput_steps,
+        args.eval_steps,
+        'trainer.warm_start=false',
+        *cluster,
+      ),
+      root,
+      os.path.join(workdir, f'throughput_{name}.log'),
+    )
     with open(os.path.join(root, 'latest_summary.json')) as f:
       training = json.load(f).get('training') or {}
     results[name] = {
-        'examples_per_second': training.get('examples_per_second'),
-        'training_seconds': training.get('seconds'),
-        'trainer_component_s': round(run.components.get('Trainer', 0.0), 2),
-        'train_steps': args.throughput_steps, 'batch_size': ANCHOR_BATCH_SIZE,
-        'exit': run.returncode,
+      'examples_per_second': training.get('examples_per_second'),
+      'training_seconds': training.get('seconds'),
+      'trainer_component_s': round(run.components.get('Trainer', 0.0), 2),
+      'train_steps': args.throughput_steps,
+      'batch_size': ANCHOR_BATCH_SIZE,
+      'exit': run.returncode,
     }
     save()
     print(f'throughput {name}: {training.get("examples_per_second")} examples/s', flush=True)
@@ -164,10 +225,15 @@ def _write(path, result):
 def table(result: dict) -> str:
   anchor, ours = result['anchor'], result['ours']
   lines = ['| | anchor (TFX taxi) | ours | ours / anchor |', '|---|---|---|---|']
+
   def row(name, a, o, unit=' s'):
     ratio = f'{o / a:.2f}' if a and o is not None else ''
-    fmt = lambda v: '' if v is None else f'{v:.1f}{unit}'
+
+    def fmt(v):
+      return '' if v is None else f'{v:.1f}{unit}'
+
     lines.append(f'| {name} | {fmt(a)} | {fmt(o)} | {ratio} |')
+
   row('**total wall**', anchor['wall_s'], ours['wall_s'])
   for name in COMPONENTS:  # our node ids are the anchor's
     row(name, anchor['per_component'].get(name), ours['per_component'].get(name))
@@ -184,30 +250,49 @@ def side_by_side(args, workdir) -> dict:
   for rep in range(args.reps):
     for name in ('anchor', 'ours'):  # alternately, so drift hits both alike
       root = os.path.join(workdir, f'{name}_{rep}')
-      run = measure(commands[name](root, args.data, args.train_steps, args.eval_steps), root,
-                    os.path.join(workdir, f'{name}_{rep}.log'))
+      run = measure(
+        commands[name](root, args.data, args.train_steps, args.eval_steps),
+        root,
+        os.path.join(workdir, f'{name}_{rep}.log'),
+      )
       runs[name].append(run)
-      print(f'rep {rep + 1}/{args.reps} {name}: {run.wall_s:.1f} s, AUC {run.auc}, '
-            f'exit {run.returncode}', flush=True)
+      print(
+        f'rep {rep + 1}/{args.reps} {name}: {run.wall_s:.1f} s, AUC {run.auc}, '
+        f'exit {run.returncode}',
+        flush=True,
+      )
   # The same pipeline again on the last output root: all served from the cache.
   last = os.path.join(workdir, f'ours_{args.reps - 1}')
-  cached = measure(ours_command(last, args.data, args.train_steps, args.eval_steps), last,
-                   os.path.join(workdir, 'ours_cached.log'))
+  cached = measure(
+    ours_command(last, args.data, args.train_steps, args.eval_steps),
+    last,
+    os.path.join(workdir, 'ours_cached.log'),
+  )
   result = {
-      'date': time.strftime('%Y-%m-%d %H:%M:%S'),
-      'machine': {'cpus': os.cpu_count()},
-      'reps': args.reps,
-      'work': {'train_steps': args.train_steps, 'eval_steps': args.eval_steps,
-               'batch_size': ANCHOR_BATCH_SIZE, 'data': args.data},
-      'anchor': _summary(runs['anchor']),
-      'ours': _summary(runs['ours']),
-      'cached_rerun_s': round(cached.wall_s, 2),
+    'date': time.strftime('%Y-%m-%d %H:%M:%S'),
+    'machine': {'cpus': os.cpu_count()},
+    'reps': args.reps,
+    'work': {
+      'train_steps': args.train_steps,
+      'eval_steps': args.eval_steps,
+      'batch_size': ANCHOR_BATCH_SIZE,
+      'data': args.data,
+    },
+    'anchor': _summary(runs['anchor']),
+    'ours': _summary(runs['ours']),
+    'cached_rerun_s': round(cached.wall_s, 2),
   }
   result['ratio_wall'] = round(result['ours']['wall_s'] / result['anchor']['wall_s'], 3)
-  result.update(ours_wall_s=result['ours']['wall_s'], anchor_wall_s=result['anchor']['wall_s'],
-                ours_auc=result['ours']['auc'], anchor_auc=result['anchor']['auc'],
-                per_component={'anchor': result['anchor']['per_component'],
-                               'ours': result['ours']['per_component']})
+  result.update(
+    ours_wall_s=result['ours']['wall_s'],
+    anchor_wall_s=result['anchor']['wall_s'],
+    ours_auc=result['ours']['auc'],
+    anchor_auc=result['anchor']['auc'],
+    per_component={
+      'anchor': result['anchor']['per_component'],
+      'ours': result['ours']['per_component'],
+    },
+  )
   return result
 
 
@@ -222,16 +307,24 @@ def main(argv=None) -> int:
       # Re-measure only the phases below, keeping the rest of the results file.
       with open(args.output) as f:
         result = json.load(f)
+
     # Saved now and after each later run: they are long, and an interrupted
     # one must not lose what was measured before it.
-    save = lambda: _write(args.output, result)
+    def save():
+      return _write(args.output, result)
+
     save()
     if args.reps:
       print(table(result), flush=True)
     if args.throughput_steps:
       result['training_throughput'] = {'date': time.strftime('%Y-%m-%d %H:%M:%S')}
-      training_throughput([int(w) for w in args.throughput_workers.split(',') if w.strip()],
-                          args, workdir, result['training_throughput'], save)
+      training_throughput(
+        [int(w) for w in args.throughput_workers.split(',') if w.strip()],
+        args,
+        workdir,
+        result['training_throughput'],
+        save,
+      )
     scales = [int(s) for s in args.scales.split(',') if s.strip()]
     if scales:
       result['scaling'] = {'date': time.strftime('%Y-%m-%d %H:%M:%S')}
@@ -241,6 +334,9 @@ def main(argv=None) -> int:
       shutil.rmtree(workdir, ignore_errors=True)
   print(f'ratio_wall {result.get("ratio_wall")}; results in {args.output}')
   failed = sum(result[name]['failed_runs'] for name in ('anchor', 'ours'))
-  failed += sum(1 for run in result.get('training_throughput', {}).values()
-                if isinstance(run, dict) and not completed(run.get('exit', 0)))
+  failed += sum(
+    1
+    for run in result.get('training_throughput', {}).values()
+    if isinstance(run, dict) and not completed(run.get('exit', 0))
+  )
   return 0 if not failed else 1

@@ -13,7 +13,7 @@ import dataclasses
 import pathlib
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 # A worker, parameter server or evaluator that dies is restarted this many
 # times (per replica) before the Trainer gives up; the chief is never restarted.
@@ -35,9 +35,12 @@ class Topology:
 
   def tasks(self) -> list[tuple[str, int]]:
     """Every replica as (TF_CONFIG task type, index)."""
-    return ([('chief', 0)] + [('worker', i) for i in range(self.workers)]
-            + [('ps', i) for i in range(self.parameter_servers)]
-            + ([('evaluator', 0)] if self.evaluator else []))
+    return (
+      [('chief', 0)]
+      + [('worker', i) for i in range(self.workers)]
+      + [('ps', i) for i in range(self.parameter_servers)]
+      + ([('evaluator', 0)] if self.evaluator else [])
+    )
 
 
 def describe_exit(returncode: int) -> str:
@@ -50,8 +53,16 @@ def describe_exit(returncode: int) -> str:
 
 
 # Lines of a replica's log that are TF's and Python's chatter, not its error.
-_NOISE = ('WARNING', 'Instructions for updating', 'deprecat', 'W0000', 'I0000', 'Use `tf.',
-          'Use tf.', 'warnings.warn(')
+_NOISE = (
+  'WARNING',
+  'Instructions for updating',
+  'deprecat',
+  'W0000',
+  'I0000',
+  'Use `tf.',
+  'Use tf.',
+  'warnings.warn(',
+)
 ERROR_TAIL_LINES = 12
 
 
@@ -63,9 +74,14 @@ def error_tail(path: pathlib.Path, lines: int = ERROR_TAIL_LINES) -> str:
     text = path.read_text(errors='replace').splitlines()
   except OSError:
     return '(no log)'
-  starts = [i for i, line in enumerate(text) if line.startswith('Traceback (most recent call last)')]
-  kept = [line for line in text[starts[-1] if starts else 0:]
-          if line.strip() and not any(n in line for n in _NOISE)]
+  starts = [
+    i for i, line in enumerate(text) if line.startswith('Traceback (most recent call last)')
+  ]
+  kept = [
+    line
+    for line in text[starts[-1] if starts else 0 :]
+    if line.strip() and not any(n in line for n in _NOISE)
+  ]
   # A traceback's error is at its end: keep its last frames and the message.
   return '\n'.join(kept[-lines:]) or '(nothing but warnings)'
 
@@ -77,6 +93,7 @@ def raise_on_sigterm() -> Callable[[], None]:
 
   def handler(signum, frame):
     raise TrainingError('the Trainer was terminated (SIGTERM); training replicas stopped')
+
   previous = signal.signal(signal.SIGTERM, handler)
   return lambda: signal.signal(signal.SIGTERM, previous)
 

@@ -10,7 +10,7 @@ What the user's `preprocessing_fn` and `trainer_fn` receive as
 """
 
 import json
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 import pydantic
 
@@ -63,7 +63,7 @@ class MulticlassTask(_Task):
   # The label's values as written in the data; class i is classes[i].
   classes: tuple[str, ...] = ()
   # Or, for a label that holds class ids 0 .. num_classes-1: their number.
-  num_classes_: Optional[int] = pydantic.Field(None, alias='num_classes')
+  num_classes_: int | None = pydantic.Field(None, alias='num_classes')
 
   class Config:
     allow_population_by_field_name = True
@@ -92,15 +92,19 @@ class RegressionTask(_Task):
   type: Literal['regression'] = 'regression'
 
 
-Task = Union[BinaryTask, MulticlassTask, RegressionTask]
+Task = BinaryTask | MulticlassTask | RegressionTask
 TaskField = pydantic.Field(..., discriminator='type')
 # The prediction keys of TF's canned Estimators, which TFMA also looks for.
-DEFAULT_PREDICTION_KEYS = {'binary': 'logistic', 'multiclass': 'probabilities',
-                           'regression': 'predictions'}
+DEFAULT_PREDICTION_KEYS = {
+  'binary': 'logistic',
+  'multiclass': 'probabilities',
+  'regression': 'predictions',
+}
 
 
 class ModuleArgs(Frozen):
   """`custom_config` of the user's `preprocessing_fn` and `trainer_fn`."""
+
   task: Task = TaskField
   # The config's `trainer.hparams`, untouched.
   hparams: dict[str, Any] = {}
@@ -117,6 +121,7 @@ class ModuleArgs(Frozen):
 
 class ClusterSpec(Frozen):
   """Where the Trainer's replicas run."""
+
   mode: Literal['none', 'local', 'kubeflow'] = 'none'
   workers: int = 0
   parameter_servers: int = 0
@@ -136,6 +141,7 @@ class ClusterSpec(Frozen):
 
 class TrainerPayload(Frozen):
   """Everything the Trainer executor needs beyond TFX's own Trainer arguments."""
+
   module_args: ModuleArgs
   cluster: ClusterSpec = ClusterSpec()
   # Start from the weights of the model serving from push_dir, if its
@@ -150,7 +156,7 @@ def dump(model: Frozen) -> dict:
   return json.loads(model.json(by_alias=True))
 
 
-def load(cls, data: Union[dict, str, None]):
+def load(cls, data: dict | str | None):
   """Parses what `dump` wrote; raises ValueError naming the bad field."""
   if isinstance(data, str):
     data = json.loads(data)
@@ -165,9 +171,10 @@ def one_line(error: pydantic.ValidationError, prefix: str = '') -> str:
   first = error.errors()[0]
   # Discriminated unions and root validators add the model's name and
   # '__root__' to the location; the user wrote neither.
-  key = '.'.join(str(part) for part in first['loc']
-                 if part != '__root__' and not str(part).endswith('Task'))
-  return f"key {prefix + key!r}: {first['msg']}"
+  key = '.'.join(
+    str(part) for part in first['loc'] if part != '__root__' and not str(part).endswith('Task')
+  )
+  return f'key {prefix + key!r}: {first["msg"]}'
 
 
 class DriftPolicy(Frozen):
@@ -177,6 +184,7 @@ class DriftPolicy(Frozen):
   drift comparators): L-infinity distance for categorical features (strings
   and categorical integers), Jensen-Shannon divergence for numeric ones.
   """
+
   enabled: bool = True
   # Two random samples of the taxi data (500 to 5,000 rows each) measure up
   # to 0.10 (L-infinity) and 0.24 (Jensen-Shannon, on quantile histograms:
@@ -195,6 +203,7 @@ class DriftPolicy(Frozen):
 
 class DriftGate(Frozen):
   """What the validator executor needs for the drift gate."""
+
   policy: DriftPolicy = DriftPolicy()
   # Where accepted drifts are recorded (storage that outlives runs).
   records_dir: str = ''

@@ -47,8 +47,9 @@ def check_csv_files(input_base: str, pattern: str = '*') -> list[str]:
           if not row:
             continue  # blank line; CsvExampleGen skips these too
           if len(row) != len(header):
-            raise DataError(f'{path} line {reader.line_num}: {len(row)} cells, '
-                            f'the header has {len(header)}')
+            raise DataError(
+              f'{path} line {reader.line_num}: {len(row)} cells, the header has {len(header)}'
+            )
           rows += 1
       except csv.Error as e:
         raise DataError(f'{path} line {reader.line_num}: {e}') from None

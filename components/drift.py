@@ -17,8 +17,11 @@ from tfx.dsl.io import fileio
 
 from components.contract import DriftPolicy
 
-MEASURES = {'L_INFTY': 'L-infinity distance', 'JENSEN_SHANNON_DIVERGENCE': 'Jensen-Shannon divergence',
-            'NORMALIZED_ABSOLUTE_DIFFERENCE': 'normalized absolute difference'}
+MEASURES = {
+  'L_INFTY': 'L-infinity distance',
+  'JENSEN_SHANNON_DIVERGENCE': 'Jensen-Shannon divergence',
+  'NORMALIZED_ABSOLUTE_DIFFERENCE': 'normalized absolute difference',
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +44,8 @@ class Measurement:
 
 def _categorical(feature: schema_pb2.Feature) -> bool:
   return feature.type == schema_pb2.BYTES or (
-      feature.type == schema_pb2.INT and feature.int_domain.is_categorical)
+    feature.type == schema_pb2.INT and feature.int_domain.is_categorical
+  )
 
 
 def with_comparators(schema: schema_pb2.Schema, policy: DriftPolicy) -> schema_pb2.Schema:
@@ -58,10 +62,12 @@ def with_comparators(schema: schema_pb2.Schema, policy: DriftPolicy) -> schema_p
     feature.ClearField('drift_comparator')
     if _categorical(feature):
       feature.drift_comparator.infinity_norm.threshold = (
-          policy.categorical_threshold if threshold is None else threshold)
+        policy.categorical_threshold if threshold is None else threshold
+      )
     else:
       feature.drift_comparator.jensen_shannon_divergence.threshold = (
-          policy.numeric_threshold if threshold is None else threshold)
+        policy.numeric_threshold if threshold is None else threshold
+      )
   return result
 
 
@@ -97,25 +103,34 @@ def measure(current, previous, schema: schema_pb2.Schema, policy: DriftPolicy) -
   import tensorflow_data_validation as tfdv
   from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-  anomalies = tfdv.validate_statistics(on_quantiles(current), with_comparators(schema, policy),
-                                       previous_statistics=on_quantiles(previous))
+  anomalies = tfdv.validate_statistics(
+    on_quantiles(current),
+    with_comparators(schema, policy),
+    previous_statistics=on_quantiles(previous),
+  )
   names = anomalies_pb2.DriftSkewInfo.Measurement.Type.Name
-  result = []
-  for info in anomalies.drift_skew_info:
-    feature = '.'.join(info.path.step)
-    for m in info.drift_measurements:
-      result.append(Measurement(feature, MEASURES.get(names(m.type), names(m.type)),
-                                round(m.value, 6), m.threshold))
+  result = [
+    Measurement(
+      '.'.join(info.path.step),
+      MEASURES.get(names(m.type), names(m.type)),
+      round(m.value, 6),
+      m.threshold,
+    )
+    for info in anomalies.drift_skew_info
+    for m in info.drift_measurements
+  ]
   return sorted(result, key=lambda m: (-m.distance, m.feature))
 
 
 def failure_text(drifted: list[Measurement], newest: int) -> str:
   """The run's error: each drifted feature with its distance, and how to go on."""
-  lines = [f'data drift: span {newest} differs from the span before it in '
-           f'{", ".join(m.feature for m in drifted)}']
+  features = ', '.join(m.feature for m in drifted)
+  lines = [f'data drift: span {newest} differs from the span before it in {features}']
   lines += [f'  - {m.describe()}' for m in drifted]
-  lines.append('  if the world really changed, train on it once with: '
-               'python -m pipeline run --accept-drift (or --set drift.accept=true)')
+  lines.append(
+    '  if the world really changed, train on it once with: '
+    'python -m pipeline run --accept-drift (or --set drift.accept=true)'
+  )
   return '\n'.join(lines)
 
 
@@ -137,9 +152,12 @@ def accept(records_dir: str, key: str, newest: int, drifted: list[Measurement]) 
   (with its `path`)."""
   fileio.makedirs(records_dir)
   path = _record_path(records_dir, key)
-  record = {'key': key, 'newest_span': newest,
-            'accepted_at': datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            'drifted': [m.to_json() for m in drifted]}
+  record = {
+    'key': key,
+    'newest_span': newest,
+    'accepted_at': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    'drifted': [m.to_json() for m in drifted],
+  }
   with fileio.open(path, 'w') as f:
     f.write(json.dumps(record, indent=1))
   return {**record, 'path': path}

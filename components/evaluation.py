@@ -4,9 +4,9 @@ The baseline is resolved at execution time from the push destination, for the
 same reasons as the Trainer's warm start (see `components.training`).
 """
 
+import tensorflow_model_analysis as tfma
 from absl import logging
 from google.protobuf import wrappers_pb2
-import tensorflow_model_analysis as tfma
 from tfx import types
 from tfx.components import Evaluator
 from tfx.components.evaluator import executor as evaluator_executor
@@ -28,30 +28,42 @@ def _threshold(metric: Metric, bound: float, max_change: float) -> tfma.MetricTh
   """The gate: the metric on the right side of `bound`, and not worse than the
   serving model's by more than `max_change`."""
   higher = metric.higher_is_better
-  value = (tfma.GenericValueThreshold(lower_bound={'value': bound}) if higher
-           else tfma.GenericValueThreshold(upper_bound={'value': bound}))
+  value = (
+    tfma.GenericValueThreshold(lower_bound={'value': bound})
+    if higher
+    else tfma.GenericValueThreshold(upper_bound={'value': bound})
+  )
   # A tiny slack, so an identical model (a diff of exactly 0) passes.
   slack = max_change + 1e-10
   return tfma.MetricThreshold(
-      value_threshold=value,
-      change_threshold=tfma.GenericChangeThreshold(
-          direction=(tfma.MetricDirection.HIGHER_IS_BETTER if higher
-                     else tfma.MetricDirection.LOWER_IS_BETTER),
-          absolute={'value': -slack if higher else slack}))
+    value_threshold=value,
+    change_threshold=tfma.GenericChangeThreshold(
+      direction=(
+        tfma.MetricDirection.HIGHER_IS_BETTER if higher else tfma.MetricDirection.LOWER_IS_BETTER
+      ),
+      absolute={'value': -slack if higher else slack},
+    ),
+  )
 
 
-def eval_config(task: Task, gate_metric: str, threshold: float, max_change: float,
-                slice_features) -> tfma.EvalConfig:
+def eval_config(
+  task: Task, gate_metric: str, threshold: float, max_change: float, slice_features
+) -> tfma.EvalConfig:
   """TFMA's config for `task`: its metrics (components.metrics) overall and per
   slice, and blessing gated on `gate_metric` over the whole eval set."""
   if gate_metric not in gate_metrics(task.type):
     raise ValueError(f'{gate_metric!r} cannot gate a {task.type} model')
   gate = _threshold(TASK_METRICS[task.type][gate_metric], threshold, max_change)
   metrics = [
-      tfma.MetricConfig(class_name=metric.class_name, per_slice_thresholds=[
-          tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=gate)
-      ] if name == gate_metric else [])
-      for name, metric in TASK_METRICS[task.type].items()
+    tfma.MetricConfig(
+      class_name=metric.class_name,
+      per_slice_thresholds=[
+        tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=gate)
+      ]
+      if name == gate_metric
+      else [],
+    )
+    for name, metric in TASK_METRICS[task.type].items()
   ]
   specs = []
   if task.type == 'binary':
@@ -60,17 +72,21 @@ def eval_config(task: Task, gate_metric: str, threshold: float, max_change: floa
     metrics.append(tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'))
     # One-vs-rest precision and recall of each class, in a spec of their own:
     # binarization applies to every metric of a spec.
-    specs.append(tfma.MetricsSpec(
+    specs.append(
+      tfma.MetricsSpec(
         metrics=[tfma.MetricConfig(class_name=m.class_name) for m in PER_CLASS_METRICS.values()],
-        binarize=tfma.BinarizationOptions(class_ids={'values': list(range(task.num_classes))})))
+        binarize=tfma.BinarizationOptions(class_ids={'values': list(range(task.num_classes))}),
+      )
+    )
   return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(signature_name='eval', prediction_key=task.predictions)],
-      # The estimator's own eval metrics would be computed a second time, in
-      # its graph, per batch (about 1 s of 13): TFMA's metrics above replace them.
-      options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
-      slicing_specs=[tfma.SlicingSpec()] + [
-          tfma.SlicingSpec(feature_keys=[f]) for f in slice_features],
-      metrics_specs=[tfma.MetricsSpec(metrics=metrics)] + specs)
+    model_specs=[tfma.ModelSpec(signature_name='eval', prediction_key=task.predictions)],
+    # The estimator's own eval metrics would be computed a second time, in
+    # its graph, per batch (about 1 s of 13): TFMA's metrics above replace them.
+    options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
+    slicing_specs=[tfma.SlicingSpec()]
+    + [tfma.SlicingSpec(feature_keys=[f]) for f in slice_features],
+    metrics_specs=[tfma.MetricsSpec(metrics=metrics), *specs],
+  )
 
 
 class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):
@@ -85,8 +101,9 @@ class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):
     current = serving.latest(push_dir) if push_dir else None
     baseline_uri = current.baseline_model_uri if current else None
     if current and not baseline_uri:
-      logging.warning('Serving version %d has no intact eval model; no change threshold applies.',
-                      current.version)
+      logging.warning(
+        'Serving version %d has no intact eval model; no change threshold applies.', current.version
+      )
     if baseline_uri:
       logging.info('Baseline: serving version %d.', current.version)
       baseline = standard_artifacts.Model()
@@ -94,31 +111,34 @@ class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):
       input_dict = {**input_dict, standard_component_specs.BASELINE_MODEL_KEY: [baseline]}
     result = super().Do(input_dict, output_dict, exec_properties)
     blessing = artifact_utils.get_single_instance(
-        output_dict[standard_component_specs.BLESSING_KEY])
+      output_dict[standard_component_specs.BLESSING_KEY]
+    )
     blessing.set_int_custom_property(BASELINE_VERSION_KEY, current.version if current else 0)
     return result
 
 
 class _ServingBaselineEvaluatorSpec(standard_component_specs.EvaluatorSpec):
   PARAMETERS = {
-      **standard_component_specs.EvaluatorSpec.PARAMETERS,
-      BASELINE_PUSH_DIR_KEY: ExecutionParameter(type=str),
+    **standard_component_specs.EvaluatorSpec.PARAMETERS,
+    BASELINE_PUSH_DIR_KEY: ExecutionParameter(type=str),
   }
 
 
 class ServingBaselineEvaluator(Evaluator):
   """Evaluator whose baseline is the model serving from `baseline_push_dir`."""
+
   SPEC_CLASS = _ServingBaselineEvaluatorSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(ServingBaselineEvaluatorExecutor)
 
   def __init__(self, examples, model, eval_config: tfma.EvalConfig, baseline_push_dir: str):
     spec = _ServingBaselineEvaluatorSpec(
-        examples=examples,
-        model=model,
-        eval_config=eval_config,
-        example_splits=json_utils.dumps(None),
-        fairness_indicator_thresholds=json_utils.dumps(None),
-        baseline_push_dir=baseline_push_dir,
-        evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
-        blessing=types.Channel(type=standard_artifacts.ModelBlessing))
+      examples=examples,
+      model=model,
+      eval_config=eval_config,
+      example_splits=json_utils.dumps(None),
+      fairness_indicator_thresholds=json_utils.dumps(None),
+      baseline_push_dir=baseline_push_dir,
+      evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
+      blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+    )
     base_component.BaseComponent.__init__(self, spec=spec)

@@ -19,8 +19,16 @@ import subprocess
 import sys
 import time
 
-from components.cluster import (DEFAULT_MAX_RESTARTS, Topology, TrainingError, describe_exit,
-                                error_tail, raise_on_sigterm)
+from components.cluster import (
+  DEFAULT_MAX_RESTARTS,
+  Topology,
+  TrainingError,
+  describe_exit,
+  error_tail,
+  raise_on_sigterm,
+)
+
+_LOG = logging.getLogger(__name__)
 
 # After the chief has finished, how long workers get to notice and exit.
 WORKER_GRACE_SECONDS = 20
@@ -43,7 +51,7 @@ class LogFollower:
         data = f.read()
     except OSError:
       return
-    complete = data[:data.rfind(b'\n') + 1]
+    complete = data[: data.rfind(b'\n') + 1]
     self._offset += len(complete)
     for line in complete.decode(errors='replace').splitlines():
       if any(marker in line for marker in self._markers):
@@ -91,9 +99,13 @@ class PrivateNetwork:
     if missing:
       raise NetworkUnavailable(f'{" and ".join(missing)} (util-linux) not found')
     self._holder = subprocess.Popen(
-        ['unshare', '--user', '--map-root-user', '--net', '--', sys.executable, '-c', _HOLDER],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+      ['unshare', '--user', '--map-root-user', '--net', '--', sys.executable, '-c', _HOLDER],
+      stdin=subprocess.PIPE,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      start_new_session=True,
+    )
     if self._holder.stdout.readline().strip() != 'ready':
       self._holder.stdin.close()
       error = self._holder.stderr.read().strip().splitlines()
@@ -124,9 +136,17 @@ class LocalCluster:
   checkpoint. Every process is stopped on the way out, whatever the reason.
   """
 
-  def __init__(self, command: list[str], topology: Topology, log_dir: pathlib.Path, *,
-               max_restarts: int = DEFAULT_MAX_RESTARTS, timeout_s: float = 0,
-               poll_s: float = 0.5, private_network: bool = True):
+  def __init__(
+    self,
+    command: list[str],
+    topology: Topology,
+    log_dir: pathlib.Path,
+    *,
+    max_restarts: int = DEFAULT_MAX_RESTARTS,
+    timeout_s: float = 0,
+    poll_s: float = 0.5,
+    private_network: bool = True,
+  ):
     self._command = command
     self._private_network = private_network
     self._network: PrivateNetwork | None = None
@@ -142,7 +162,7 @@ class LocalCluster:
     members = [t for t in self._topology.tasks() if t[0] != 'evaluator']
     ports = free_ports(len(members))
     spec: dict[str, list[str]] = {}
-    for (task_type, _), port in zip(members, ports):
+    for (task_type, _), port in zip(members, ports, strict=True):
       spec.setdefault(task_type, []).append(f'127.0.0.1:{port}')
     return spec
 
@@ -153,17 +173,26 @@ class LocalCluster:
     tf_config = {'cluster': cluster, 'task': {'type': task[0], 'index': task[1]}}
     env = {**os.environ, 'TF_CONFIG': json.dumps(tf_config)}
     with open(self.log_path(task), 'a') as log:
-      log.write(f'--- start {task[0]}:{task[1]} at {time.strftime("%H:%M:%S")}'
-                f' (restart {self.restarts.get(task, 0)})\n')
+      log.write(
+        f'--- start {task[0]}:{task[1]} at {time.strftime("%H:%M:%S")}'
+        f' (restart {self.restarts.get(task, 0)})\n'
+      )
       log.flush()
-      command = self._command + ['--task', f'{task[0]}:{task[1]}', '--parent-pid', str(os.getpid())]
+      command = [*self._command, '--task', f'{task[0]}:{task[1]}', '--parent-pid', str(os.getpid())]
       self._procs[task] = subprocess.Popen(
-          self._network.command(command) if self._network else command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-          start_new_session=True)  # its own process group, stopped as a whole
+        self._network.command(command) if self._network else command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+      )  # its own process group, stopped as a whole
 
   def _failure(self, task, what: str) -> TrainingError:
-    return TrainingError(f'training replica {task[0]}:{task[1]} {what}; '
-                         f'its log {self.log_path(task)} ends:\n{error_tail(self.log_path(task))}')
+    return TrainingError(
+      f'training replica {task[0]}:{task[1]} {what}; '
+      f'its log {self.log_path(task)} ends:\n{error_tail(self.log_path(task))}'
+    )
 
   def run(self):
     """Starts the cluster and returns when training is complete.
@@ -207,22 +236,33 @@ class LocalCluster:
         else:
           count = self.restarts.get(task, 0) + 1
           if count > self._max_restarts:
-            raise self._failure(task, f'failed {count} times ({describe_exit(returncode)}); '
-                                f'max_restarts is {self._max_restarts}')
+            raise self._failure(
+              task,
+              f'failed {count} times ({describe_exit(returncode)}); '
+              f'max_restarts is {self._max_restarts}',
+            )
           self.restarts[task] = count
-          logging.warning('Training replica %s:%d %s; restart %d of %d.', task[0], task[1],
-                          describe_exit(returncode), count, self._max_restarts)
+          _LOG.warning(
+            'Training replica %s:%d %s; restart %d of %d.',
+            task[0],
+            task[1],
+            describe_exit(returncode),
+            count,
+            self._max_restarts,
+          )
           self._start(task, cluster)
       if chief_done_at is not None:
         evaluators = [t for t in self._procs if t[0] == 'evaluator']
         workers = [t for t in self._procs if t[0] == 'worker']
         if all(t in done for t in evaluators) and (
-            all(t in done for t in workers)
-            or time.monotonic() - chief_done_at > WORKER_GRACE_SECONDS):
+          all(t in done for t in workers) or time.monotonic() - chief_done_at > WORKER_GRACE_SECONDS
+        ):
           return  # parameter servers never exit by themselves; stop() ends them
       if deadline is not None and time.monotonic() > deadline:
-        raise TrainingError(f'training did not finish within trainer.timeout_s={self._timeout_s:g}; '
-                            f'replica logs are in {self._log_dir}')
+        raise TrainingError(
+          f'training did not finish within trainer.timeout_s={self._timeout_s:g}; '
+          f'replica logs are in {self._log_dir}'
+        )
       time.sleep(self._poll_s)
 
   def stop(self, grace_s: float = 5.0):
@@ -232,19 +272,13 @@ class LocalCluster:
       _signal_group(proc, signal.SIGTERM)
     end = time.monotonic() + grace_s
     for proc in running:
-      try:
+      with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(max(0.0, end - time.monotonic()))
-      except subprocess.TimeoutExpired:
-        pass
     for proc in self._procs.values():
       _signal_group(proc, signal.SIGKILL)  # also any child the replica left
       proc.wait()
 
 
 def _signal_group(proc: subprocess.Popen, sig):
-  try:
+  with contextlib.suppress(ProcessLookupError, PermissionError):
     os.killpg(proc.pid, sig)
-  except (ProcessLookupError, PermissionError):
-    pass
-
-

@@ -11,8 +11,8 @@ import os
 from absl import logging
 from tfx import types
 from tfx.components import Pusher
-from tfx.dsl.components.base import base_component, executor_spec
 from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
@@ -35,7 +35,8 @@ class AtomicPusherExecutor(pusher_executor.Executor):
 
   def Do(self, input_dict, output_dict, exec_properties):
     model_push = artifact_utils.get_single_instance(
-        output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+      output_dict[standard_component_specs.PUSHED_MODEL_KEY]
+    )
     if not input_dict.get(standard_component_specs.MODEL_BLESSING_KEY):
       raise RuntimeError('refusing to push: no model blessing is wired to the Pusher')
     if not self.CheckBlessing(input_dict):
@@ -44,14 +45,21 @@ class AtomicPusherExecutor(pusher_executor.Executor):
       return
     model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
     blessing = artifact_utils.get_single_instance(
-        input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+      input_dict[standard_component_specs.MODEL_BLESSING_KEY]
+    )
     destination = pusher_pb2.PushDestination()
-    proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
-                              destination)
-    custom_config = json_utils.loads(
-        exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or 'null') or {}
-    expected = (blessing.get_int_custom_property(BASELINE_VERSION_KEY)
-                if blessing.has_custom_property(BASELINE_VERSION_KEY) else None)
+    proto_utils.json_to_proto(
+      exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination
+    )
+    custom_config = (
+      json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or 'null')
+      or {}
+    )
+    expected = (
+      blessing.get_int_custom_property(BASELINE_VERSION_KEY)
+      if blessing.has_custom_property(BASELINE_VERSION_KEY)
+      else None
+    )
     current = serving.latest(destination.filesystem.base_directory)
     if current and current.record.get('model_uri') == model.uri:
       # E.g. a rerun that changed only the evaluator's settings.
@@ -62,10 +70,10 @@ class AtomicPusherExecutor(pusher_executor.Executor):
       return
     examples = input_dict.get(EXAMPLES_KEY)
     if examples:
-      eval_files = os.path.join(
-          artifact_utils.get_split_uri(examples, 'eval'), '*')
-      problem = smoke_check.run_in_fresh_process(path_utils.serving_model_path(model.uri),
-                                                 eval_files)
+      eval_files = os.path.join(artifact_utils.get_split_uri(examples, 'eval'), '*')
+      problem = smoke_check.run_in_fresh_process(
+        path_utils.serving_model_path(model.uri), eval_files
+      )
       if problem:
         logging.warning('Not pushed: %s.', problem)
         self._MarkNotPushed(model_push)
@@ -79,41 +87,46 @@ class AtomicPusherExecutor(pusher_executor.Executor):
       model_push.set_string_custom_property(NOT_PUSHED_KEY, str(e))
       return
     logging.info('Pushed version %d to %s.', pushed.version, pushed.path)
-    self._MarkPushed(model_push, pushed_destination=pushed.path,
-                     pushed_version=str(pushed.version))
+    self._MarkPushed(model_push, pushed_destination=pushed.path, pushed_version=str(pushed.version))
 
   def _push(self, model, blessing, destination, custom_config, expected):
     return serving.push(
-        serving_model=path_utils.serving_model_path(model.uri),
-        eval_model=path_utils.eval_model_path(model.uri),
-        push_dir=destination.filesystem.base_directory,
-        record={
-            'model_uri': model.uri,
-            'model_id': model.id,
-            'blessing_uri': blessing.uri,
-            'pipeline_run_id': self._context.pipeline_run_id if self._context else None,
-            ARCHITECTURE_KEY: custom_config.get(ARCHITECTURE_KEY),
-        },
-        expected_serving=expected)
+      serving_model=path_utils.serving_model_path(model.uri),
+      eval_model=path_utils.eval_model_path(model.uri),
+      push_dir=destination.filesystem.base_directory,
+      record={
+        'model_uri': model.uri,
+        'model_id': model.id,
+        'blessing_uri': blessing.uri,
+        'pipeline_run_id': self._context.pipeline_run_id if self._context else None,
+        ARCHITECTURE_KEY: custom_config.get(ARCHITECTURE_KEY),
+      },
+      expected_serving=expected,
+    )
 
 
 class _CheckedPusherSpec(standard_component_specs.PusherSpec):
   INPUTS = {
-      **standard_component_specs.PusherSpec.INPUTS,
-      EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+    **standard_component_specs.PusherSpec.INPUTS,
+    EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
   }
 
 
 class CheckedPusher(Pusher):
   """TFX's Pusher with AtomicPusherExecutor and the raw examples of its smoke check."""
+
   SPEC_CLASS = _CheckedPusherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPusherExecutor)
 
   def __init__(self, model, model_blessing, examples, push_dir: str, custom_config: dict):
     spec = _CheckedPusherSpec(
-        model=model, model_blessing=model_blessing, examples=examples,
-        push_destination=pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=push_dir)),
-        custom_config=json_utils.dumps(custom_config),
-        pushed_model=types.Channel(type=standard_artifacts.PushedModel))
+      model=model,
+      model_blessing=model_blessing,
+      examples=examples,
+      push_destination=pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=push_dir)
+      ),
+      custom_config=json_utils.dumps(custom_config),
+      pushed_model=types.Channel(type=standard_artifacts.PushedModel),
+    )
     base_component.BaseComponent.__init__(self, spec=spec)

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import pathlib
 import signal
 import sys
 import time
@@ -22,10 +23,22 @@ from components import contract
 # The FnArgs fields a replica needs; the rest (e.g. data_accessor) are not
 # used by Estimator trainer functions and cannot cross a process boundary.
 FN_ARGS_FIELDS = (
-    'working_dir', 'train_files', 'eval_files', 'train_steps', 'eval_steps',
-    'schema_path', 'schema_file', 'transform_graph_path', 'transform_output',
-    'serving_model_dir', 'eval_model_dir', 'model_run_dir', 'base_model',
-    'hyperparameters', 'custom_config')
+  'working_dir',
+  'train_files',
+  'eval_files',
+  'train_steps',
+  'eval_steps',
+  'schema_path',
+  'schema_file',
+  'transform_graph_path',
+  'transform_output',
+  'serving_model_dir',
+  'eval_model_dir',
+  'model_run_dir',
+  'base_model',
+  'hyperparameters',
+  'custom_config',
+)
 # Written by the chief into the model directory when training ends.
 STATS_FILE = 'training_stats.json'
 
@@ -33,6 +46,7 @@ STATS_FILE = 'training_stats.json'
 @dataclasses.dataclass(frozen=True)
 class ReplicaSpec:
   """What every replica of one Trainer execution runs: the function and its FnArgs."""
+
   trainer_fn: str  # dotted path, e.g. trainer_module.trainer_fn
   fn_args: dict[str, Any]
 
@@ -52,9 +66,9 @@ def build_training(spec: ReplicaSpec, shard: dict | None = None) -> dict:
   """Calls the user's `trainer_fn`, with `shard` (num_shards, shard_index) in its
   ModuleArgs; returns its estimator, specs and eval receiver."""
   # Heavy imports here: the launcher imports this module without TF when it only spawns.
+  from tensorflow_metadata.proto.v0 import schema_pb2
   from tfx.components.trainer.fn_args_utils import FnArgs
   from tfx.utils import import_utils, io_utils
-  from tensorflow_metadata.proto.v0 import schema_pb2
 
   fields = dict(spec.fn_args)
   module_args = contract.load(contract.ModuleArgs, fields.get('custom_config'))
@@ -89,8 +103,12 @@ def train(spec: ReplicaSpec) -> dict:
   if estimator.config.is_chief:
     hparams = contract.load(contract.ModuleArgs, spec.fn_args.get('custom_config')).hparams
     batch_size = hparams.get('batch_size')
-    _write_stats(estimator, training['train_spec'].max_steps, time.monotonic() - start,
-                 batch_size if isinstance(batch_size, int) else 0)
+    _write_stats(
+      estimator,
+      training['train_spec'].max_steps,
+      time.monotonic() - start,
+      batch_size if isinstance(batch_size, int) else 0,
+    )
   return training
 
 
@@ -98,12 +116,16 @@ def _write_stats(estimator, max_steps, seconds, batch_size):
   """Records the training throughput the chief saw (for users and `make bench`)."""
   import tensorflow as tf
 
-  stats = {'train_steps': max_steps, 'batch_size': batch_size or None,
-           'seconds': round(seconds, 3),
-           'steps_per_second': round(max_steps / seconds, 1) if seconds else None,
-           # Only if hparams has an integer batch_size.
-           'examples_per_second': (round(max_steps * batch_size / seconds, 1)
-                                   if seconds and batch_size else None)}
+  stats = {
+    'train_steps': max_steps,
+    'batch_size': batch_size or None,
+    'seconds': round(seconds, 3),
+    'steps_per_second': round(max_steps / seconds, 1) if seconds else None,
+    # Only if hparams has an integer batch_size.
+    'examples_per_second': (
+      round(max_steps * batch_size / seconds, 1) if seconds and batch_size else None
+    ),
+  }
   with tf.io.gfile.GFile(os.path.join(estimator.model_dir, STATS_FILE), 'w') as f:
     f.write(json.dumps(stats))
 
@@ -130,7 +152,7 @@ def main(argv=None):
     _die_with_parent(args.parent_pid)
   # Estimator's progress (loss and step, steps/sec, checkpoints) is INFO.
   logging.getLogger('tensorflow').setLevel(logging.INFO)
-  text = open(args.spec).read() if args.spec else args.spec_json
+  text = pathlib.Path(args.spec).read_text() if args.spec else args.spec_json
   train(ReplicaSpec.from_json(text))
 
 

@@ -19,6 +19,8 @@ import shutil
 import time
 import uuid
 
+_LOG = logging.getLogger(__name__)
+
 PUSH_RECORD = os.path.join('assets.extra', 'push.json')
 # Eval SavedModel of a pushed version, laid out as a TFX Model artifact's
 # `Format-TFMA`, so `<version>/assets.extra` can stand in as a Model URI.
@@ -42,8 +44,12 @@ class PushedVersion:
       return None
     problem = saved_model_problem(eval_model, signature=None)
     if problem:
-      logging.warning('Serving version %d: its eval model %s is damaged (%s); '
-                      'no comparison with it is possible.', self.version, eval_model, problem)
+      _LOG.warning(
+        'Serving version %d: its eval model %s is damaged (%s); no comparison with it is possible.',
+        self.version,
+        eval_model,
+        problem,
+      )
       return None
     return os.path.join(self.path, BASELINE_MODEL_URI)
 
@@ -78,8 +84,11 @@ def versions(push_dir: str) -> list[int]:
   """Every version directory under `push_dir`, intact or not, oldest first."""
   if not os.path.isdir(push_dir):
     return []
-  return sorted(int(name) for name in os.listdir(push_dir)
-                if name.isdigit() and os.path.isdir(os.path.join(push_dir, name)))
+  return sorted(
+    int(name)
+    for name in os.listdir(push_dir)
+    if name.isdigit() and os.path.isdir(os.path.join(push_dir, name))
+  )
 
 
 def damaged(push_dir: str) -> list[tuple[int, str, str]]:
@@ -100,7 +109,7 @@ def latest(push_dir: str) -> PushedVersion | None:
   versions are passed over, with a warning naming them."""
   passed_over = damaged(push_dir)
   for version, path, problem in passed_over:
-    logging.warning('Serving version %d at %s is damaged (%s); passed over.', version, path, problem)
+    _LOG.warning('Serving version %d at %s is damaged (%s); passed over.', version, path, problem)
   intact = [v for v in versions(push_dir) if v not in {d[0] for d in passed_over}]
   if not intact:
     return None
@@ -128,8 +137,13 @@ def _push_lock(push_dir: str):
     os.close(fd)
 
 
-def push(serving_model: str, eval_model: str | None, push_dir: str, record: dict,
-         expected_serving: int | None = None) -> PushedVersion:
+def push(
+  serving_model: str,
+  eval_model: str | None,
+  push_dir: str,
+  record: dict,
+  expected_serving: int | None = None,
+) -> PushedVersion:
   """Publishes a serving SavedModel as a new version, atomically.
 
   Args:
@@ -147,8 +161,10 @@ def push(serving_model: str, eval_model: str | None, push_dir: str, record: dict
     StaleBaselineError: another version serves now than `expected_serving`.
   """
   if '://' in push_dir:
-    raise ValueError(f'push destination {push_dir}: must be a local or mounted path; '
-                     'the push is an atomic rename, which object stores do not offer')
+    raise ValueError(
+      f'push destination {push_dir}: must be a local or mounted path; '
+      'the push is an atomic rename, which object stores do not offer'
+    )
   from tfx.utils import io_utils  # copies from gs:// or s3:// artifacts too
 
   os.makedirs(push_dir, exist_ok=True)
@@ -163,8 +179,9 @@ def push(serving_model: str, eval_model: str | None, push_dir: str, record: dict
         now = current.version if current else 0
         if now != expected_serving:
           raise StaleBaselineError(
-              f'serving version {now or "(none)"} is not the one the candidate was compared '
-              f'with ({expected_serving or "none serving"}); the next run compares against it')
+            f'serving version {now or "(none)"} is not the one the candidate was compared '
+            f'with ({expected_serving or "none serving"}); the next run compares against it'
+          )
       return _rename_into_place(staging, push_dir, record)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
@@ -181,8 +198,10 @@ def republish(push_dir: str, version: int, expected_serving: int, record: dict) 
   """
   source = os.path.join(push_dir, str(version))
   if version not in versions(push_dir):
-    raise ValueError(f'version {version} is not in {push_dir} '
-                     f'(versions: {", ".join(map(str, versions(push_dir))) or "none"})')
+    raise ValueError(
+      f'version {version} is not in {push_dir} '
+      f'(versions: {", ".join(map(str, versions(push_dir))) or "none"})'
+    )
   problem = saved_model_problem(source)
   if problem:
     raise ValueError(f'version {version} at {source} is damaged ({problem}); it cannot serve')
@@ -194,8 +213,10 @@ def republish(push_dir: str, version: int, expected_serving: int, record: dict) 
       current = latest(push_dir)
       now = current.version if current else 0
       if now != expected_serving:
-        raise StaleBaselineError(f'serving version {now or "(none)"} is not {expected_serving} '
-                                 'any more; look again before rolling back')
+        raise StaleBaselineError(
+          f'serving version {now or "(none)"} is not {expected_serving} '
+          'any more; look again before rolling back'
+        )
       return _rename_into_place(staging, push_dir, {**original, **record})
   finally:
     shutil.rmtree(staging, ignore_errors=True)

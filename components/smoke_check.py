@@ -40,8 +40,9 @@ def check(model_dir: str, examples_glob: str, count: int = SAMPLE) -> int:
   try:
     outputs = signature(**{name: tf.constant(batch)})
   except Exception as e:
-    raise ValueError(f'the model fails to predict: {e.__class__.__name__}: '
-                     f'{str(e).strip().splitlines()[0]}') from None
+    raise ValueError(
+      f'the model fails to predict: {e.__class__.__name__}: {str(e).strip().splitlines()[0]}'
+    ) from None
   for key, value in outputs.items():
     if value.dtype.is_floating and not np.all(np.isfinite(value.numpy())):
       raise ValueError(f'the model predicts NaN or infinity ({key!r}) on raw eval examples')
@@ -51,13 +52,19 @@ def check(model_dir: str, examples_glob: str, count: int = SAMPLE) -> int:
 def run_in_fresh_process(model_dir: str, examples_glob: str) -> str | None:
   """Runs `check` in a new Python process; returns what is wrong, or None."""
   result = subprocess.run(
-      [sys.executable, '-m', 'components.smoke_check', model_dir, examples_glob],
-      capture_output=True, text=True, timeout=TIMEOUT_S)
+    [sys.executable, '-m', 'components.smoke_check', model_dir, examples_glob],
+    capture_output=True,
+    text=True,
+    timeout=TIMEOUT_S,
+  )
   if result.returncode == 0:
     return None
   lines = [line for line in result.stderr.splitlines() if line.startswith('smoke check failed: ')]
-  return lines[-1].removeprefix('smoke check failed: ') if lines else (
-      f'the smoke check exited with code {result.returncode}')
+  return (
+    lines[-1].removeprefix('smoke check failed: ')
+    if lines
+    else (f'the smoke check exited with code {result.returncode}')
+  )
 
 
 def main(argv=None) -> int:

@@ -43,7 +43,8 @@ class Selection:
 
 def has_span_spec(pattern: str) -> bool:
   is_span, is_date, _ = utils.verify_split_pattern_specs(
-      example_gen_pb2.Input.Split(name=INPUT_SPLIT, pattern=pattern))
+    example_gen_pb2.Input.Split(name=INPUT_SPLIT, pattern=pattern)
+  )
   return is_span or is_date
 
 
@@ -55,11 +56,13 @@ def span_numbers(input_base: str, pattern: str) -> list[int]:
     return [0]
   # TFX's own glob and regex for the pattern: the same matching its driver does.
   glob, regex = utils._create_matching_glob_and_regex(  # pylint: disable=protected-access
-      input_base, split, is_span, is_date, is_version, None)
+    input_base, split, is_span, is_date, is_version, None
+  )
   numbers = set()
   for path in fileio.glob(glob):
     _, number, _, _ = utils._find_matched_span_version_from_path(  # pylint: disable=protected-access
-        path, regex, is_span, is_date, is_version)
+      path, regex, is_span, is_date, is_version
+    )
     numbers.add(number)
   return sorted(numbers)
 
@@ -69,10 +72,12 @@ def resolve_span(input_base: str, pattern: str, number: int) -> Span:
   split = example_gen_pb2.Input.Split(name=INPUT_SPLIT, pattern=pattern)
   range_config = None
   if has_span_spec(pattern):
-    range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
-        start_span_number=number, end_span_number=number))
+    range_config = range_config_pb2.RangeConfig(
+      static_range=range_config_pb2.StaticRange(start_span_number=number, end_span_number=number)
+    )
   fingerprint, span, version = utils.calculate_splits_fingerprint_span_and_version(
-      input_base, [split], range_config)
+    input_base, [split], range_config
+  )
   return Span(span, version, split.pattern, fingerprint)
 
 

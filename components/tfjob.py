@@ -10,8 +10,17 @@ import logging
 import re
 import time
 
-from components.cluster import (DEFAULT_MAX_RESTARTS, LOG_TAIL_LINES, SHARED_VOLUME, Topology,
-                                TrainingError, raise_on_sigterm, replica_command)
+from components.cluster import (
+  DEFAULT_MAX_RESTARTS,
+  LOG_TAIL_LINES,
+  SHARED_VOLUME,
+  Topology,
+  TrainingError,
+  raise_on_sigterm,
+  replica_command,
+)
+
+_LOG = logging.getLogger(__name__)
 
 TFJOB_GROUP, TFJOB_VERSION, TFJOB_PLURAL = 'kubeflow.org', 'v1', 'tfjobs'
 _REPLICA_TYPES = {'chief': 'Chief', 'worker': 'Worker', 'ps': 'PS', 'evaluator': 'Evaluator'}
@@ -28,13 +37,22 @@ def job_name(run_dir: str) -> str:
   letter (on KFP v2 that directory ends in `model_run`, whose `_` is not)."""
   digest = hashlib.sha1(run_dir.encode()).hexdigest()[:10]
   readable = re.sub(r'[^a-z0-9]+', '-', run_dir.rstrip('/').rsplit('/', 1)[-1].lower()).strip('-')
-  prefix = f'trainer-{readable}'[:MAX_JOB_NAME - len(digest) - 1].rstrip('-')
+  prefix = f'trainer-{readable}'[: MAX_JOB_NAME - len(digest) - 1].rstrip('-')
   return f'{prefix}-{digest}'
 
 
-def tfjob_manifest(name: str, *, namespace: str, image: str, spec_json: str,
-                   topology: Topology, pvc: str = '', mount_path: str = '',
-                   max_restarts: int = DEFAULT_MAX_RESTARTS, timeout_s: float = 0) -> dict:
+def tfjob_manifest(
+  name: str,
+  *,
+  namespace: str,
+  image: str,
+  spec_json: str,
+  topology: Topology,
+  pvc: str = '',
+  mount_path: str = '',
+  max_restarts: int = DEFAULT_MAX_RESTARTS,
+  timeout_s: float = 0,
+) -> dict:
   """A `kubeflow.org/v1` TFJob running every replica of one Trainer execution.
 
   The training operator sets each pod's TF_CONFIG. The chief is never
@@ -43,9 +61,9 @@ def tfjob_manifest(name: str, *, namespace: str, image: str, spec_json: str,
   `mount_path` in every pod (the model directory is then under it).
   """
   container = {
-      'name': 'tensorflow',  # the name the training operator looks for
-      'image': image,
-      'command': replica_command('python', '--spec-json', spec_json),
+    'name': 'tensorflow',  # the name the training operator looks for
+    'image': image,
+    'command': replica_command('python', '--spec-json', spec_json),
   }
   pod_spec: dict = {'containers': [container]}
   if pvc:
@@ -55,21 +73,25 @@ def tfjob_manifest(name: str, *, namespace: str, image: str, spec_json: str,
   for task_type, _ in topology.tasks():
     counts[task_type] = counts.get(task_type, 0) + 1
   replica_specs = {
-      _REPLICA_TYPES[task_type]: {
-          'replicas': count,
-          'restartPolicy': 'Never' if task_type == 'chief' else 'OnFailure',
-          'template': {'spec': pod_spec},
-      } for task_type, count in counts.items()
+    _REPLICA_TYPES[task_type]: {
+      'replicas': count,
+      'restartPolicy': 'Never' if task_type == 'chief' else 'OnFailure',
+      'template': {'spec': pod_spec},
+    }
+    for task_type, count in counts.items()
   }
   run_policy: dict = {'cleanPodPolicy': 'Running', 'backoffLimit': max_restarts}
   if timeout_s:
     run_policy['activeDeadlineSeconds'] = int(timeout_s)
   return {
-      'apiVersion': f'{TFJOB_GROUP}/{TFJOB_VERSION}',
-      'kind': 'TFJob',
-      'metadata': {'name': name, 'namespace': namespace,
-                   'labels': {'app.kubernetes.io/managed-by': 'taxi-estimator-pipeline'}},
-      'spec': {'runPolicy': run_policy, 'tfReplicaSpecs': replica_specs},
+    'apiVersion': f'{TFJOB_GROUP}/{TFJOB_VERSION}',
+    'kind': 'TFJob',
+    'metadata': {
+      'name': name,
+      'namespace': namespace,
+      'labels': {'app.kubernetes.io/managed-by': 'taxi-estimator-pipeline'},
+    },
+    'spec': {'runPolicy': run_policy, 'tfReplicaSpecs': replica_specs},
   }
 
 
@@ -81,7 +103,8 @@ class TFJobRunner:
     self._poll_s = poll_s
 
   def run(self):
-    from kubernetes import client, config as kube_config  # only the Kubeflow mode needs it
+    from kubernetes import client  # only the Kubeflow mode needs it
+    from kubernetes import config as kube_config
 
     try:
       kube_config.load_incluster_config()
@@ -90,29 +113,34 @@ class TFJobRunner:
     api = client.CustomObjectsApi()
     meta = self._manifest['metadata']
     name, namespace = meta['name'], meta['namespace']
-    api.create_namespaced_custom_object(TFJOB_GROUP, TFJOB_VERSION, namespace, TFJOB_PLURAL,
-                                        self._manifest)
-    logging.info('Created TFJob %s/%s.', namespace, name)
+    api.create_namespaced_custom_object(
+      TFJOB_GROUP, TFJOB_VERSION, namespace, TFJOB_PLURAL, self._manifest
+    )
+    _LOG.info('Created TFJob %s/%s.', namespace, name)
     finished = False
     restore = raise_on_sigterm()
     try:
       while True:
-        job = api.get_namespaced_custom_object(TFJOB_GROUP, TFJOB_VERSION, namespace,
-                                               TFJOB_PLURAL, name)
+        job = api.get_namespaced_custom_object(
+          TFJOB_GROUP, TFJOB_VERSION, namespace, TFJOB_PLURAL, name
+        )
         state, message = tfjob_state(job)
         if state == 'Succeeded':
           finished = True
           return
         if state == 'Failed':
           finished = True
-          raise TrainingError(f'TFJob {namespace}/{name} failed: {message}\n'
-                              f'{_failed_pod_log(client.CoreV1Api(), namespace, name)}')
+          raise TrainingError(
+            f'TFJob {namespace}/{name} failed: {message}\n'
+            f'{_failed_pod_log(client.CoreV1Api(), namespace, name)}'
+          )
         time.sleep(self._poll_s)
     finally:
       restore()
       if not finished:  # interrupted or timed out here: do not leave the job running
-        api.delete_namespaced_custom_object(TFJOB_GROUP, TFJOB_VERSION, namespace,
-                                            TFJOB_PLURAL, name)
+        api.delete_namespaced_custom_object(
+          TFJOB_GROUP, TFJOB_VERSION, namespace, TFJOB_PLURAL, name
+        )
 
 
 def tfjob_state(job: dict) -> tuple[str | None, str]:
@@ -125,7 +153,8 @@ def tfjob_state(job: dict) -> tuple[str | None, str]:
 
 def _failed_pod_log(core, namespace: str, job_name: str) -> str:
   pods = core.list_namespaced_pod(
-      namespace, label_selector=f'training.kubeflow.org/job-name={job_name}').items
+    namespace, label_selector=f'training.kubeflow.org/job-name={job_name}'
+  ).items
   for pod in pods:
     if pod.status.phase == 'Failed':
       log = core.read_namespaced_pod_log(pod.metadata.name, namespace, tail_lines=LOG_TAIL_LINES)

@@ -13,15 +13,14 @@ import pathlib
 import posixpath
 import sys
 
-from absl import logging
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from absl import logging
 from tfx.components.trainer import executor as trainer_executor
 from tfx.utils import io_utils, path_utils
 
 from components import cluster as cluster_lib
-from components import local_cluster, tfjob
-from components import contract, replica, serving
+from components import contract, local_cluster, replica, serving, tfjob
 
 # The push record's key for what a pushed model was trained with.
 ARCHITECTURE_KEY = 'architecture'
@@ -75,10 +74,13 @@ class EstimatorTrainerExecutor(trainer_executor.Executor):
     fn_args.serving_model_dir = path_utils.serving_model_dir(model_root)
     fn_args.eval_model_dir = path_utils.eval_model_dir(model_root)
     trainer_fn = exec_properties.get('trainer_fn') or (
-        exec_properties.get('module_path') and exec_properties['module_path'] + '.trainer_fn')
+      exec_properties.get('module_path') and exec_properties['module_path'] + '.trainer_fn'
+    )
     if not trainer_fn:
-      raise ValueError('the Trainer needs trainer_fn or module_path (a dotted module), '
-                       'not module_file: replicas import the user code by name')
+      raise ValueError(
+        'the Trainer needs trainer_fn or module_path (a dotted module), '
+        'not module_file: replicas import the user code by name'
+      )
 
     if mode == 'none':
       logging.info('Training model in this process.')
@@ -86,7 +88,8 @@ class EstimatorTrainerExecutor(trainer_executor.Executor):
       serving_source = path_utils.serving_model_path(model_root)
     else:
       fn_args.custom_config = contract.dump(
-          self._payload.module_args.copy(update={'throttle_secs': EVALUATOR_THROTTLE_SECS}))
+        self._payload.module_args.copy(update={'throttle_secs': EVALUATOR_THROTTLE_SECS})
+      )
       spec = replica.ReplicaSpec.from_fn_args(trainer_fn, fn_args)
       run_cluster(mode, cluster, spec, run_dir)
       training = replica.build_training(spec)
@@ -94,8 +97,10 @@ class EstimatorTrainerExecutor(trainer_executor.Executor):
 
     logging.info('Training complete; exporting the eval model for TFMA.')
     tfma.export.export_eval_savedmodel(
-        estimator=training['estimator'], export_dir_base=fn_args.eval_model_dir,
-        eval_input_receiver_fn=training['eval_input_receiver_fn'])
+      estimator=training['estimator'],
+      export_dir_base=fn_args.eval_model_dir,
+      eval_input_receiver_fn=training['eval_input_receiver_fn'],
+    )
     io_utils.copy_dir(serving_source, serving_dest)
     io_utils.copy_dir(path_utils.eval_model_path(model_root), eval_dest)
     logging.info('Serving model copied to %s; eval model to %s.', serving_dest, eval_dest)
@@ -105,12 +110,13 @@ class EstimatorTrainerExecutor(trainer_executor.Executor):
       model.set_string_custom_property(WARM_START_NOTE, note)
 
 
-def run_cluster(mode: str, cluster: contract.ClusterSpec, spec: replica.ReplicaSpec,
-                run_dir: str):
+def run_cluster(mode: str, cluster: contract.ClusterSpec, spec: replica.ReplicaSpec, run_dir: str):
   """Runs every replica of `spec` on a local or Kubeflow cluster until training is done."""
-  topology = cluster_lib.Topology(workers=cluster.workers,
-                                  parameter_servers=cluster.parameter_servers,
-                                  evaluator=cluster.evaluator)
+  topology = cluster_lib.Topology(
+    workers=cluster.workers,
+    parameter_servers=cluster.parameter_servers,
+    evaluator=cluster.evaluator,
+  )
   max_restarts, timeout_s = cluster.max_restarts, cluster.timeout_s
   logging.info('Training on a %s cluster: %s.', mode, topology)
   if mode == 'local':
@@ -119,15 +125,26 @@ def run_cluster(mode: str, cluster: contract.ClusterSpec, spec: replica.ReplicaS
     spec_file = log_dir / 'replica_spec.json'
     spec_file.write_text(spec.to_json())
     local = local_cluster.LocalCluster(
-        cluster_lib.replica_command(sys.executable, '--spec', str(spec_file)), topology, log_dir,
-        max_restarts=max_restarts, timeout_s=timeout_s, private_network=not cluster.expose)
+      cluster_lib.replica_command(sys.executable, '--spec', str(spec_file)),
+      topology,
+      log_dir,
+      max_restarts=max_restarts,
+      timeout_s=timeout_s,
+      private_network=not cluster.expose,
+    )
     local.run()
     return
   manifest = tfjob.tfjob_manifest(
-      tfjob.job_name(run_dir),
-      namespace=cluster.namespace, image=cluster.image, spec_json=spec.to_json(),
-      topology=topology, pvc=cluster.pvc, mount_path=cluster.mount_path,
-      max_restarts=max_restarts, timeout_s=timeout_s)
+    tfjob.job_name(run_dir),
+    namespace=cluster.namespace,
+    image=cluster.image,
+    spec_json=spec.to_json(),
+    topology=topology,
+    pvc=cluster.pvc,
+    mount_path=cluster.mount_path,
+    max_restarts=max_restarts,
+    timeout_s=timeout_s,
+  )
   tfjob.TFJobRunner(manifest).run()
 
 
@@ -136,15 +153,24 @@ def export_final_model(training: dict, export_base: str) -> str:
   estimator = training['estimator']
   checkpoint = estimator.latest_checkpoint()
   if not checkpoint:
-    raise cluster_lib.TrainingError(f'the cluster finished but left no checkpoint in {estimator.model_dir}')
+    raise cluster_lib.TrainingError(
+      f'the cluster finished but left no checkpoint in {estimator.model_dir}'
+    )
   exports = []
   for exporter in training['eval_spec'].exporters:
-    path = exporter.export(estimator, os.path.join(export_base, exporter.name), checkpoint,
-                           eval_result={}, is_the_final_export=True)
+    path = exporter.export(
+      estimator,
+      os.path.join(export_base, exporter.name),
+      checkpoint,
+      eval_result={},
+      is_the_final_export=True,
+    )
     if path:
       exports.append(path.decode() if isinstance(path, bytes) else path)
   if len(exports) != 1:
-    raise ValueError(f'expected exactly one exporter to export the serving model, got {len(exports)}')
+    raise ValueError(
+      f'expected exactly one exporter to export the serving model, got {len(exports)}'
+    )
   logging.info('Exported the final checkpoint %s to %s.', checkpoint, exports[0])
   return exports[0]
 
@@ -164,20 +190,32 @@ def architecture(module_args: contract.ModuleArgs) -> str:
   TRAINING_ONLY_HPARAMS. New data alone keeps it; a code edit may change the
   variables, so it trains from scratch."""
   shaping = {k: v for k, v in module_args.hparams.items() if k not in TRAINING_ONLY_HPARAMS}
-  return json.dumps({'code': module_args.code_fingerprint, 'hparams': shaping,
-                     'task': contract.dump(module_args.task)}, sort_keys=True)
+  return json.dumps(
+    {
+      'code': module_args.code_fingerprint,
+      'hparams': shaping,
+      'task': contract.dump(module_args.task),
+    },
+    sort_keys=True,
+  )
 
 
-def warm_start_model(push_dir: str | None,
-                     architecture: str | None) -> tuple[serving.PushedVersion | None, str]:
+def warm_start_model(
+  push_dir: str | None, architecture: str | None
+) -> tuple[serving.PushedVersion | None, str]:
   """The serving version to warm-start from if it has the same architecture
   (else None), and a note saying which or why not."""
   current = serving.latest(push_dir) if push_dir else None
   if current is None:
     base, note = None, 'no model is serving yet; trained from scratch'
   elif current.record.get(ARCHITECTURE_KEY) != architecture:
-    base, note = None, (f'serving version {current.version} has another architecture (code, '
-                        'task or shaping hparams changed); trained from scratch')
+    base, note = (
+      None,
+      (
+        f'serving version {current.version} has another architecture (code, '
+        'task or shaping hparams changed); trained from scratch'
+      ),
+    )
   else:
     base, note = current, f'warm-started from serving version {current.version} ({current.path})'
   logging.info('Warm start: %s.', note)

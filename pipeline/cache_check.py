@@ -11,19 +11,25 @@ import os
 
 # Files an artifact of these types must hold, relative to its URI.
 REQUIRED_FILES = {
-    'Model': ('Format-Serving/saved_model.pb', 'Format-TFMA/saved_model.pb'),
-    'TransformGraph': ('transform_fn/saved_model.pb', 'transformed_metadata/schema.pbtxt'),
+  'Model': ('Format-Serving/saved_model.pb', 'Format-TFMA/saved_model.pb'),
+  'TransformGraph': ('transform_fn/saved_model.pb', 'transformed_metadata/schema.pbtxt'),
 }
 # Types whose folder always holds files (a PushedModel's, for one, may be empty).
-WITH_FILES = ('Examples', 'ExampleStatistics', 'Schema', 'ExampleAnomalies', 'TransformGraph',
-              'Model', 'ModelRun', 'ModelEvaluation', 'ModelBlessing')
+WITH_FILES = (
+  'Examples',
+  'ExampleStatistics',
+  'Schema',
+  'ExampleAnomalies',
+  'TransformGraph',
+  'Model',
+  'ModelRun',
+  'ModelEvaluation',
+  'ModelBlessing',
+)
 
 
 def _has_files(path: str) -> bool:
-  for _, _, files in os.walk(path):
-    if files:
-      return True
-  return False
+  return any(files for _, _, files in os.walk(path))
 
 
 def problem(type_name: str, uri: str, split_names: list[str]) -> str | None:
@@ -54,7 +60,11 @@ def invalidate_incomplete(metadata_path) -> list[str]:
   types = {t.id: t.name for t in store.get_artifact_types()}
   damaged, notes = [], []
   for artifact in store.get_artifacts():
-    if artifact.state != metadata_store_pb2.Artifact.LIVE or not artifact.uri or '://' in artifact.uri:
+    if (
+      artifact.state != metadata_store_pb2.Artifact.LIVE
+      or not artifact.uri
+      or '://' in artifact.uri
+    ):
       continue
     splits_value = artifact.properties.get('split_names')
     splits = artifact_utils.decode_split_names(splits_value.string_value) if splits_value else []
@@ -63,8 +73,9 @@ def invalidate_incomplete(metadata_path) -> list[str]:
     if found:
       artifact.state = metadata_store_pb2.Artifact.DELETED
       damaged.append(artifact)
-      notes.append(f'cached {type_name} at {artifact.uri} is incomplete ({found}); '
-                   'what made it runs again')
+      notes.append(
+        f'cached {type_name} at {artifact.uri} is incomplete ({found}); what made it runs again'
+      )
   if damaged:
     store.put_artifacts(damaged)
   return notes

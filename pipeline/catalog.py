@@ -20,8 +20,11 @@ def _value(value) -> str:
 
 def runs_table(records: list[dict]) -> list[str]:
   """One line per run: id, date, outcome, gated metric, blessed, pushed version, seconds."""
-  lines = [f'{"run":<21} {"date":<16} {"outcome":<12} {"metric":<16} {"blessed":<7} '
-           f'{"pushed":<11} {"seconds":>7}']
+  header = (
+    f'{"run":<21} {"date":<16} {"outcome":<12} {"metric":<16} {"blessed":<7} '
+    f'{"pushed":<11} {"seconds":>7}'
+  )
+  lines = [header]
   for r in records:
     gate = r.get('gate') or {}
     metric = f'{gate["metric"]} {_value(gate.get("candidate"))}' if gate.get('metric') else '-'
@@ -32,9 +35,11 @@ def runs_table(records: list[dict]) -> list[str]:
     evaluated = r.get('kind') != 'rollback' and outcome in ('pushed', 'not_pushed')
     blessed = ('yes' if r.get('blessed') else 'no') if evaluated else '-'
     seconds = r.get('wall_seconds')
-    lines.append(f'{r.get("run_id", "?"):<21} {_when(r.get("run_id", "")):<16} {outcome:<12} '
-                 f'{metric:<16} {blessed:<7} {_value(r.get("pushed_version")):<11} '
-                 f'{"-" if seconds is None else f"{seconds:.1f}":>7}')
+    lines.append(
+      f'{r.get("run_id", "?"):<21} {_when(r.get("run_id", "")):<16} {outcome:<12} '
+      f'{metric:<16} {blessed:<7} {_value(r.get("pushed_version")):<11} '
+      f'{"-" if seconds is None else f"{seconds:.1f}":>7}'
+    )
   return lines
 
 
@@ -50,32 +55,44 @@ def _flatten(value, prefix='') -> dict:
 def compare(a: dict, b: dict) -> list[str]:
   """The metrics of two runs side by side, and the config keys that differ."""
   lines = [f'{"":<24} {a["run_id"]:<21} {b["run_id"]}']
-  for key in ('outcome', 'blessed', 'pushed_version', 'wall_seconds'):
-    lines.append(f'{key:<24} {_value(a.get(key)):<21} {_value(b.get(key))}')
+  lines += [
+    f'{key:<24} {_value(a.get(key)):<21} {_value(b.get(key))}'
+    for key in ('outcome', 'blessed', 'pushed_version', 'wall_seconds')
+  ]
   metrics_a, metrics_b = a.get('metrics') or {}, b.get('metrics') or {}
-  for name in [*metrics_a, *[n for n in metrics_b if n not in metrics_a]]:
-    lines.append(f'{"metrics." + name:<24} {_value(metrics_a.get(name)):<21} '
-                 f'{_value(metrics_b.get(name))}')
+  lines += [
+    f'{"metrics." + name:<24} {_value(metrics_a.get(name)):<21} {_value(metrics_b.get(name))}'
+    for name in [*metrics_a, *[n for n in metrics_b if n not in metrics_a]]
+  ]
   config_a, config_b = _flatten(a.get('config') or {}), _flatten(b.get('config') or {})
   changed = sorted(k for k in set(config_a) | set(config_b) if config_a.get(k) != config_b.get(k))
   lines.append('config: ' + ('the same' if not changed else f'{len(changed)} key(s) differ'))
-  lines += [f'  {k}: {json.dumps(config_a.get(k))} -> {json.dumps(config_b.get(k))}' for k in changed]
+  lines += [
+    f'  {k}: {json.dumps(config_a.get(k))} -> {json.dumps(config_b.get(k))}' for k in changed
+  ]
   return lines
 
 
 def models_table(rows: list[dict]) -> list[str]:
   lines = [f'{"version":<11} {"pushed":<16} {"run":<21} {"metric":<16} {"spans":<14} note']
   for row in rows:
-    pushed = (datetime.datetime.fromtimestamp(row['pushed_at']).strftime('%Y-%m-%d %H:%M')
-              if row['pushed_at'] else '?')
+    pushed = (
+      datetime.datetime.fromtimestamp(row['pushed_at']).strftime('%Y-%m-%d %H:%M')
+      if row['pushed_at']
+      else '?'
+    )
     metric = f'{row["metric"]} {_value(row["value"])}' if row['metric'] else '-'
     spans = row['spans'] or {}
     span_text = ','.join(map(str, spans.get('train', []))) if spans else '-'
-    notes = (['SERVING'] if row['serving'] else []) + (
-        [f'copy of {row[models.ROLLBACK_OF]} (rollback)'] if row[models.ROLLBACK_OF] else []) + (
-        [f'damaged: {row["damaged"]}'] if row['damaged'] else [])
-    lines.append(f'{row["version"]:<11} {pushed:<16} {row["run_id"] or "?":<21} {metric:<16} '
-                 f'{span_text:<14} {"; ".join(notes)}')
+    notes = (
+      (['SERVING'] if row['serving'] else [])
+      + ([f'copy of {row[models.ROLLBACK_OF]} (rollback)'] if row[models.ROLLBACK_OF] else [])
+      + ([f'damaged: {row["damaged"]}'] if row['damaged'] else [])
+    )
+    lines.append(
+      f'{row["version"]:<11} {pushed:<16} {row["run_id"] or "?":<21} {metric:<16} '
+      f'{span_text:<14} {"; ".join(notes)}'
+    )
   return lines
 
 
@@ -99,7 +116,9 @@ def main(config: Config, args) -> int:
     print('\n'.join(models_table(rows)) if rows else f'no models in {config.push_dir}')
     return 0
   record = models.rollback(config, args.version)
-  print(f'rolled back: version {record["rolled_back_to"]} serves again, as version '
-        f'{record["pushed_version"]} ({record["pushed_path"]}); it replaced version '
-        f'{record["replaced_version"]}. The next run compares against it.')
+  print(
+    f'rolled back: version {record["rolled_back_to"]} serves again, as version '
+    f'{record["pushed_version"]} ({record["pushed_path"]}); it replaced version '
+    f'{record["replaced_version"]}. The next run compares against it.'
+  )
   return 0

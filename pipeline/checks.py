@@ -15,12 +15,15 @@ from pipeline.config import Config, ConfigError
 def read_schema(path: str) -> schema_pb2.Schema:
   if '://' in path:
     import tensorflow as tf
+
     with tf.io.gfile.GFile(path) as f:
       text = f.read()
   else:
     if not os.path.isfile(path):
-      raise ConfigError(f"config key 'schema_file': {path} does not exist "
-                        '(create one with `python -m pipeline init` or `python -m pipeline schema`)')
+      raise ConfigError(
+        f"config key 'schema_file': {path} does not exist "
+        '(create one with `python -m pipeline init` or `python -m pipeline schema`)'
+      )
     with open(path) as f:
       text = f.read()
   try:
@@ -34,12 +37,16 @@ def check_against_schema(config: Config, schema: schema_pb2.Schema) -> None:
   columns = {f.name for f in schema.feature}
   listed = ', '.join(sorted(columns))
   if config.task.label not in columns:
-    raise ConfigError(f"config key 'task.label': {config.task.label!r} is not a column of "
-                      f'{config.schema_file} (columns: {listed})')
+    raise ConfigError(
+      f"config key 'task.label': {config.task.label!r} is not a column of "
+      f'{config.schema_file} (columns: {listed})'
+    )
   for feature in config.evaluator.slice_features:
     if feature not in columns:
-      raise ConfigError(f"config key 'evaluator.slice_features': {feature!r} is not a column "
-                        f'of {config.schema_file} (columns: {listed})')
+      raise ConfigError(
+        f"config key 'evaluator.slice_features': {feature!r} is not a column "
+        f'of {config.schema_file} (columns: {listed})'
+      )
 
 
 def preflight(config: Config, data: bool = True) -> None:
@@ -71,7 +78,8 @@ def check_private_network() -> None:
       pass
   except NetworkUnavailable as e:
     raise ConfigError(
-        "config key 'trainer.expose_cluster': trainer.cluster=local runs its replicas in a "
-        f'private network namespace, which this machine cannot make ({e}); their TF servers '
-        'would listen on every interface, unauthenticated. Set trainer.expose_cluster=true '
-        'to accept that') from None
+      "config key 'trainer.expose_cluster': trainer.cluster=local runs its replicas in a "
+      f'private network namespace, which this machine cannot make ({e}); their TF servers '
+      'would listen on every interface, unauthenticated. Set trainer.expose_cluster=true '
+      'to accept that'
+    ) from None

@@ -34,79 +34,144 @@ EXIT_CODES_HELP = f"""exit codes of `run`:
   {EXIT_FAILED}   the run failed (the serving model is unchanged)
   {EXIT_USAGE}   a bad command line, config or user module: nothing ran
   {EXIT_LOCKED}  another run holds the output root or serving directory"""
-OUTCOMES = {'pushed': EXIT_PUSHED, 'not_pushed': EXIT_NOT_PUSHED, 'nothing_new': EXIT_NOTHING_NEW,
-            'data_refused': EXIT_DATA_REFUSED, 'failed': EXIT_FAILED}
-OUTCOME_TEXT = {'pushed': 'a new model is serving', 'not_pushed': 'trained, not pushed; '
-                'the serving model is unchanged', 'nothing_new': 'no new data or code: nothing '
-                'to train', 'data_refused': 'the data was refused: nothing trained, the serving '
-                'model is unchanged', 'failed': 'the serving model is unchanged'}
+OUTCOMES = {
+  'pushed': EXIT_PUSHED,
+  'not_pushed': EXIT_NOT_PUSHED,
+  'nothing_new': EXIT_NOTHING_NEW,
+  'data_refused': EXIT_DATA_REFUSED,
+  'failed': EXIT_FAILED,
+}
+OUTCOME_TEXT = {
+  'pushed': 'a new model is serving',
+  'not_pushed': 'trained, not pushed; the serving model is unchanged',
+  'nothing_new': 'no new data or code: nothing to train',
+  'data_refused': 'the data was refused: nothing trained, the serving model is unchanged',
+  'failed': 'the serving model is unchanged',
+}
 
 
 def _parser():
   parser = argparse.ArgumentParser(
-      prog='python -m pipeline', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_CODES_HELP)
+    prog='python -m pipeline',
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    epilog=EXIT_CODES_HELP,
+  )
   commands = parser.add_subparsers(dest='command', required=True)
   init = commands.add_parser(
-      'init', help='write a runnable starting project (config, schema, model package) for a CSV table')
+    'init', help='write a runnable starting project (config, schema, model package) for a CSV table'
+  )
   init.add_argument('directory', type=pathlib.Path, help='the project folder to create')
-  init.add_argument('--data', type=pathlib.Path, required=True,
-                    help='a CSV file, or a folder of CSV files with one header')
+  init.add_argument(
+    '--data',
+    type=pathlib.Path,
+    required=True,
+    help='a CSV file, or a folder of CSV files with one header',
+  )
   init.add_argument('--label', required=True, help='the column to predict')
-  init.add_argument('--task', choices=TASKS, required=True,
-                    help='binary or multiclass classification, or regression')
+  init.add_argument(
+    '--task',
+    choices=TASKS,
+    required=True,
+    help='binary or multiclass classification, or regression',
+  )
   init.add_argument('--force', action='store_true', help='overwrite an existing project folder')
-  for name, help_text in (('run', 'run the whole pipeline on this machine'),
-                          ('runs', 'list past runs, newest first (show ID, compare A B)'),
-                          ('models', 'list the versions in the serving directory'),
-                          ('rollback', 'make an earlier model version serve again'),
-                          ('schema', 'regenerate the curated schema from the data'),
-                          ('image', 'build the pipeline image (locked versions and your module)'),
-                          ('compile', 'write the pipeline for Kubeflow Pipelines'),
-                          ('submit', 'upload to Kubeflow Pipelines and start a (recurring) run')):
+  for name, help_text in (
+    ('run', 'run the whole pipeline on this machine'),
+    ('runs', 'list past runs, newest first (show ID, compare A B)'),
+    ('models', 'list the versions in the serving directory'),
+    ('rollback', 'make an earlier model version serve again'),
+    ('schema', 'regenerate the curated schema from the data'),
+    ('image', 'build the pipeline image (locked versions and your module)'),
+    ('compile', 'write the pipeline for Kubeflow Pipelines'),
+    ('submit', 'upload to Kubeflow Pipelines and start a (recurring) run'),
+  ):
     command = commands.add_parser(
-        name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=EXIT_CODES_HELP if name == 'run' else None)
-    command.add_argument('--config', type=pathlib.Path, help='YAML config (default: the shipped one)')
-    command.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
-                         help='override a config key; repeatable')
+      name,
+      help=help_text,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog=EXIT_CODES_HELP if name == 'run' else None,
+    )
+    command.add_argument(
+      '--config', type=pathlib.Path, help='YAML config (default: the shipped one)'
+    )
+    command.add_argument(
+      '--set',
+      action='append',
+      default=[],
+      metavar='KEY=VALUE',
+      help='override a config key; repeatable',
+    )
     if name == 'schema':
-      command.add_argument('--output', type=pathlib.Path,
-                           help='where to write the schema (default: the config\'s schema_file)')
+      command.add_argument(
+        '--output',
+        type=pathlib.Path,
+        help="where to write the schema (default: the config's schema_file)",
+      )
       command.add_argument('--force', action='store_true', help='overwrite an existing schema file')
     if name == 'runs':
       command.add_argument('action', nargs='?', choices=('list', 'show', 'compare'), default='list')
-      command.add_argument('ids', nargs='*', metavar='RUN_ID',
-                           help='show: one run; compare: two runs (a unique prefix will do)')
+      command.add_argument(
+        'ids',
+        nargs='*',
+        metavar='RUN_ID',
+        help='show: one run; compare: two runs (a unique prefix will do)',
+      )
     if name == 'rollback':
-      command.add_argument('version', nargs='?', type=int,
-                           help='the version to serve (default: the one before the serving one)')
+      command.add_argument(
+        'version',
+        nargs='?',
+        type=int,
+        help='the version to serve (default: the one before the serving one)',
+      )
     if name == 'image':
       command.add_argument('--tag', required=True, help='the image name, e.g. registry/name:tag')
       command.add_argument('--dry-run', action='store_true', help='print the docker command only')
     if name == 'run':
-      command.add_argument('--runner', choices=('local', 'beam'), default='local',
-                           help="TFX's LocalDagRunner (default) or BeamDagRunner")
-      command.add_argument('--accept-drift', action='store_true',
-                           help='train on the newest span even if it drifted from the previous '
-                                'one (same as --set drift.accept=true); remembered for these spans')
+      command.add_argument(
+        '--runner',
+        choices=('local', 'beam'),
+        default='local',
+        help="TFX's LocalDagRunner (default) or BeamDagRunner",
+      )
+      command.add_argument(
+        '--accept-drift',
+        action='store_true',
+        help='train on the newest span even if it drifted from the previous '
+        'one (same as --set drift.accept=true); remembered for these spans',
+      )
     if name in ('compile', 'submit'):
-      command.add_argument('--target', choices=kubeflow.TARGETS, default='kubeflow',
-                           help='kubeflow: Argo workflow for KFP 1.8 and 2.x backends (default); '
-                                'kubeflow-v2: KFP v2 pipeline spec (KFP v2, Vertex)')
-      command.add_argument('--output', type=pathlib.Path,
-                           help='the YAML file (default: <output_root>/kubeflow/pipeline-v1.yaml or -v2.yaml)')
+      command.add_argument(
+        '--target',
+        choices=kubeflow.TARGETS,
+        default='kubeflow',
+        help='kubeflow: Argo workflow for KFP 1.8 and 2.x backends (default); '
+        'kubeflow-v2: KFP v2 pipeline spec (KFP v2, Vertex)',
+      )
+      command.add_argument(
+        '--output',
+        type=pathlib.Path,
+        help='the YAML file (default: <output_root>/kubeflow/pipeline-v1.yaml or -v2.yaml)',
+      )
     if name == 'submit':
-      command.add_argument('--host', help='KFP API endpoint, e.g. http://localhost:8080 '
-                                          '(default: kubeflow.host)')
-      command.add_argument('--schedule', metavar='CRON',
-                           help='create a recurring run on this cron schedule instead of one run')
+      command.add_argument(
+        '--host', help='KFP API endpoint, e.g. http://localhost:8080 (default: kubeflow.host)'
+      )
+      command.add_argument(
+        '--schedule',
+        metavar='CRON',
+        help='create a recurring run on this cron schedule instead of one run',
+      )
       command.add_argument('--experiment', default='Default', help='KFP experiment name')
-      command.add_argument('--namespace', help='multi-user KFP: your profile namespace '
-                                               '(default: kubeflow.user_namespace)')
-      command.add_argument('--pipeline-root', metavar='URI',
-                           help='kubeflow-v2: gs:// or s3:// root for artifacts '
-                                '(default: kubeflow.v2_pipeline_root)')
+      command.add_argument(
+        '--namespace',
+        help='multi-user KFP: your profile namespace (default: kubeflow.user_namespace)',
+      )
+      command.add_argument(
+        '--pipeline-root',
+        metavar='URI',
+        help='kubeflow-v2: gs:// or s3:// root for artifacts (default: kubeflow.v2_pipeline_root)',
+      )
   return parser
 
 
@@ -119,23 +184,26 @@ def _logs_to(path: pathlib.Path):
   path.parent.mkdir(parents=True, exist_ok=True)
   sys.stderr.flush()
   saved = os.dup(2)
-  log = open(path, 'a', buffering=1)
-  os.dup2(log.fileno(), 2)
-  console_err = os.fdopen(os.dup(saved), 'w', buffering=1)
-  try:
-    yield console_err
-  finally:
-    sys.stderr.flush()
-    os.dup2(saved, 2)
-    os.close(saved)
-    log.close()
-    console_err.close()
+  with (
+    open(path, 'a', buffering=1) as log,
+    os.fdopen(os.dup(saved), 'w', buffering=1) as console_err,
+  ):
+    os.dup2(log.fileno(), 2)
+    try:
+      yield console_err
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
 
 
 def _describe(error: BaseException) -> str:
   text = str(error).strip() or error.__class__.__name__
-  return text if isinstance(error, (ValueError, RuntimeError, OSError)) else (
-      f'{error.__class__.__name__}: {text}')
+  return (
+    text
+    if isinstance(error, (ValueError, RuntimeError, OSError))
+    else (f'{error.__class__.__name__}: {text}')
+  )
 
 
 # The summary and the console keep this much of an error; the log has all of it.
@@ -146,9 +214,9 @@ def short(text: str) -> str:
   """`text` cut to MAX_ERROR_LINES lines and MAX_ERROR_CHARS characters."""
   lines = text.splitlines()
   if len(lines) > MAX_ERROR_LINES:
-    lines = lines[:1] + ['...'] + lines[-(MAX_ERROR_LINES - 2):]
+    lines = [*lines[:1], '...', *lines[-(MAX_ERROR_LINES - 2) :]]
   text = '\n'.join(lines)
-  return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 4] + ' ...'
+  return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 4] + ' ...'
 
 
 def error_text(error: BaseException) -> str:
@@ -158,7 +226,9 @@ def error_text(error: BaseException) -> str:
   if isinstance(error, KeyboardInterrupt):
     return 'interrupted'
   root, seen = error, {id(error)}
-  while (root.__cause__ or root.__context__) is not None and id(root.__cause__ or root.__context__) not in seen:
+  while (root.__cause__ or root.__context__) is not None and id(
+    root.__cause__ or root.__context__
+  ) not in seen:
     root = root.__cause__ or root.__context__
     seen.add(id(root))
   if root is error:
@@ -188,12 +258,16 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
   print(f'run {run_id} ({runner} runner): logs in {log_file}', flush=True)
 
   def on_start(name):
-    print(f'  {name:<26} {"running":<9} {"":7}     (elapsed {time.monotonic() - started:6.1f} s)',
-          flush=True)
+    print(
+      f'  {name:<26} {"running":<9} {"":7}     (elapsed {time.monotonic() - started:6.1f} s)',
+      flush=True,
+    )
 
   def on_finish(name, state, seconds):
-    print(f'  {name:<26} {state:<9} {seconds:7.1f} s   (elapsed {time.monotonic() - started:6.1f} s)',
-          flush=True)
+    print(
+      f'  {name:<26} {state:<9} {seconds:7.1f} s   (elapsed {time.monotonic() - started:6.1f} s)',
+      flush=True,
+    )
 
   def on_training(line):
     print(f'    {line}', flush=True)
@@ -206,11 +280,17 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
     # before anything relies on them.
     for note in history.recover(config, run_id):
       print(f'note: {note}', flush=True)
-    damaged = [{'version': v, 'path': p, 'problem': problem}
-               for v, p, problem in serving.damaged(config.push_dir)]
+    damaged = [
+      {'version': v, 'path': p, 'problem': problem}
+      for v, p, problem in serving.damaged(config.push_dir)
+    ]
     for version in damaged:
-      print(f'warning: serving version {version["version"]} at {version["path"]} is damaged '
-            f'({version["problem"]}); passed over', file=console, flush=True)
+      print(
+        f'warning: serving version {version["version"]} at {version["path"]} is damaged '
+        f'({version["problem"]}); passed over',
+        file=console,
+        flush=True,
+      )
     progress = None
     try:
       # Fail fast, before any component runs. The user's module imports
@@ -237,26 +317,31 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
         runners.run(config, run_id, progress, runner, training)
       except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
         status, error = 'failed', short(error_text(e))
-        failed = [name for name, (state, _) in (progress.timings if progress else {}).items()
-                  if state == 'failed']
+        failed = [
+          name
+          for name, (state, _) in (progress.timings if progress else {}).items()
+          if state == 'failed'
+        ]
         if failed:
           error = f'{failed[0]} failed: {error}'
         logging.getLogger(__name__).exception('run %s failed', run_id)
     from pipeline import report
+
     collected = report.collect(config, run_id, progress.timings if progress else {})
     summary = {
-        'run_id': run_id,
-        'status': status,
-        'outcome': outcome(status, collected),
-        'error': error,
-        **collected,
-        'damaged_versions': damaged,
-        'runner': runner,
-        'wall_seconds': round(time.monotonic() - started, 2),
-        'log_file': str(log_file),
-        'config': to_dict(config),
+      'run_id': run_id,
+      'status': status,
+      'outcome': outcome(status, collected),
+      'error': error,
+      **collected,
+      'damaged_versions': damaged,
+      'runner': runner,
+      'wall_seconds': round(time.monotonic() - started, 2),
+      'log_file': str(log_file),
+      'config': to_dict(config),
     }
     from pipeline import html_report
+
     try:
       summary['report'] = str(html_report.write(summary, config, history.load_runs(config)))
     except Exception:  # a report that cannot be drawn must not change the run's outcome
@@ -293,8 +378,9 @@ def _print_summary(summary, path, console_err):
   metrics = summary['metrics']
   cached = summary.get('outcome') == 'nothing_new'
   if metrics:
-    shown = ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
-                      for k, v in metrics.items())
+    shown = ', '.join(
+      f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}' for k, v in metrics.items()
+    )
     # A fully cached run's evaluation is an earlier run's, against the model
     # that served then: shown as such, with no decision of its own.
     print(f'eval metrics{" (cached, from an earlier run)" if cached else ""}: {shown}')
@@ -314,15 +400,20 @@ def _print_summary(summary, path, console_err):
     print(f'serving: {summary["serving_path"]}')
   if summary.get('report'):
     print(f'report: {summary["report"]}')
-  print(f'{summary["status"]} in {summary["wall_seconds"]:.1f} s: {OUTCOME_TEXT[summary["outcome"]]} '
-        f'(exit {OUTCOMES[summary["outcome"]]}); summary: {path}', flush=True)
+  print(
+    f'{summary["status"]} in {summary["wall_seconds"]:.1f} s: {OUTCOME_TEXT[summary["outcome"]]} '
+    f'(exit {OUTCOMES[summary["outcome"]]}); summary: {path}',
+    flush=True,
+  )
 
 
 def _compile(config, args) -> pathlib.Path:
   from pipeline import checks
+
   checks.preflight(config, data=False)
   output = kubeflow.compile_pipeline(
-      config, args.target, args.output or kubeflow.default_output(config, args.target))
+    config, args.target, args.output or kubeflow.default_output(config, args.target)
+  )
   print(f'wrote {output} ({args.target})')
   return output
 
@@ -334,10 +425,21 @@ def _submit(config, args):
   if args.schedule:
     kubeflow.kfp_cron(args.schedule)
   package = _compile(config, args)
-  ids = kubeflow.submit(config, args.target, package, host, args.schedule, args.experiment,
-                        args.namespace, args.pipeline_root)
-  what = (f'recurring run on "{args.schedule}" (KFP cron "{kubeflow.kfp_cron(args.schedule)}")'
-          if args.schedule else 'run')
+  ids = kubeflow.submit(
+    config,
+    args.target,
+    package,
+    host,
+    args.schedule,
+    args.experiment,
+    args.namespace,
+    args.pipeline_root,
+  )
+  what = (
+    f'recurring run on "{args.schedule}" (KFP cron "{kubeflow.kfp_cron(args.schedule)}")'
+    if args.schedule
+    else 'run'
+  )
   print(f'submitted to {host}: {what}; ' + ', '.join(f'{k} {v}' for k, v in ids.items()))
 
 
@@ -375,6 +477,7 @@ def _init(args) -> int:
   # temporary log, kept only if init fails in an unexpected way.
   with _logs_to(pathlib.Path(log)) as err:
     from pipeline import scaffold
+
     try:
       written = scaffold.init(args.directory, args.data, args.label, args.task, force=args.force)
     except (OSError, ValueError) as e:
@@ -383,8 +486,10 @@ def _init(args) -> int:
       return EXIT_USAGE
   os.unlink(log)
   config = written / scaffold.CONFIG_FILE
-  print(f'wrote {written}: {scaffold.CONFIG_FILE}, {scaffold.SCHEMA_FILE} and the package '
-        f'{scaffold.package_name(written)}/')
+  print(
+    f'wrote {written}: {scaffold.CONFIG_FILE}, {scaffold.SCHEMA_FILE} and the package '
+    f'{scaffold.package_name(written)}/'
+  )
   print(f'review the schema and the model, then run: python -m pipeline run --config {config}')
   return 0
 
@@ -405,6 +510,7 @@ def main(argv=None) -> int:
     # Reading SavedModels imports TensorFlow: its start-up chatter goes to a log.
     with _logs_to(config.output_root / 'logs' / f'{args.command}.log') as err:
       from pipeline import catalog
+
       try:
         return catalog.main(config, args)
       except runlock.LockedError as e:
@@ -414,12 +520,13 @@ def main(argv=None) -> int:
         print(f'error: {error_text(e)}', file=err)
         return EXIT_USAGE if isinstance(e, ValueError) else EXIT_FAILED
   if args.command in ('schema', 'compile', 'submit', 'image'):
-    command = {'schema': _schema, 'compile': _compile, 'submit': _submit,
-               'image': _image}[args.command]
+    command = {'schema': _schema, 'compile': _compile, 'submit': _submit, 'image': _image}[
+      args.command
+    ]
     log = config.output_root / 'kubeflow' / f'{args.command}.log'
     # TF's and TFX's start-up chatter goes to a log; our lines and errors to the console.
     quiet = args.command in ('compile', 'submit')
-    with (_logs_to(log) if quiet else contextlib.nullcontext(sys.stderr)) as err:
+    with _logs_to(log) if quiet else contextlib.nullcontext(sys.stderr) as err:
       try:
         command(config, args)
       except (OSError, ValueError, RuntimeError) as e:

@@ -7,7 +7,8 @@ Every error is one line naming the offending key.
 import dataclasses
 import pathlib
 import re
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import pydantic
 import yaml
@@ -49,8 +50,10 @@ def _is_uri(path: str) -> bool:
 
 def _push_destination(value: str) -> str:
   if _is_uri(value):
-    raise ValueError('must be a local or mounted path: the push is an atomic rename, '
-                     'which object stores do not offer')
+    raise ValueError(
+      'must be a local or mounted path: the push is an atomic rename, '
+      'which object stores do not offer'
+    )
   return value
 
 
@@ -67,10 +70,14 @@ class TrainerConfig(Frozen):
   cluster: Literal['none', 'local', 'kubeflow'] = 'none'
   workers: pydantic.conint(strict=True, ge=0) = 0  # besides the chief
   parameter_servers: pydantic.conint(strict=True, ge=0) = 0
-  evaluator: pydantic.StrictBool = False  # an evaluator task that evaluates checkpoints as they come
+  evaluator: pydantic.StrictBool = (
+    False  # an evaluator task that evaluates checkpoints as they come
+  )
   # Per worker / parameter server / evaluator; the chief never restarts.
   max_restarts: pydantic.conint(strict=True, ge=0) = 3
-  timeout_s: pydantic.conint(strict=True, ge=0) = 0  # the Trainer fails after this long; 0: no limit
+  timeout_s: pydantic.conint(strict=True, ge=0) = (
+    0  # the Trainer fails after this long; 0: no limit
+  )
   # local: replicas run in a private network namespace (only loopback), as
   # their TF servers listen on every interface and take unauthenticated
   # requests. true: run them without it, reachable from the network.
@@ -89,8 +96,9 @@ class TrainerConfig(Frozen):
     if values['workers'] and not values['parameter_servers']:
       raise _KeyError('workers', 'workers need at least one trainer.parameter_servers')
     if values['cluster'] == 'kubeflow' and not values['shared_dir']:
-      raise _KeyError('shared_dir', 'is required with trainer.cluster=kubeflow '
-                      '(storage every replica reaches)')
+      raise _KeyError(
+        'shared_dir', 'is required with trainer.cluster=kubeflow (storage every replica reaches)'
+      )
     return values
 
 
@@ -153,6 +161,7 @@ class SpansConfig(Frozen):
 @dataclasses.dataclass(frozen=True)
 class Locations:
   """Where the components find data and write outputs, as paths or URIs they can open."""
+
   data_root: str
   schema_file: str
   pipeline_root: str
@@ -224,8 +233,10 @@ class Config(Frozen):
   @pydantic.validator('pipeline_name')
   def _kfp_name(cls, value):
     if not re.fullmatch(r'[a-z0-9][a-z0-9-]{0,62}', value):
-      raise ValueError('must be lowercase letters, digits and "-", starting with a letter or '
-                       f'digit, at most 63 characters (what Kubeflow accepts), got {value!r}')
+      raise ValueError(
+        'must be lowercase letters, digits and "-", starting with a letter or '
+        f'digit, at most 63 characters (what Kubeflow accepts), got {value!r}'
+      )
     return value
 
   @pydantic.validator('module')
@@ -250,12 +261,18 @@ class Config(Frozen):
 
   @pydantic.root_validator(skip_on_failure=True)
   def _fits_together(cls, values):
-    task, evaluator, trainer, kf = (values['task'], values['evaluator'], values['trainer'],
-                                    values['kubeflow'])
+    task, evaluator, trainer, kf = (
+      values['task'],
+      values['evaluator'],
+      values['trainer'],
+      values['kubeflow'],
+    )
     allowed = gate_metrics(task.type)
     if evaluator.metric and evaluator.metric not in allowed:
-      raise _KeyError('evaluator.metric', f'{evaluator.metric!r} cannot gate a {task.type} '
-                      f'model; use one of {", ".join(allowed)}')
+      raise _KeyError(
+        'evaluator.metric',
+        f'{evaluator.metric!r} cannot gate a {task.type} model; use one of {", ".join(allowed)}',
+      )
     metric = TASK_METRICS[task.type][evaluator.metric or allowed[0]]
     if metric.higher_is_better and not 0 <= evaluator.threshold <= 1:
       raise _KeyError('evaluator.threshold', f'{evaluator.metric or allowed[0]} is between 0 and 1')
@@ -263,10 +280,17 @@ class Config(Frozen):
       raise _KeyError('evaluator.threshold', 'must be zero or more')
     if task.label in evaluator.slice_features:
       raise _KeyError('evaluator.slice_features', f'{task.label!r} is the label')
-    if (kf.pvc and trainer.cluster == 'kubeflow' and not _is_uri(trainer.shared_dir)
-        and not trainer.shared_dir.startswith(kf.mount_path.rstrip('/') + '/')):
-      raise _KeyError('trainer.shared_dir', 'must be under kubeflow.mount_path (where '
-                      'kubeflow.pvc is mounted) or a gs:// or s3:// path')
+    if (
+      kf.pvc
+      and trainer.cluster == 'kubeflow'
+      and not _is_uri(trainer.shared_dir)
+      and not trainer.shared_dir.startswith(kf.mount_path.rstrip('/') + '/')
+    ):
+      raise _KeyError(
+        'trainer.shared_dir',
+        'must be under kubeflow.mount_path (where '
+        'kubeflow.pvc is mounted) or a gs:// or s3:// path',
+      )
     return values
 
   @property
@@ -275,35 +299,65 @@ class Config(Frozen):
     return self.evaluator.metric or gate_metrics(self.task.type)[0]
 
   def local_locations(self) -> Locations:
-    return Locations(self.data_root, self.schema_file, str(self.pipeline_root), self.push_dir,
-                     str(self.output_root / 'drift-acceptances'))
+    return Locations(
+      self.data_root,
+      self.schema_file,
+      str(self.pipeline_root),
+      self.push_dir,
+      str(self.output_root / 'drift-acceptances'),
+    )
 
   def kubeflow_locations(self) -> Locations:
     """Locations on Kubeflow; the pipeline root and serving dir must be set."""
     kf = self.kubeflow
-    _check(bool(kf.pipeline_root), 'kubeflow.pipeline_root',
-           'must not be empty to compile for Kubeflow (gs://bucket/tfx, or a path on kubeflow.pvc)')
-    _check(bool(kf.serving_dir), 'kubeflow.serving_dir',
-           'must not be empty to compile for Kubeflow (a path on kubeflow.pvc)')
+    _check(
+      bool(kf.pipeline_root),
+      'kubeflow.pipeline_root',
+      'must not be empty to compile for Kubeflow (gs://bucket/tfx, or a path on kubeflow.pvc)',
+    )
+    _check(
+      bool(kf.serving_dir),
+      'kubeflow.serving_dir',
+      'must not be empty to compile for Kubeflow (a path on kubeflow.pvc)',
+    )
     for key in ('data_root', 'schema_file'):
-      _check(bool(getattr(kf, key)), f'kubeflow.{key}',
-             'must not be empty to compile for Kubeflow (where the pods find it)')
-    return Locations(kf.data_root, kf.schema_file, kf.pipeline_root, kf.serving_dir,
-                     kf.pipeline_root.rstrip('/') + '/drift-acceptances')
+      _check(
+        bool(getattr(kf, key)),
+        f'kubeflow.{key}',
+        'must not be empty to compile for Kubeflow (where the pods find it)',
+      )
+    return Locations(
+      kf.data_root,
+      kf.schema_file,
+      kf.pipeline_root,
+      kf.serving_dir,
+      kf.pipeline_root.rstrip('/') + '/drift-acceptances',
+    )
 
   def cluster_spec(self) -> ClusterSpec:
     """Where the Trainer's replicas run, as the Trainer executor reads it."""
     trainer = self.trainer
     if trainer.cluster == 'none':
       return ClusterSpec()
-    spec = ClusterSpec(mode=trainer.cluster, workers=trainer.workers,
-                       parameter_servers=trainer.parameter_servers, evaluator=trainer.evaluator,
-                       max_restarts=trainer.max_restarts, timeout_s=trainer.timeout_s,
-                       expose=trainer.expose_cluster)
+    spec = ClusterSpec(
+      mode=trainer.cluster,
+      workers=trainer.workers,
+      parameter_servers=trainer.parameter_servers,
+      evaluator=trainer.evaluator,
+      max_restarts=trainer.max_restarts,
+      timeout_s=trainer.timeout_s,
+      expose=trainer.expose_cluster,
+    )
     if trainer.cluster == 'kubeflow':
-      spec = spec.copy(update=dict(shared_dir=trainer.shared_dir, image=self.kubeflow.image,
-                                   namespace=self.kubeflow.namespace, pvc=self.kubeflow.pvc,
-                                   mount_path=self.kubeflow.mount_path))
+      spec = spec.copy(
+        update={
+          'shared_dir': trainer.shared_dir,
+          'image': self.kubeflow.image,
+          'namespace': self.kubeflow.namespace,
+          'pvc': self.kubeflow.pvc,
+          'mount_path': self.kubeflow.mount_path,
+        }
+      )
     return spec
 
   @property
@@ -347,8 +401,7 @@ def _error_line(error: pydantic.ValidationError) -> str:
     return f'config key {full!r}: {message}'
   if first['type'] == 'value_error.extra':
     key = '.'.join(str(p) for p in first['loc'] if not str(p).endswith('Task'))
-    hint = ('; model hyperparameters go under trainer.hparams'
-            if key.startswith('trainer.') else '')
+    hint = '; model hyperparameters go under trainer.hparams' if key.startswith('trainer.') else ''
     return f'unknown config key {key!r}{hint}'
   return 'config ' + one_line(error)
 
@@ -394,9 +447,11 @@ def build_config(values: dict) -> Config:
     raise ConfigError(_error_line(e)) from None
 
 
-def load_config(path: pathlib.Path | str | None = None,
-                overrides: Sequence[str] = (),
-                cwd: pathlib.Path | None = None) -> Config:
+def load_config(
+  path: pathlib.Path | str | None = None,
+  overrides: Sequence[str] = (),
+  cwd: pathlib.Path | None = None,
+) -> Config:
   """Reads a YAML config, applies `key=value` overrides and validates the result.
 
   Relative paths in the file are relative to the file; relative paths in
@@ -433,4 +488,5 @@ def load_config(path: pathlib.Path | str | None = None,
 def to_dict(config: Config) -> dict:
   """The config as plain JSON-able values (paths as strings)."""
   import json
+
   return json.loads(config.json(by_alias=True))

@@ -34,10 +34,18 @@ def write_summary(config: Config, summary: dict) -> pathlib.Path:
 
 def start(config: Config, run_id: str, runner: str, log_file: pathlib.Path) -> None:
   """Records run `run_id` as running (until its final summary replaces the record)."""
-  write_summary(config, {
-      'run_id': run_id, 'status': RUNNING, 'error': None, 'pid': os.getpid(),
-      'started_at': time.strftime('%Y-%m-%dT%H:%M:%S'), 'runner': runner,
-      'log_file': str(log_file)})
+  write_summary(
+    config,
+    {
+      'run_id': run_id,
+      'status': RUNNING,
+      'error': None,
+      'pid': os.getpid(),
+      'started_at': time.strftime('%Y-%m-%dT%H:%M:%S'),
+      'runner': runner,
+      'log_file': str(log_file),
+    },
+  )
 
 
 def recover(config: Config, run_id: str) -> list[str]:
@@ -52,9 +60,13 @@ def recover(config: Config, run_id: str) -> list[str]:
       continue
     if summary.get('status') != RUNNING or summary.get('run_id') == run_id:
       continue
-    summary.update(status=INTERRUPTED, error=(
+    summary.update(
+      status=INTERRUPTED,
+      error=(
         'the run stopped before it finished (its process was killed, or the machine went '
-        f'down); noticed by run {run_id}'))
+        f'down); noticed by run {run_id}'
+      ),
+    )
     path.write_text(json.dumps(summary, indent=2) + '\n')
     try:
       if json.loads(latest_path.read_text()).get('run_id') == summary['run_id']:
@@ -64,8 +76,10 @@ def recover(config: Config, run_id: str) -> list[str]:
     notes.append(f'run {summary["run_id"]} was interrupted; recorded as interrupted')
   canceled = _cancel_running_executions(config)
   if canceled:
-    notes.append(f'{len(canceled)} component execution(s) left running by a dead run '
-                 f'({", ".join(canceled)}) recorded as canceled')
+    notes.append(
+      f'{len(canceled)} component execution(s) left running by a dead run '
+      f'({", ".join(canceled)}) recorded as canceled'
+    )
   return notes
 
 
@@ -77,15 +91,17 @@ def _cancel_running_executions(config: Config) -> list[str]:
   from pipeline.report import open_store
 
   store = open_store(config.metadata_path)
-  running = [e for e in store.get_executions()
-             if e.last_known_state == metadata_store_pb2.Execution.RUNNING]
+  running = [
+    e for e in store.get_executions() if e.last_known_state == metadata_store_pb2.Execution.RUNNING
+  ]
   names = []
   for execution in running:
     execution.last_known_state = metadata_store_pb2.Execution.CANCELED
     execution.custom_properties['abandoned'].string_value = 'its run died while it ran'
     contexts = store.get_contexts_by_execution(execution.id)
     names += [c.name.split('.', 1)[-1] for c in contexts if c.type_id and '.' in c.name] or [
-        str(execution.id)]
+      str(execution.id)
+    ]
   if running:
     store.put_executions(running)
   return sorted(set(names))
@@ -110,5 +126,6 @@ def load_run(config: Config, run_id: str) -> dict:
     return (exact or matches)[0]
   if not matches:
     raise ValueError(f'no run {run_id!r} in {config.runs_dir}')
-  raise ValueError(f'{run_id!r} names {len(matches)} runs: '
-                   + ', '.join(r['run_id'] for r in matches[:5]))
+  raise ValueError(
+    f'{run_id!r} names {len(matches)} runs: ' + ', '.join(r['run_id'] for r in matches[:5])
+  )

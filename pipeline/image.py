@@ -23,9 +23,19 @@ def _project_packages() -> set[str]:
 
 def build_command(config: Config, tag: str, usercode: pathlib.Path) -> list[str]:
   """The `docker build` command line for `config`'s module, tagged `tag`."""
-  return ['docker', 'build', '--file', str(DOCKERFILE), '--tag', tag,
-          '--build-context', f'usercode={usercode}', '--build-arg', f'MODULE={config.module}',
-          str(PROJECT_ROOT)]
+  return [
+    'docker',
+    'build',
+    '--file',
+    str(DOCKERFILE),
+    '--tag',
+    tag,
+    '--build-context',
+    f'usercode={usercode}',
+    '--build-arg',
+    f'MODULE={config.module}',
+    str(PROJECT_ROOT),
+  ]
 
 
 def usercode_dir(config: Config) -> pathlib.Path | None:
@@ -34,8 +44,10 @@ def usercode_dir(config: Config) -> pathlib.Path | None:
     return pathlib.Path(config.code_dir)
   if config.module.split('.')[0] in _project_packages():
     return None
-  raise ConfigError(f"config key 'code_dir': the image needs the folder holding {config.module!r}; "
-                    'set code_dir to it (a project made by `pipeline init` sets it)')
+  raise ConfigError(
+    f"config key 'code_dir': the image needs the folder holding {config.module!r}; "
+    'set code_dir to it (a project made by `pipeline init` sets it)'
+  )
 
 
 def image_schema_file(config: Config) -> str | None:
@@ -43,8 +55,11 @@ def image_schema_file(config: Config) -> str | None:
   if not config.code_dir:
     return None
   try:
-    relative = pathlib.Path(config.schema_file).resolve().relative_to(
-        pathlib.Path(config.code_dir).resolve())
+    relative = (
+      pathlib.Path(config.schema_file)
+      .resolve()
+      .relative_to(pathlib.Path(config.code_dir).resolve())
+    )
   except ValueError:
     return None
   return f'{IMAGE_CODE_DIR}/{relative.as_posix()}'

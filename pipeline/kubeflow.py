@@ -29,8 +29,10 @@ def _pipeline(config: Config):
   # auto measures local input, which is not what the pods read: it means in-process here.
   # A worker pool for portable/process is a local-machine arrangement.
   if config.beam.runner == 'portable' and config.beam.environment == 'process':
-    raise ValueError('beam.environment=process starts a local worker pool; on Kubeflow use '
-                     'beam.runner=custom with your cluster\'s runner options')
+    raise ValueError(
+      'beam.environment=process starts a local worker pool; on Kubeflow use '
+      "beam.runner=custom with your cluster's runner options"
+    )
   add_beam_args(pipeline, beam_args(config) if config.beam.runner != 'auto' else [])
   return pipeline
 
@@ -50,20 +52,29 @@ def compile_pipeline(config: Config, target: str, output: pathlib.Path) -> pathl
 
     operators = v1.get_default_pipeline_operator_funcs(use_gcp_sa=False)
     if config.kubeflow.pvc:
-      operators.append(onprem.mount_pvc(config.kubeflow.pvc, SHARED_VOLUME, config.kubeflow.mount_path))
+      operators.append(
+        onprem.mount_pvc(config.kubeflow.pvc, SHARED_VOLUME, config.kubeflow.mount_path)
+      )
     runner = v1.KubeflowDagRunner(
-        output_dir=str(output.parent), output_filename=output.name,
-        config=v1.KubeflowDagRunnerConfig(
-            kubeflow_metadata_config=v1.get_default_kubeflow_metadata_config(),
-            tfx_image=config.kubeflow.image, pipeline_operator_funcs=operators))
+      output_dir=str(output.parent),
+      output_filename=output.name,
+      config=v1.KubeflowDagRunnerConfig(
+        kubeflow_metadata_config=v1.get_default_kubeflow_metadata_config(),
+        tfx_image=config.kubeflow.image,
+        pipeline_operator_funcs=operators,
+      ),
+    )
   else:
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
     # Schema 2.1.0, with `constant` parameters: the only form KFP 2.x accepts.
     runner = v2.KubeflowV2DagRunner(
-        config=v2.KubeflowV2DagRunnerConfig(default_image=config.kubeflow.image,
-                                            use_pipeline_spec_2_1=True),
-        output_dir=str(output.parent), output_filename=output.name)
+      config=v2.KubeflowV2DagRunnerConfig(
+        default_image=config.kubeflow.image, use_pipeline_spec_2_1=True
+      ),
+      output_dir=str(output.parent),
+      output_filename=output.name,
+    )
   runner.run(pipeline)
   if target == 'kubeflow-v2':
     _finish_v2_spec(output, config)
@@ -98,9 +109,20 @@ def _finish_v2_spec(spec_file: pathlib.Path, config: Config):
   if kf.pvc:
     # `constant` is what every KFP 2.x driver reads (newer ones prefer
     # pvcNameParameter, and fall back to it).
-    documents.append({'platforms': {'kubernetes': {'deploymentSpec': {'executors': {
-        label: {'pvcMount': [{'constant': kf.pvc, 'mountPath': kf.mount_path}]}
-        for label in sorted(spec['deploymentSpec']['executors'])}}}}})
+    documents.append(
+      {
+        'platforms': {
+          'kubernetes': {
+            'deploymentSpec': {
+              'executors': {
+                label: {'pvcMount': [{'constant': kf.pvc, 'mountPath': kf.mount_path}]}
+                for label in sorted(spec['deploymentSpec']['executors'])
+              }
+            }
+          }
+        }
+      }
+    )
   spec_file.write_text(header + yaml.safe_dump_all(documents, sort_keys=True))
 
 
@@ -117,18 +139,29 @@ V2_PIPELINE_ROOT_SCHEMES = ('gs://', 's3://')
 def check_v2_pipeline_root(root: str) -> str:
   """`root` if KFP 2.x and the components can both use it; else ValueError naming the key."""
   if not root:
-    raise ValueError("config key 'kubeflow.v2_pipeline_root': KFP 2.x needs a pipeline root at "
-                     'submission (gs://bucket/path or s3://bucket/path); pass --pipeline-root or set it')
+    raise ValueError(
+      "config key 'kubeflow.v2_pipeline_root': KFP 2.x needs a pipeline root at "
+      'submission (gs://bucket/path or s3://bucket/path); pass --pipeline-root or set it'
+    )
   if not root.startswith(V2_PIPELINE_ROOT_SCHEMES):
-    raise ValueError(f"config key 'kubeflow.v2_pipeline_root': {root!r}: KFP 2.x stores artifacts "
-                     'in an object store only; use gs://bucket/path or s3://bucket/path (the '
-                     'PVC still holds the serving models and data)')
+    raise ValueError(
+      f"config key 'kubeflow.v2_pipeline_root': {root!r}: KFP 2.x stores artifacts "
+      'in an object store only; use gs://bucket/path or s3://bucket/path (the '
+      'PVC still holds the serving models and data)'
+    )
   return root
 
 
-def submit(config: Config, target: str, package: pathlib.Path, host: str,
-           schedule: str | None = None, experiment: str = 'Default',
-           namespace: str | None = None, pipeline_root: str | None = None) -> dict:
+def submit(
+  config: Config,
+  target: str,
+  package: pathlib.Path,
+  host: str,
+  schedule: str | None = None,
+  experiment: str = 'Default',
+  namespace: str | None = None,
+  pipeline_root: str | None = None,
+) -> dict:
   """Uploads `package` as a new version of the pipeline `pipeline_name` (creating
   it the first time) and starts a run, or a recurring run if `schedule` (cron).
 
@@ -142,8 +175,9 @@ def submit(config: Config, target: str, package: pathlib.Path, host: str,
     return _submit_v1(package, host, config.pipeline_name, version, cron, experiment, namespace)
   if target == 'kubeflow-v2':
     root = check_v2_pipeline_root(pipeline_root or config.kubeflow.v2_pipeline_root)
-    return _submit_v2(package, host, config.pipeline_name, version, cron, experiment, namespace,
-                      root)
+    return _submit_v2(
+      package, host, config.pipeline_name, version, cron, experiment, namespace, root
+    )
   raise ValueError(f'target {target!r}: expected one of {", ".join(TARGETS)}')
 
 
@@ -154,7 +188,8 @@ def _submit_v1(package, host, name, version_name, cron, experiment_name, namespa
   pipeline_id = client.get_pipeline_id(name)
   if pipeline_id:
     version_id = client.upload_pipeline_version(
-        str(package), pipeline_version_name=version_name, pipeline_id=pipeline_id).id
+      str(package), pipeline_version_name=version_name, pipeline_id=pipeline_id
+    ).id
   else:
     pipeline = client.upload_pipeline(str(package), pipeline_name=name)
     pipeline_id, version_id = pipeline.id, pipeline.default_version.id
@@ -162,8 +197,13 @@ def _submit_v1(package, host, name, version_name, cron, experiment_name, namespa
   ids = {'pipeline_id': pipeline_id, 'pipeline_version_id': version_id}
   if cron:
     job = client.create_recurring_run(
-        experiment.id, job_name=version_name, cron_expression=cron, version_id=version_id,
-        max_concurrency=1, no_catchup=True)
+      experiment.id,
+      job_name=version_name,
+      cron_expression=cron,
+      version_id=version_id,
+      max_concurrency=1,
+      no_catchup=True,
+    )
     return {**ids, 'recurring_run_id': job.id}
   run = client.run_pipeline(experiment.id, job_name=version_name, version_id=version_id)
   return {**ids, 'run_id': run.id}
@@ -176,8 +216,9 @@ def _submit_v2(package, host, name, version_name, cron, experiment_name, namespa
     version_id = api.upload_version(package, pipeline_id, version_name)['pipeline_version_id']
   else:
     pipeline_id = api.upload(package, name, namespace)['pipeline_id']
-    versions = api.get(f'/apis/v2beta1/pipelines/{pipeline_id}/versions'
-                       '?sort_by=created_at%20desc&page_size=1')
+    versions = api.get(
+      f'/apis/v2beta1/pipelines/{pipeline_id}/versions?sort_by=created_at%20desc&page_size=1'
+    )
     version_id = versions['pipeline_versions'][0]['pipeline_version_id']
   experiment_id = api.experiment(experiment_name, namespace)
   reference = {'pipeline_id': pipeline_id, 'pipeline_version_id': version_id}
@@ -185,15 +226,29 @@ def _submit_v2(package, host, name, version_name, cron, experiment_name, namespa
   # The backend reads the pipeline root from here, not from the spec.
   runtime_config = {'pipeline_root': root}
   if cron:
-    job = api.post('/apis/v2beta1/recurringruns', {
-        'display_name': version_name, 'experiment_id': experiment_id,
-        'pipeline_version_reference': reference, 'runtime_config': runtime_config,
-        'mode': 'ENABLE', 'max_concurrency': '1',
-        'trigger': {'cron_schedule': {'cron': cron}}, 'no_catchup': True})
+    job = api.post(
+      '/apis/v2beta1/recurringruns',
+      {
+        'display_name': version_name,
+        'experiment_id': experiment_id,
+        'pipeline_version_reference': reference,
+        'runtime_config': runtime_config,
+        'mode': 'ENABLE',
+        'max_concurrency': '1',
+        'trigger': {'cron_schedule': {'cron': cron}},
+        'no_catchup': True,
+      },
+    )
     return {**ids, 'recurring_run_id': job['recurring_run_id']}
-  run = api.post('/apis/v2beta1/runs', {
-      'display_name': version_name, 'experiment_id': experiment_id,
-      'pipeline_version_reference': reference, 'runtime_config': runtime_config})
+  run = api.post(
+    '/apis/v2beta1/runs',
+    {
+      'display_name': version_name,
+      'experiment_id': experiment_id,
+      'pipeline_version_reference': reference,
+      'runtime_config': runtime_config,
+    },
+  )
   return {**ids, 'run_id': run['run_id']}
 
 
@@ -205,8 +260,10 @@ def kfp_cron(expression: str) -> str:
     return ' '.join(['0', *fields])
   if len(fields) == 6:
     return ' '.join(fields)
-  raise ValueError(f'schedule {expression!r}: expected a cron expression of 5 fields '
-                   '(minute hour day month weekday), or 6 with seconds first')
+  raise ValueError(
+    f'schedule {expression!r}: expected a cron expression of 5 fields '
+    '(minute hour day month weekday), or 6 with seconds first'
+  )
 
 
 class _RestApi:
@@ -216,8 +273,9 @@ class _RestApi:
     self._host = host.rstrip('/')
 
   def _send(self, method, path, body=None, headers=None):
-    request = urllib.request.Request(self._host + path, data=body, method=method,
-                                     headers=headers or {})
+    request = urllib.request.Request(
+      self._host + path, data=body, method=method, headers=headers or {}
+    )
     try:
       with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read() or b'{}')
@@ -231,33 +289,50 @@ class _RestApi:
     return self._send('GET', path)
 
   def post(self, path, payload: dict):
-    return self._send('POST', path, json.dumps(payload).encode(),
-                      {'Content-Type': 'application/json'})
+    return self._send(
+      'POST', path, json.dumps(payload).encode(), {'Content-Type': 'application/json'}
+    )
 
   def _multipart(self, path: str, package: pathlib.Path, query: dict) -> dict:
     boundary = uuid.uuid4().hex
-    body = b''.join([
+    body = b''.join(
+      [
         f'--{boundary}\r\nContent-Disposition: form-data; name="uploadfile"; '
         f'filename="{package.name}"\r\nContent-Type: application/x-yaml\r\n\r\n'.encode(),
-        package.read_bytes(), f'\r\n--{boundary}--\r\n'.encode()])
-    return self._send('POST', f'{path}?{urllib.parse.urlencode(query)}', body,
-                      {'Content-Type': f'multipart/form-data; boundary={boundary}'})
+        package.read_bytes(),
+        f'\r\n--{boundary}--\r\n'.encode(),
+      ]
+    )
+    return self._send(
+      'POST',
+      f'{path}?{urllib.parse.urlencode(query)}',
+      body,
+      {'Content-Type': f'multipart/form-data; boundary={boundary}'},
+    )
 
   def upload(self, package: pathlib.Path, name: str, namespace: str | None) -> dict:
     """A new pipeline `name` with `package` as its first version."""
-    return self._multipart('/apis/v2beta1/pipelines/upload', package, {
-        'name': name, 'display_name': name, **({'namespace': namespace} if namespace else {})})
+    return self._multipart(
+      '/apis/v2beta1/pipelines/upload',
+      package,
+      {'name': name, 'display_name': name, **({'namespace': namespace} if namespace else {})},
+    )
 
   def upload_version(self, package: pathlib.Path, pipeline_id: str, version: str) -> dict:
-    return self._multipart('/apis/v2beta1/pipelines/upload_version', package, {
-        'pipelineid': pipeline_id, 'name': version, 'display_name': version})
+    return self._multipart(
+      '/apis/v2beta1/pipelines/upload_version',
+      package,
+      {'pipelineid': pipeline_id, 'name': version, 'display_name': version},
+    )
 
   @staticmethod
   def _named(display_name: str, namespace: str | None) -> str:
-    predicate = {'predicates': [{'key': 'display_name', 'operation': 'EQUALS',
-                                 'string_value': display_name}]}
-    return urllib.parse.urlencode({'filter': json.dumps(predicate),
-                                   **({'namespace': namespace} if namespace else {})})
+    predicate = {
+      'predicates': [{'key': 'display_name', 'operation': 'EQUALS', 'string_value': display_name}]
+    }
+    return urllib.parse.urlencode(
+      {'filter': json.dumps(predicate), **({'namespace': namespace} if namespace else {})}
+    )
 
   def pipeline_id(self, name: str, namespace: str | None) -> str | None:
     """The id of the pipeline named `name`, or None."""
@@ -271,9 +346,10 @@ class _RestApi:
     found = self.get('/apis/v2beta1/experiments?' + self._named(display_name, namespace))
     for experiment in found.get('experiments', []):
       return experiment['experiment_id']
-    return self.post('/apis/v2beta1/experiments', {
-        'display_name': display_name, **({'namespace': namespace} if namespace else {})
-    })['experiment_id']
+    return self.post(
+      '/apis/v2beta1/experiments',
+      {'display_name': display_name, **({'namespace': namespace} if namespace else {})},
+    )['experiment_id']
 
 
 def default_output(config: Config, target: str) -> pathlib.Path:
@@ -286,4 +362,3 @@ def kfp_host(config: Config, host: str | None) -> str:
   if not host:
     raise ValueError('no KFP host: pass --host URL or set kubeflow.host')
   return host if '://' in host else 'http://' + host
-

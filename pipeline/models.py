@@ -33,7 +33,8 @@ def list_models(config: Config) -> list[dict]:
     record = serving.push_record(os.path.join(push_dir, str(version)))
     run = runs.get(record.get('pipeline_run_id') or '', {})
     gate = run.get('gate') or {}
-    rows.append({
+    rows.append(
+      {
         'version': version,
         'serving': bool(current and current.version == version),
         'damaged': broken.get(version),
@@ -43,7 +44,8 @@ def list_models(config: Config) -> list[dict]:
         'value': gate.get('candidate'),
         'spans': run.get('spans'),
         ROLLBACK_OF: record.get(ROLLBACK_OF),
-    })
+      }
+    )
   by_version = {row['version']: row for row in rows}
   for row in rows:  # a rollback's copy has its original's metric and spans
     source = by_version.get(row[ROLLBACK_OF])
@@ -71,13 +73,25 @@ def rollback(config: Config, version: int | None = None) -> dict:
     if version == current.version:
       raise ValueError(f'version {version} already serves')
     started = time.monotonic()
-    republished = serving.republish(push_dir, version, current.version, {
-        ROLLBACK_OF: version, 'pipeline_run_id': run_id, 'replaced_version': current.version})
+    republished = serving.republish(
+      push_dir,
+      version,
+      current.version,
+      {ROLLBACK_OF: version, 'pipeline_run_id': run_id, 'replaced_version': current.version},
+    )
     record = {
-        'run_id': run_id, 'kind': 'rollback', 'status': 'succeeded', 'outcome': 'rollback',
-        'error': None, 'rolled_back_to': version, 'replaced_version': current.version,
-        'pushed_version': republished.version, 'pushed_path': republished.path,
-        'serving_path': republished.path, 'wall_seconds': round(time.monotonic() - started, 2)}
+      'run_id': run_id,
+      'kind': 'rollback',
+      'status': 'succeeded',
+      'outcome': 'rollback',
+      'error': None,
+      'rolled_back_to': version,
+      'replaced_version': current.version,
+      'pushed_version': republished.version,
+      'pushed_path': republished.path,
+      'serving_path': republished.path,
+      'wall_seconds': round(time.monotonic() - started, 2),
+    }
     history.write_summary(config, record)
     return record
 

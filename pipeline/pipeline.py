@@ -27,75 +27,101 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
   locations = locations or config.local_locations()
   fingerprint = usercode.fingerprint(config)
   push_dir = locations.push_dir
-  module_args = contract.ModuleArgs(task=config.task, hparams=config.trainer.hparams,
-                                    code_fingerprint=fingerprint)
+  module_args = contract.ModuleArgs(
+    task=config.task, hparams=config.trainer.hparams, code_fingerprint=fingerprint
+  )
   model_architecture = architecture(module_args)
 
   # Ingests the newest spans of CSV files, refusing malformed ones with the file and line.
   example_gen = SpanCsvExampleGen(
-      input_base=locations.data_root, pattern=config.spans.pattern,
-      window=config.spans.window).with_id(EXAMPLE_GEN_ID)
+    input_base=locations.data_root, pattern=config.spans.pattern, window=config.spans.window
+  ).with_id(EXAMPLE_GEN_ID)
   # Statistics of every split, which validation checks against the schema.
   statistics_gen = StatisticsGen(examples=example_gen.outputs['examples'])
   # The curated, checked-in schema (regenerate with `python -m pipeline schema`).
-  schema_gen = CuratedSchemaGen(schema_file=locations.schema_file,
-                                local_copy=config.schema_file).with_id('SchemaGen')
+  schema_gen = CuratedSchemaGen(
+    schema_file=locations.schema_file, local_copy=config.schema_file
+  ).with_id('SchemaGen')
   # Stops the run on any anomaly or drift from the previous span, before
   # anything is trained on bad data.
   example_validator = GatingExampleValidator(
-      statistics=statistics_gen.outputs['statistics'],
-      schema=schema_gen.outputs['schema'], label=config.task.label,
-      drift_gate=contract.DriftGate(policy=config.drift,
-                                    records_dir=locations.drift_records)).with_id('ExampleValidator')
+    statistics=statistics_gen.outputs['statistics'],
+    schema=schema_gen.outputs['schema'],
+    label=config.task.label,
+    drift_gate=contract.DriftGate(policy=config.drift, records_dir=locations.drift_records),
+  ).with_id('ExampleValidator')
   # Feature engineering, saved as a graph reused by training, serving and TFMA.
   transform = Transform(
-      examples=example_gen.outputs['examples'],
-      schema=schema_gen.outputs['schema'],
-      preprocessing_fn=f'{config.module}.preprocessing_fn',
-      custom_config=contract.dump(module_args),
-      # The previous span's rows are there for the drift gate only.
-      splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
-      # Measured on a 2,000-row sample: Transform 22 s -> 15 s with a TF1 graph
-      # (traced once, where TF2 traces several tf.functions; the Estimator
-      # consumes it in graph mode anyway) and 23 s -> 15 s without the
-      # analyzer cache (it only helps incremental runs over many spans).
-      # StatisticsGen already profiled the raw data.
-      disable_statistics=True,
-      disable_analyzer_cache=True,
-      force_tf_compat_v1=True)
+    examples=example_gen.outputs['examples'],
+    schema=schema_gen.outputs['schema'],
+    preprocessing_fn=f'{config.module}.preprocessing_fn',
+    custom_config=contract.dump(module_args),
+    # The previous span's rows are there for the drift gate only.
+    splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
+    # Measured on a 2,000-row sample: Transform 22 s -> 15 s with a TF1 graph
+    # (traced once, where TF2 traces several tf.functions; the Estimator
+    # consumes it in graph mode anyway) and 23 s -> 15 s without the
+    # analyzer cache (it only helps incremental runs over many spans).
+    # StatisticsGen already profiled the raw data.
+    disable_statistics=True,
+    disable_analyzer_cache=True,
+    force_tf_compat_v1=True,
+  )
   transform.add_upstream_node(example_validator)
   # Trains the user's Estimator; warm-starts from the model now serving.
   trainer = Trainer(
-      trainer_fn=f'{config.module}.trainer_fn',
-      custom_executor_spec=executor_spec.ExecutorClassSpec(EstimatorTrainerExecutor),
-      examples=transform.outputs['transformed_examples'],
-      transform_graph=transform.outputs['transform_graph'],
-      schema=schema_gen.outputs['schema'],
-      train_args=trainer_pb2.TrainArgs(num_steps=config.trainer.train_steps),
-      eval_args=trainer_pb2.EvalArgs(num_steps=config.trainer.eval_steps),
-      custom_config=contract.dump(contract.TrainerPayload(
-          module_args=module_args, cluster=config.cluster_spec(),
-          warm_start=config.trainer.warm_start, push_dir=push_dir,
-          architecture=model_architecture)))
+    trainer_fn=f'{config.module}.trainer_fn',
+    custom_executor_spec=executor_spec.ExecutorClassSpec(EstimatorTrainerExecutor),
+    examples=transform.outputs['transformed_examples'],
+    transform_graph=transform.outputs['transform_graph'],
+    schema=schema_gen.outputs['schema'],
+    train_args=trainer_pb2.TrainArgs(num_steps=config.trainer.train_steps),
+    eval_args=trainer_pb2.EvalArgs(num_steps=config.trainer.eval_steps),
+    custom_config=contract.dump(
+      contract.TrainerPayload(
+        module_args=module_args,
+        cluster=config.cluster_spec(),
+        warm_start=config.trainer.warm_start,
+        push_dir=push_dir,
+        architecture=model_architecture,
+      )
+    ),
+  )
   # Blesses the model only if good enough and not worse than the one serving.
   evaluator = ServingBaselineEvaluator(
-      examples=example_gen.outputs['examples'],
-      model=trainer.outputs['model'],
-      eval_config=eval_config(config.task, config.gate_metric, config.evaluator.threshold,
-                              config.evaluator.max_change, config.evaluator.slice_features),
-      baseline_push_dir=push_dir).with_id('Evaluator')
+    examples=example_gen.outputs['examples'],
+    model=trainer.outputs['model'],
+    eval_config=eval_config(
+      config.task,
+      config.gate_metric,
+      config.evaluator.threshold,
+      config.evaluator.max_change,
+      config.evaluator.slice_features,
+    ),
+    baseline_push_dir=push_dir,
+  ).with_id('Evaluator')
   # Publishes a blessed model that predicts on raw examples, atomically, if the
   # model it was compared with still serves.
   pusher = CheckedPusher(
-      model=trainer.outputs['model'],
-      model_blessing=evaluator.outputs['blessing'],
-      examples=example_gen.outputs['examples'],
-      push_dir=push_dir,
-      custom_config={ARCHITECTURE_KEY: model_architecture}).with_id('Pusher')
+    model=trainer.outputs['model'],
+    model_blessing=evaluator.outputs['blessing'],
+    examples=example_gen.outputs['examples'],
+    push_dir=push_dir,
+    custom_config={ARCHITECTURE_KEY: model_architecture},
+  ).with_id('Pusher')
 
   return tfx_pipeline.Pipeline(
-      pipeline_name=config.pipeline_name,
-      pipeline_root=locations.pipeline_root,
-      components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                  trainer, evaluator, pusher],
-      enable_cache=True)
+    pipeline_name=config.pipeline_name,
+    pipeline_root=locations.pipeline_root,
+    components=[
+      example_gen,
+      statistics_gen,
+      schema_gen,
+      example_validator,
+      transform,
+      trainer,
+      evaluator,
+      pusher,
+    ],
+    enable_cache=True,
+  )

@@ -8,8 +8,16 @@ from pipeline.config import Config
 # Component states in the summary.
 EXECUTED, CACHED, FAILED, SKIPPED = 'executed', 'cached', 'failed', 'skipped'
 
-COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
-              'Transform', 'Trainer', 'Evaluator', 'Pusher')
+COMPONENTS = (
+  'CsvExampleGen',
+  'StatisticsGen',
+  'SchemaGen',
+  'ExampleValidator',
+  'Transform',
+  'Trainer',
+  'Evaluator',
+  'Pusher',
+)
 # Summary names of the MLMD execution states (metadata_store_pb2.Execution.State).
 _STATES = {'COMPLETE': EXECUTED, 'CACHED': CACHED, 'FAILED': FAILED}
 
@@ -17,8 +25,12 @@ _STATES = {'COMPLETE': EXECUTED, 'CACHED': CACHED, 'FAILED': FAILED}
 def output_artifacts(store, execution_id):
   """Output artifacts of an execution, by output key."""
   from ml_metadata.proto import metadata_store_pb2
-  events = [e for e in store.get_events_by_execution_ids([execution_id])
-            if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+
+  events = [
+    e
+    for e in store.get_events_by_execution_ids([execution_id])
+    if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+  ]
   artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
   result = {}
   for e in events:
@@ -39,17 +51,21 @@ def open_store(metadata_path):
   """The ML Metadata store of a pipeline's SQLite file."""
   from ml_metadata import metadata_store
   from tfx.orchestration import metadata
+
   return metadata_store.MetadataStore(
-      metadata.sqlite_metadata_connection_config(str(metadata_path)))
+    metadata.sqlite_metadata_connection_config(str(metadata_path))
+  )
 
 
 def executions_by_node(store, run_context) -> dict:
   """The executions of one pipeline run (a 'pipeline_run' context), by node id."""
   in_run = {e.id for e in store.get_executions_by_context(run_context.id)}
-  return {node.name.split('.', 1)[-1]: execution
-          for node in store.get_contexts_by_type('node')
-          for execution in store.get_executions_by_context(node.id)
-          if execution.id in in_run}
+  return {
+    node.name.split('.', 1)[-1]: execution
+    for node in store.get_contexts_by_type('node')
+    for execution in store.get_executions_by_context(node.id)
+    if execution.id in in_run
+  }
 
 
 def execution_seconds(execution) -> float:
@@ -63,10 +79,15 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
     components.setdefault(name, {'name': name})
     components[name].update(state=state, seconds=round(seconds, 2))
   current = serving.latest(config.push_dir)
-  result = {'metrics': {}, 'blessed': False, 'pushed_path': None, 'pushed_version': None,
-            'not_pushed_reason': None,
-            'serving_path': os.path.abspath(current.path) if current else None,
-            'blessing_reason': None}
+  result = {
+    'metrics': {},
+    'blessed': False,
+    'pushed_path': None,
+    'pushed_version': None,
+    'not_pushed_reason': None,
+    'serving_path': os.path.abspath(current.path) if current else None,
+    'blessing_reason': None,
+  }
   # A run stopped before any component ran has nothing in MLMD (nor needs its imports).
   run = None
   if config.metadata_path.exists() and timings:
@@ -74,6 +95,7 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
     run = store.get_context_by_type_and_name('pipeline_run', run_id)
   if run is not None:
     from ml_metadata.proto import metadata_store_pb2
+
     for name, execution in executions_by_node(store, run).items():
       entry = components.setdefault(name, {'name': name, 'seconds': 0.0})
       state_name = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
@@ -127,11 +149,13 @@ def _add_training(result, outputs):
   model_run = outputs['model_run'].uri
   model = outputs.get('model')
   warm = _prop(model, WARM_START_VERSION) if model else None
-  result['training'] = {'model_run': model_run,
-                        'model': model.uri if model else None,
-                        'warm_start_version': None if warm in (None, -1) else warm,
-                        'warm_start': _prop(model, WARM_START_NOTE) if model else None,
-                        **(training_stats(model_run) or {})}
+  result['training'] = {
+    'model_run': model_run,
+    'model': model.uri if model else None,
+    'warm_start_version': None if warm in (None, -1) else warm,
+    'warm_start': _prop(model, WARM_START_NOTE) if model else None,
+    **(training_stats(model_run) or {}),
+  }
 
 
 def _add_evaluation(result, outputs, config):
@@ -162,8 +186,11 @@ def _slice_name(slice_key) -> str:
 
 def _slice_order(slice_key):
   """Sorts slices by column, then numbers by value (2 before 10), then text."""
-  return tuple((k.column, 0, v, '') if isinstance(v, (int, float)) else (k.column, 1, 0, str(v))
-               for k in slice_key.single_slice_keys for v in [_slice_value(k)])
+  return tuple(
+    (k.column, 0, v, '') if isinstance(v, (int, float)) else (k.column, 1, 0, str(v))
+    for k in slice_key.single_slice_keys
+    for v in [_slice_value(k)]
+  )
 
 
 def _metrics(uri, config) -> dict:
@@ -184,8 +211,13 @@ def _metrics(uri, config) -> dict:
         continue
       value = kv.value.double_value.value
       if key.HasField('sub_key'):
-        if (not slice_name and key.model_name != 'baseline' and key.name in PER_CLASS_METRICS
-            and key.sub_key.HasField('class_id') and key.sub_key.class_id.value < len(names)):
+        if (
+          not slice_name
+          and key.model_name != 'baseline'
+          and key.name in PER_CLASS_METRICS
+          and key.sub_key.HasField('class_id')
+          and key.sub_key.class_id.value < len(names)
+        ):
           per_class.setdefault(names[key.sub_key.class_id.value], {})[key.name] = value
         continue
       name = summary_name(task.type, key.name)
@@ -207,9 +239,12 @@ def _metrics(uri, config) -> dict:
   def ordered(metrics):
     return {name: metrics[name] for name in order if name in metrics}
 
-  result = {'metrics': ordered(overall), 'baseline_metrics': ordered(baseline),
-            'slices': {name: ordered(m) for name, m in slices.items()},
-            'baseline_slices': {name: ordered(m) for name, m in baseline_slices.items()}}
+  result = {
+    'metrics': ordered(overall),
+    'baseline_metrics': ordered(baseline),
+    'slices': {name: ordered(m) for name, m in slices.items()},
+    'baseline_slices': {name: ordered(m) for name, m in baseline_slices.items()},
+  }
   if task.type == 'multiclass':
     result['per_class'] = per_class
     result['confusion_matrix'] = _confusion_matrix(uri, len(names))
@@ -236,8 +271,7 @@ def _confusion_matrix(uri, num_classes) -> list[list[int]] | None:
       counts = [[0] * num_classes for _ in range(num_classes)]
       for entry in matrix.entries:
         if entry.actual_class_id < num_classes and 0 <= entry.predicted_class_id < num_classes:
-          counts[entry.actual_class_id][entry.predicted_class_id] = int(
-              entry.num_weighted_examples)
+          counts[entry.actual_class_id][entry.predicted_class_id] = int(entry.num_weighted_examples)
       return counts
   return None
 
@@ -254,19 +288,30 @@ def _gate(uri, result, config) -> dict:
   value = result['metrics'].get(name)
   base = result['baseline_metrics'].get(name)
   threshold, max_change = config.evaluator.threshold, config.evaluator.max_change
-  gate = {'metric': name, 'higher_is_better': higher, 'candidate': value, 'serving': base,
-          'threshold': threshold, 'max_change': max_change}
+  gate = {
+    'metric': name,
+    'higher_is_better': higher,
+    'candidate': value,
+    'serving': base,
+    'threshold': threshold,
+    'max_change': max_change,
+  }
   validation = tfma.load_validation_result(uri)
   if validation.validation_ok:
     text = f'{name} {value:.4f} {">=" if higher else "<="} threshold {threshold:g}'
     if base is not None:
-      text += (f' and not {"below" if higher else "above"} the serving model\'s '
-               f'{base:.4f} by more than {max_change:g}')
+      text += (
+        f" and not {'below' if higher else 'above'} the serving model's "
+        f'{base:.4f} by more than {max_change:g}'
+      )
     else:
       text += '; no model was serving, so no change threshold applied'
   else:
-    failures = [_failure_text(f, config.task.type, higher) for per_slice in validation.metric_validations_per_slice
-                for f in per_slice.failures]
+    failures = [
+      _failure_text(f, config.task.type, higher)
+      for per_slice in validation.metric_validations_per_slice
+      for f in per_slice.failures
+    ]
     text = '; '.join(failures) or 'validation failed'
   gate['reason'] = text
   return gate
@@ -281,8 +326,7 @@ def _failure_text(failure, task_type, higher) -> str:
   if failure.metric_key.is_diff:
     allowed = abs(threshold.change_threshold.absolute.value)
     worse = 'below' if higher else 'above'
-    return (f'{name} is {abs(value):.4f} {worse} the serving model\'s '
-            f'(allowed {allowed:.4f})')
+    return f"{name} is {abs(value):.4f} {worse} the serving model's (allowed {allowed:.4f})"
   if threshold.HasField('value_threshold'):
     bound = threshold.value_threshold
     if higher:

@@ -12,7 +12,7 @@ import os
 import pathlib
 import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 LOCK_FILE = '.run.lock'
 POLL_SECONDS = 0.5
@@ -29,8 +29,10 @@ def _holder(path: pathlib.Path) -> str:
     return 'another process'
   if not info:
     return 'another process'
-  return (f'run {info.get("run_id")} (pid {info.get("pid")} on {info.get("host")}, '
-          f'started {info.get("started")})')
+  return (
+    f'run {info.get("run_id")} (pid {info.get("pid")} on {info.get("host")}, '
+    f'started {info.get("started")})'
+  )
 
 
 def _acquire(directory: pathlib.Path, wait_s: float, what: str):
@@ -46,8 +48,10 @@ def _acquire(directory: pathlib.Path, wait_s: float, what: str):
       if time.monotonic() >= deadline:
         os.close(fd)
         waited = f' after waiting {wait_s:g} s' if wait_s else ''
-        raise LockedError(f'{what} {directory} is in use by {_holder(path)}{waited}; '
-                          'one run at a time (set run_lock_wait_s to wait longer)') from None
+        raise LockedError(
+          f'{what} {directory} is in use by {_holder(path)}{waited}; '
+          'one run at a time (set run_lock_wait_s to wait longer)'
+        ) from None
       time.sleep(POLL_SECONDS)
 
 
@@ -59,8 +63,14 @@ def hold(run_id: str, directories: dict[str, pathlib.Path], wait_s: float = 0) -
     LockedError: a directory stayed locked by another run for `wait_s` seconds.
   """
   held = []
-  info = json.dumps({'run_id': run_id, 'pid': os.getpid(), 'host': socket.gethostname(),
-                     'started': time.strftime('%Y-%m-%dT%H:%M:%S')})
+  info = json.dumps(
+    {
+      'run_id': run_id,
+      'pid': os.getpid(),
+      'host': socket.gethostname(),
+      'started': time.strftime('%Y-%m-%dT%H:%M:%S'),
+    }
+  )
   try:
     # Always in the same order, so two runs cannot each hold one and wait for the other.
     for what, directory in sorted(directories.items(), key=lambda item: str(item[1])):
@@ -70,7 +80,7 @@ def hold(run_id: str, directories: dict[str, pathlib.Path], wait_s: float = 0) -
       os.pwrite(fd, info.encode(), 0)
     yield
   finally:
-    for fd, path in reversed(held):
+    for fd, _ in reversed(held):
       with contextlib.suppress(OSError):
         os.ftruncate(fd, 0)
       os.close(fd)  # releases the lock

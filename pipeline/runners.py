@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from tfx.dsl.compiler import compiler, constants
 from tfx.dsl.components.base import base_beam_component
@@ -33,8 +33,11 @@ class ComponentProgress(logging.Handler):
   hook, and the pinned TFX version keeps them stable.
   """
 
-  def __init__(self, on_finish: Callable[[str, str, float], None],
-               on_start: Callable[[str], None] = lambda name: None):
+  def __init__(
+    self,
+    on_finish: Callable[[str, str, float], None],
+    on_start: Callable[[str], None] = lambda name: None,
+  ):
     super().__init__(logging.INFO)
     self._on_finish = on_finish
     self._on_start = on_start
@@ -94,8 +97,10 @@ class TrainingProgress(logging.Handler):
       return
     self._last = time.monotonic()
     step = int(loss.group(2))
-    parts = [f'step {step}/{self._total} ({100 * step / max(self._total, 1):.0f}%)',
-             f'loss {float(loss.group(1)):.4f}']
+    parts = [
+      f'step {step}/{self._total} ({100 * step / max(self._total, 1):.0f}%)',
+      f'loss {float(loss.group(1)):.4f}',
+    ]
     if self._rate:
       parts.append(f'{self._rate:.1f} steps/s')
       parts.append(f'ETA {max(self._total - step, 0) / self._rate:.0f} s')
@@ -104,9 +109,14 @@ class TrainingProgress(logging.Handler):
 
 # Options that tell TFX the Beam workers already have TFX and our code;
 # without one, TFX builds and stages an sdist of itself for every component.
-_DEPENDENCY_OPTIONS = ('--extra_package', '--extra_packages', '--setup_file',
-                       '--requirements_file', '--sdk_container_image',
-                       '--worker_harness_container_image')
+_DEPENDENCY_OPTIONS = (
+  '--extra_package',
+  '--extra_packages',
+  '--setup_file',
+  '--requirements_file',
+  '--sdk_container_image',
+  '--worker_harness_container_image',
+)
 
 
 def input_megabytes(config: Config) -> float:
@@ -123,7 +133,9 @@ def resolved_beam_runner(config: Config) -> str:
   """`beam.runner`, with auto decided by the input size."""
   if config.beam.runner != 'auto':
     return config.beam.runner
-  return 'multi_process' if input_megabytes(config) > config.beam.auto_threshold_mb else 'in_process'
+  return (
+    'multi_process' if input_megabytes(config) > config.beam.auto_threshold_mb else 'in_process'
+  )
 
 
 def beam_args(config: Config, worker_pool: str | None = None) -> list[str]:
@@ -140,8 +152,11 @@ def beam_args(config: Config, worker_pool: str | None = None) -> list[str]:
   if runner == 'in_process':
     args = []
   elif runner == 'multi_process':
-    args = ['--runner=DirectRunner', '--direct_running_mode=multi_processing',
-            f'--direct_num_workers={beam.workers or os.cpu_count() or 1}']
+    args = [
+      '--runner=DirectRunner',
+      '--direct_running_mode=multi_processing',
+      f'--direct_num_workers={beam.workers or os.cpu_count() or 1}',
+    ]
   elif runner == 'portable':
     args = ['--runner=PortableRunner', f'--job_endpoint={beam.job_endpoint or "embed"}']
     if beam.environment == 'process':
@@ -171,11 +186,16 @@ def beam_worker_pool(config: Config) -> Iterator[str | None]:
     return
   (port,) = free_ports(1)
   # The pool starts workers as plain `python`: put this interpreter first on PATH.
-  env = {**os.environ,
-         'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')])}
+  env = {
+    **os.environ,
+    'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')]),
+  }
   pool = subprocess.Popen(
-      [sys.executable, '-m', 'apache_beam.runners.worker.worker_pool_main', f'--service_port={port}'],
-      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    [sys.executable, '-m', 'apache_beam.runners.worker.worker_pool_main', f'--service_port={port}'],
+    stdin=subprocess.DEVNULL,
+    env=env,
+    start_new_session=True,
+  )
   try:
     _wait_for_port(port, pool)
     yield f'localhost:{port}'
@@ -214,20 +234,27 @@ def _local_ir(config: Config, run_id: str, beam_options: list[str]):
   config.output_root.mkdir(parents=True, exist_ok=True)
   pipeline: tfx_pipeline.Pipeline = create_pipeline(config)
   pipeline.metadata_connection_config = metadata.sqlite_metadata_connection_config(
-      str(config.metadata_path))
+    str(config.metadata_path)
+  )
   add_beam_args(pipeline, beam_options)
   ir = compiler.Compiler().compile(pipeline)
   # Our run id instead of the runner's timestamp, so the summary can find the run.
   runtime_parameter_utils.substitute_runtime_parameter(
-      ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+    ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
+  )
   return ir
 
 
 RUNNERS = ('local', 'beam')
 
 
-def run(config: Config, run_id: str, progress: ComponentProgress, runner: str = 'local',
-        training: TrainingProgress | None = None) -> None:
+def run(
+  config: Config,
+  run_id: str,
+  progress: ComponentProgress,
+  runner: str = 'local',
+  training: TrainingProgress | None = None,
+) -> None:
   """Runs the pipeline with TFX's LocalDagRunner or BeamDagRunner, SQLite MLMD.
 
   Both run here, with the Beam options of `config.beam` for the components

@@ -49,8 +49,9 @@ def infer(stats, label: str) -> schema_pb2.Schema:
   """The curated schema for TFDV statistics `stats` of a table labelled by `label`."""
   names = {f.path.step[0] for d in stats.datasets for f in d.features}
   if label not in names:
-    raise ValueError(f'the label column {label!r} is not in the data; '
-                     f'columns: {", ".join(sorted(names))}')
+    raise ValueError(
+      f'the label column {label!r} is not in the data; columns: {", ".join(sorted(names))}'
+    )
   # Sparse (VarLen) features: many columns have missing values.
   return curate(tfdv.infer_schema(stats, infer_feature_shape=False), label)
 

@@ -18,14 +18,16 @@ import sysconfig
 from pipeline.config import Config, ConfigError
 
 # The names the pipeline calls, and how (the README's user-module contract).
-CONTRACT = {
-    'preprocessing_fn': ('inputs', 'custom_config'),
-    'trainer_fn': ('fn_args', 'schema'),
-}
+CONTRACT = {'preprocessing_fn': ('inputs', 'custom_config'), 'trainer_fn': ('fn_args', 'schema')}
 # Installed libraries and the standard library: not the user's code.
-_LIBRARY_DIRS = tuple(sorted({
-    os.path.realpath(sysconfig.get_paths()[key]) + os.sep
-    for key in ('stdlib', 'platstdlib', 'purelib', 'platlib')}))
+_LIBRARY_DIRS = tuple(
+  sorted(
+    {
+      os.path.realpath(sysconfig.get_paths()[key]) + os.sep
+      for key in ('stdlib', 'platstdlib', 'purelib', 'platlib')
+    }
+  )
+)
 
 
 def add_code_dir(config: Config) -> None:
@@ -55,17 +57,23 @@ def check_module(config: Config):
   try:
     module = importlib.import_module(name)
   except ModuleNotFoundError as e:
-    where = f' (looked in code_dir {config.code_dir} and the installed packages)' if config.code_dir else ''
+    where = (
+      f' (looked in code_dir {config.code_dir} and the installed packages)'
+      if config.code_dir
+      else ''
+    )
     raise ConfigError(f"config key 'module': cannot import {name!r}: {e}{where}") from None
   except Exception as e:  # the user's code failed while importing
-    raise ConfigError(f"config key 'module': importing {name!r} failed: "
-                      f'{e.__class__.__name__}: {e}') from None
+    raise ConfigError(
+      f"config key 'module': importing {name!r} failed: {e.__class__.__name__}: {e}"
+    ) from None
   for fn_name, params in CONTRACT.items():
     fn = getattr(module, fn_name, None)
     call = f'{name}.{fn_name}({", ".join(params)})'
     if not callable(fn):
-      raise ConfigError(f"config key 'module': {name!r} has no function {fn_name}; "
-                        f'the pipeline calls {call}')
+      raise ConfigError(
+        f"config key 'module': {name!r} has no function {fn_name}; the pipeline calls {call}"
+      )
     if not _callable_as(fn, params):
       raise ConfigError(f"config key 'module': {name}.{fn_name} cannot be called as {call}")
   return module
@@ -109,7 +117,7 @@ def _imported_names(path: str, module: str, is_package: bool) -> set[str]:
     elif isinstance(node, ast.ImportFrom):
       if node.level:
         parts = package.split('.')
-        base = '.'.join(parts[:len(parts) - node.level + 1])
+        base = '.'.join(parts[: len(parts) - node.level + 1])
         target = f'{base}.{node.module}' if node.module else base
       else:
         target = node.module
@@ -123,8 +131,11 @@ def _find_spec(name: str):
   top = name.split('.')[0]
   top_spec = importlib.util.find_spec(top)
   # A library's submodules are never looked up: that would import the library.
-  if top_spec is None or (top_spec.origin and _is_library(top_spec.origin)) or (
-      top_spec.origin in (None, 'built-in', 'frozen') and not top_spec.submodule_search_locations):
+  if (
+    top_spec is None
+    or (top_spec.origin and _is_library(top_spec.origin))
+    or (top_spec.origin in (None, 'built-in', 'frozen') and not top_spec.submodule_search_locations)
+  ):
     return None
   try:
     return importlib.util.find_spec(name)

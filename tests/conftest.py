@@ -2,6 +2,7 @@
 
 import csv
 import functools
+import itertools
 import json
 import pathlib
 import subprocess
@@ -20,24 +21,35 @@ TINY_ROWS = 400
 def taxi_module_args(**hparams) -> dict:
   """The custom_config trainer_module gets from the shipped config."""
   config = load_config()
-  return contract.dump(contract.ModuleArgs(
-      task=config.task, hparams={**config.trainer.hparams, **hparams}))
+  return contract.dump(
+    contract.ModuleArgs(task=config.task, hparams={**config.trainer.hparams, **hparams})
+  )
 
 
 def sample_workspace(root: pathlib.Path, rows: int) -> pathlib.Path:
   """A directory with `data/data.csv`: the first `rows` rows of the bundled data."""
   (root / 'data').mkdir()
-  lines = DATA_CSV.read_text().splitlines(keepends=True)[:rows + 1]
+  lines = DATA_CSV.read_text().splitlines(keepends=True)[: rows + 1]
   (root / 'data' / 'data.csv').write_text(''.join(lines))
   return root
 
 
 def pipeline_command(root, *overrides, data_root=None, runner='local', flags=()) -> list[str]:
   """`python -m pipeline run` writing under `root/out`, reading `root/data` by default."""
-  return [sys.executable, '-m', 'pipeline', 'run', '--runner', runner, *flags,
-          '--set', f'output_root={root / "out"}',
-          '--set', f'data_root={data_root or root / "data"}',
-          *[arg for o in overrides for arg in ('--set', o)]]
+  return [
+    sys.executable,
+    '-m',
+    'pipeline',
+    'run',
+    '--runner',
+    runner,
+    *flags,
+    '--set',
+    f'output_root={root / "out"}',
+    '--set',
+    f'data_root={data_root or root / "data"}',
+    *[arg for o in overrides for arg in ('--set', o)],
+  ]
 
 
 def latest_summary(root):
@@ -50,20 +62,25 @@ def run_pipeline(root, *overrides, data_root=None, runner='local', flags=()):
   summary_file = root / 'out' / 'latest_summary.json'
   if summary_file.exists():
     summary_file.unlink()
-  process = subprocess.run(pipeline_command(root, *overrides, data_root=data_root, runner=runner,
-                                            flags=flags),
-                           capture_output=True, text=True, timeout=900, cwd=root)
+  process = subprocess.run(
+    pipeline_command(root, *overrides, data_root=data_root, runner=runner, flags=flags),
+    capture_output=True,
+    text=True,
+    timeout=900,
+    cwd=root,
+  )
   return process, latest_summary(root)
 
 
 def read_rows(n: int) -> list[dict]:
   with open(DATA_CSV, newline='') as f:
-    return [row for _, row in zip(range(n), csv.DictReader(f))]
+    return list(itertools.islice(csv.DictReader(f), n))
 
 
 def to_instance(row: dict, feature_spec) -> dict:
   """A CSV row as a tft instance dict, typed by the schema; '' is missing."""
   import tensorflow as tf
+
   instance = {}
   for key, spec in feature_spec.items():
     cell = row.get(key, '')
@@ -82,14 +99,23 @@ def to_instance(row: dict, feature_spec) -> dict:
 def raw_feature_spec():
   import tensorflow_data_validation as tfdv
   from tensorflow_transform.tf_metadata import schema_utils
+
   return schema_utils.schema_as_feature_spec(tfdv.load_schema_text(str(SCHEMA))).feature_spec
 
 
 # One hand-made row with every optional column empty, to pin missing-value
 # handling; its trip_miles, longer than any real trip, identifies it.
-MISSING_ROW = {'fare': '10.0', 'tips': '3.0', 'trip_start_month': '5', 'trip_start_hour': '7',
-               'trip_start_day': '2', 'trip_start_timestamp': '1400269500', 'trip_miles': '5000',
-               'payment_type': 'Credit Card', 'trip_seconds': '300'}
+MISSING_ROW = {
+  'fare': '10.0',
+  'tips': '3.0',
+  'trip_start_month': '5',
+  'trip_start_hour': '7',
+  'trip_start_day': '2',
+  'trip_start_timestamp': '1400269500',
+  'trip_miles': '5000',
+  'payment_type': 'Credit Card',
+  'trip_seconds': '300',
+}
 
 
 @pytest.fixture(scope='session')
@@ -108,34 +134,46 @@ def transformed(tmp_path_factory, raw_feature_spec):
 
   preprocessing = functools.partial(preprocessing_fn, custom_config=taxi_module_args())
   root = tmp_path_factory.mktemp('transform')
-  rows = read_rows(TINY_ROWS) + [MISSING_ROW]
+  rows = [*read_rows(TINY_ROWS), MISSING_ROW]
   instances = [to_instance(r, raw_feature_spec) for r in rows]
-  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_feature_spec))
+  metadata = dataset_metadata.DatasetMetadata(
+    schema_utils.schema_from_feature_spec(raw_feature_spec)
+  )
   # TF1 graph mode, as the pipeline's Transform runs it.
   with beam.Pipeline() as p, tft_beam.Context(temp_dir=str(root / 'tmp'), force_tf_compat_v1=True):
     data = p | beam.Create(instances, reshuffle=False)
     (out, out_metadata), transform_fn = (data, metadata) | tft_beam.AnalyzeAndTransformDataset(
-        preprocessing, output_record_batches=False)
+      preprocessing, output_record_batches=False
+    )
     _ = transform_fn | tft_beam.WriteTransformFn(str(root / 'transform_output'))
     # The raw schema, which the serving and eval receivers parse with (as TFX writes it).
     _ = metadata | 'WriteRawMetadata' >> tft_beam.WriteMetadata(
-        str(root / 'transform_output' / tft.TFTransformOutput.RAW_METADATA_DIR), p)
+      str(root / 'transform_output' / tft.TFTransformOutput.RAW_METADATA_DIR), p
+    )
     coder = tft.coders.ExampleProtoCoder(out_metadata.schema)
-    _ = (out | beam.Map(coder.encode) | beam.io.WriteToTFRecord(
-        str(root / 'data' / 'part'), file_name_suffix='.gz',
-        compression_type=beam.io.filesystem.CompressionTypes.GZIP))
+    _ = (
+      out
+      | beam.Map(coder.encode)
+      | beam.io.WriteToTFRecord(
+        str(root / 'data' / 'part'),
+        file_name_suffix='.gz',
+        compression_type=beam.io.filesystem.CompressionTypes.GZIP,
+      )
+    )
   pattern = str(root / 'data' / 'part*')
   dataset = tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type='GZIP')
   output = tft.TFTransformOutput(str(root / 'transform_output'))
   spec = output.transformed_feature_spec()
   transformed_rows = [
-      {k: v.numpy() for k, v in tf.io.parse_single_example(r, spec).items()} for r in dataset]
+    {k: v.numpy() for k, v in tf.io.parse_single_example(r, spec).items()} for r in dataset
+  ]
   return str(root / 'transform_output'), pattern, transformed_rows, rows
 
 
 def serialize(row: dict, feature_spec, drop=('tips',)) -> bytes:
   """A CSV row as a raw serialized tf.Example, as a serving client would send it."""
   import tensorflow as tf
+
   feature = {}
   for key, values in to_instance(row, feature_spec).items():
     if key in drop or not values:
@@ -149,7 +187,6 @@ def serialize(row: dict, feature_spec, drop=('tips',)) -> bytes:
   return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-
 def rendered_images(page: pathlib.Path) -> tuple[int, int]:
   """(images on `page`, images the browser decoded), from Debian's chromium, headless."""
   import re
@@ -158,8 +195,19 @@ def rendered_images(page: pathlib.Path) -> tuple[int, int]:
   chromium = shutil.which('chromium')
   assert chromium, "Debian's chromium is missing: `make test` installs it"
   result = subprocess.run(
-      [chromium, '--headless', '--no-sandbox', '--disable-gpu', '--virtual-time-budget=10000',
-       '--dump-dom', page.as_uri()], capture_output=True, text=True, timeout=120)
+    [
+      chromium,
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--virtual-time-budget=10000',
+      '--dump-dom',
+      page.as_uri(),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   attributes = dict(re.findall(r'data-(images(?:-decoded)?)="(\d+)"', result.stdout))
   assert attributes, result.stdout[:2000] + result.stderr[-2000:]
   return int(attributes['images']), int(attributes['images-decoded'])

@@ -15,10 +15,15 @@ def _row(rng: random.Random, task: str, index: int) -> dict:
   age = rng.randint(18, 80)
   city = rng.choice(CITIES)
   plan = rng.choice(PLANS)
-  row = {'customer_id': f'c{index:05d}', 'size': f'{size:.1f}', 'age': str(age),
-         'city': city, 'plan': plan,
-         # An optional column: empty in one row of ten.
-         'score': '' if index % 10 == 0 else f'{rng.gauss(0, 1):.3f}'}
+  row = {
+    'customer_id': f'c{index:05d}',
+    'size': f'{size:.1f}',
+    'age': str(age),
+    'city': city,
+    'plan': plan,
+    # An optional column: empty in one row of ten.
+    'score': '' if index % 10 == 0 else f'{rng.gauss(0, 1):.3f}',
+  }
   if task == 'binary':
     logit = 0.04 * (size - 110) + (1.5 if plan == 'pro' else -0.5) + rng.gauss(0, 0.7)
     row['churned'] = 'yes' if logit > 0 else 'no'

@@ -27,8 +27,18 @@ def test_beam_orchestrator_blesses_and_pushes(workspace):
   assert '(beam runner)' in process.stdout
   assert summary['runner'] == 'beam' and summary['status'] == 'succeeded'
   assert {c['name']: c['state'] for c in summary['components']} == dict.fromkeys(
-      ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'Transform',
-       'Trainer', 'Evaluator', 'Pusher'], 'executed')
+    [
+      'CsvExampleGen',
+      'StatisticsGen',
+      'SchemaGen',
+      'ExampleValidator',
+      'Transform',
+      'Trainer',
+      'Evaluator',
+      'Pusher',
+    ],
+    'executed',
+  )
   assert summary['blessed'] and summary['pushed_path']
   assert serving.versions(str(workspace / 'out' / 'serving')) == [summary['pushed_version']]
 

@@ -15,20 +15,53 @@ ROWS = 1000
 def test_bench_writes_sane_results(tmp_path):
   data = tmp_path / 'data'
   data.mkdir()
-  (data / 'data.csv').write_text(''.join(DATA_CSV.read_text().splitlines(keepends=True)[:ROWS + 1]))
+  (data / 'data.csv').write_text(
+    ''.join(DATA_CSV.read_text().splitlines(keepends=True)[: ROWS + 1])
+  )
   output = tmp_path / 'latest.json'
   process = subprocess.run(
-      [sys.executable, '-m', 'bench', '--reps', '1', '--train-steps', '20', '--eval-steps', '5',
-       '--scales', '1', '--throughput-steps', '30', '--throughput-workers', '0',
-       '--data', str(data), '--output', str(output)],
-      capture_output=True, text=True, timeout=1200)
+    [
+      sys.executable,
+      '-m',
+      'bench',
+      '--reps',
+      '1',
+      '--train-steps',
+      '20',
+      '--eval-steps',
+      '5',
+      '--scales',
+      '1',
+      '--throughput-steps',
+      '30',
+      '--throughput-workers',
+      '0',
+      '--data',
+      str(data),
+      '--output',
+      str(output),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=1200,
+  )
   assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
   result = json.loads(output.read_text())
-  for key in ('ratio_wall', 'ours_wall_s', 'anchor_wall_s', 'ours_auc', 'anchor_auc',
-              'cached_rerun_s', 'per_component', 'scaling'):
+  for key in (
+    'ratio_wall',
+    'ours_wall_s',
+    'anchor_wall_s',
+    'ours_auc',
+    'anchor_auc',
+    'cached_rerun_s',
+    'per_component',
+    'scaling',
+  ):
     assert key in result, key
   assert result['anchor']['failed_runs'] == result['ours']['failed_runs'] == 0
-  assert result['ratio_wall'] == pytest.approx(result['ours_wall_s'] / result['anchor_wall_s'], abs=1e-3)
+  assert result['ratio_wall'] == pytest.approx(
+    result['ours_wall_s'] / result['anchor_wall_s'], abs=1e-3
+  )
   assert 0 < result['ours_auc'] <= 1 and 0 < result['anchor_auc'] <= 1
   assert 0 < result['cached_rerun_s'] < result['ours_wall_s']
   for name in ('anchor', 'ours'):

@@ -11,8 +11,9 @@ def _store_with(tmp_path, type_name, uri, split_names=None):
   artifact_type = metadata_store_pb2.ArtifactType(name=type_name)
   artifact_type.properties['split_names'] = metadata_store_pb2.STRING
   type_id = store.put_artifact_type(artifact_type)
-  artifact = metadata_store_pb2.Artifact(type_id=type_id, uri=str(uri),
-                                         state=metadata_store_pb2.Artifact.LIVE)
+  artifact = metadata_store_pb2.Artifact(
+    type_id=type_id, uri=str(uri), state=metadata_store_pb2.Artifact.LIVE
+  )
   if split_names:
     artifact.properties['split_names'].string_value = split_names
   (artifact_id,) = store.put_artifacts([artifact])
@@ -59,5 +60,5 @@ def test_a_model_without_its_saved_model_is_not_reused(tmp_path):
 def test_an_empty_pushed_model_folder_is_whole(tmp_path):
   uri = tmp_path / 'Pusher' / 'pushed_model' / '9'
   uri.mkdir(parents=True)
-  store, artifact_id = _store_with(tmp_path, 'PushedModel', uri)
+  _store, _artifact_id = _store_with(tmp_path, 'PushedModel', uri)
   assert cache_check.invalidate_incomplete(tmp_path / 'metadata.sqlite') == []

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 
 import pytest
 
@@ -33,20 +32,39 @@ def config(tmp_path):
 
 
 def _push(config, saved_model, run_id, auc, spans):
-  pushed = serving.push(saved_model, saved_model, config.push_dir,
-                        {'pipeline_run_id': run_id, 'architecture': 'a'})
-  history.write_summary(config, {
-      'run_id': run_id, 'status': 'succeeded', 'outcome': 'pushed', 'blessed': True,
-      'pushed_version': pushed.version, 'wall_seconds': 42.0, 'spans': spans,
-      'gate': {'metric': 'auc', 'candidate': auc}, 'metrics': {'auc': auc},
-      'config': {'trainer': {'train_steps': 100 + len(spans['train'])}}})
+  pushed = serving.push(
+    saved_model, saved_model, config.push_dir, {'pipeline_run_id': run_id, 'architecture': 'a'}
+  )
+  history.write_summary(
+    config,
+    {
+      'run_id': run_id,
+      'status': 'succeeded',
+      'outcome': 'pushed',
+      'blessed': True,
+      'pushed_version': pushed.version,
+      'wall_seconds': 42.0,
+      'spans': spans,
+      'gate': {'metric': 'auc', 'candidate': auc},
+      'metrics': {'auc': auc},
+      'config': {'trainer': {'train_steps': 100 + len(spans['train'])}},
+    },
+  )
   return pushed.version
 
 
 @pytest.fixture
 def three_versions(config, saved_model):
-  return [_push(config, saved_model, f'20261123T0{i}0000-aaa{i}', 0.9 + i / 100,
-                {'train': [i], 'eval': i, 'previous': i - 1 or None}) for i in (1, 2, 3)]
+  return [
+    _push(
+      config,
+      saved_model,
+      f'20261123T0{i}0000-aaa{i}',
+      0.9 + i / 100,
+      {'train': [i], 'eval': i, 'previous': i - 1 or None},
+    )
+    for i in (1, 2, 3)
+  ]
 
 
 def test_models_lists_every_version_and_which_serves(config, three_versions):
@@ -65,22 +83,28 @@ def test_rollback_republishes_the_previous_version_as_the_newest(config, three_v
   assert current.record['architecture'] == 'a'  # still a warm start for the next run
   assert current.baseline_model_uri  # and still the Evaluator's baseline
   rows = models.list_models(config)
-  assert rows[0][models.ROLLBACK_OF] == three_versions[1] and rows[0]['value'] == pytest.approx(0.92)
+  assert rows[0][models.ROLLBACK_OF] == three_versions[1] and rows[0]['value'] == pytest.approx(
+    0.92
+  )
   record = history.load_runs(config)[0]
   assert record['kind'] == 'rollback' and record['replaced_version'] == three_versions[2]
   assert serving.versions(config.push_dir)[:3] == three_versions  # nothing deleted
 
 
 def test_rollback_to_a_named_version_and_refusals(config, three_versions, capfd):
-  assert cli.main(['rollback', str(three_versions[0]), '--set',
-                   f'output_root={config.output_root}']) == 0
+  assert (
+    cli.main(['rollback', str(three_versions[0]), '--set', f'output_root={config.output_root}'])
+    == 0
+  )
   assert serving.latest(config.push_dir).record[models.ROLLBACK_OF] == three_versions[0]
   broken = os.path.join(config.push_dir, str(three_versions[1]))
   with open(os.path.join(broken, 'saved_model.pb'), 'wb') as f:
     f.write(b'\xff not a model')
   capfd.readouterr()
-  assert cli.main(['rollback', str(three_versions[1]), '--set',
-                   f'output_root={config.output_root}']) == 2
+  assert (
+    cli.main(['rollback', str(three_versions[1]), '--set', f'output_root={config.output_root}'])
+    == 2
+  )
   err = capfd.readouterr().err
   assert f'version {three_versions[1]}' in err and 'damaged (saved_model.pb does not parse)' in err
   assert cli.main(['rollback', '123', '--set', f'output_root={config.output_root}']) == 2
@@ -107,12 +131,28 @@ def test_runs_list_show_and_compare(config, three_versions, capfd):
   lines = capfd.readouterr().out.splitlines()
   assert lines[0].split()[:3] == ['run', 'date', 'outcome']
   assert [line.split()[0] for line in lines[1:]] == [
-      '20261123T030000-aaa3', '20261123T020000-aaa2', '20261123T010000-aaa1']
+    '20261123T030000-aaa3',
+    '20261123T020000-aaa2',
+    '20261123T010000-aaa1',
+  ]
   assert 'auc 0.9300' in lines[1] and str(three_versions[2]) in lines[1]
-  assert cli.main(['runs', 'show', '20261123T02', '--set', f'output_root={config.output_root}']) == 0
+  assert (
+    cli.main(['runs', 'show', '20261123T02', '--set', f'output_root={config.output_root}']) == 0
+  )
   assert json.loads(capfd.readouterr().out)['pushed_version'] == three_versions[1]
-  assert cli.main(['runs', 'compare', '20261123T01', '20261123T03', '--set',
-                   f'output_root={config.output_root}']) == 0
+  assert (
+    cli.main(
+      [
+        'runs',
+        'compare',
+        '20261123T01',
+        '20261123T03',
+        '--set',
+        f'output_root={config.output_root}',
+      ]
+    )
+    == 0
+  )
   out = capfd.readouterr().out
   assert 'metrics.auc' in out and '0.9100' in out and '0.9300' in out
   assert 'trainer.train_steps: 101 -> 101' not in out and 'config: the same' in out

@@ -30,17 +30,24 @@ def test_error_text_names_the_root_cause():
 
 
 def test_error_text_of_a_plain_error_is_its_message():
-  assert cli.error_text(ValueError('data directory x does not exist')) == 'data directory x does not exist'
+  assert (
+    cli.error_text(ValueError('data directory x does not exist'))
+    == 'data directory x does not exist'
+  )
   assert cli.error_text(KeyError('k')) == "KeyError: 'k'"
 
 
-@pytest.mark.parametrize('override, key, needle', [
+@pytest.mark.parametrize(
+  'override, key, needle',
+  [
     ('task.label=tip_amount', 'task.label', "'tip_amount' is not a column"),
     ('evaluator.slice_features=[hour]', 'evaluator.slice_features', "'hour' is not a column"),
     ('module=json', 'module', 'has no function preprocessing_fn'),
-])
-def test_run_refuses_a_config_that_does_not_fit_the_schema_or_module(tmp_path, capsys, override,
-                                                                      key, needle):
+  ],
+)
+def test_run_refuses_a_config_that_does_not_fit_the_schema_or_module(
+  tmp_path, capsys, override, key, needle
+):
   code = cli.main(['run', '--set', f'output_root={tmp_path}', '--set', override])
   err = capsys.readouterr().err
   assert code == 2
@@ -51,11 +58,15 @@ def test_run_refuses_a_config_that_does_not_fit_the_schema_or_module(tmp_path, c
 
 def _collected(pushed=False, **states):
   names = ('CsvExampleGen', 'ExampleValidator', 'Trainer', 'Evaluator', 'Pusher')
-  return {'components': [{'name': n, 'state': states.get(n, 'cached')} for n in names],
-          'pushed_path': '/serving/2' if pushed else None}
+  return {
+    'components': [{'name': n, 'state': states.get(n, 'cached')} for n in names],
+    'pushed_path': '/serving/2' if pushed else None,
+  }
 
 
-@pytest.mark.parametrize('status, collected, outcome, code', [
+@pytest.mark.parametrize(
+  'status, collected, outcome, code',
+  [
     ('succeeded', _collected(pushed=True, Trainer='executed'), 'pushed', 0),
     ('succeeded', _collected(Trainer='executed'), 'not_pushed', 3),
     ('succeeded', _collected(), 'nothing_new', 4),
@@ -64,7 +75,8 @@ def _collected(pushed=False, **states):
     ('failed', _collected(ExampleValidator='failed', Trainer='skipped'), 'data_refused', 5),
     ('failed', _collected(Trainer='failed'), 'failed', 1),
     ('failed', {'components': [], 'pushed_path': None}, 'failed', 1),
-])
+  ],
+)
 def test_each_outcome_has_its_own_exit_code(status, collected, outcome, code):
   assert cli.outcome(status, collected) == outcome
   assert cli.OUTCOMES[outcome] == code
@@ -76,4 +88,6 @@ def test_help_lists_the_exit_codes(capsys):
     with pytest.raises(SystemExit):
       cli.main(argv)
     out = capsys.readouterr().out
-    assert 'exit codes of `run`:' in out and '  4   nothing new' in out and '  75  another run' in out
+    assert (
+      'exit codes of `run`:' in out and '  4   nothing new' in out and '  75  another run' in out
+    )

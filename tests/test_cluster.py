@@ -14,11 +14,10 @@ import psutil
 import pytest
 
 from components import cluster as cluster_lib
-from components import local_cluster, tfjob
-from components import replica
+from components import local_cluster, replica, tfjob
 from tests.conftest import taxi_module_args
 
-FAKE_REPLICA = textwrap.dedent('''
+FAKE_REPLICA = textwrap.dedent("""
     import json, os, pathlib, sys, time
     task = json.loads(os.environ['TF_CONFIG'])['task']
     role = f"{task['type']}-{task['index']}"
@@ -40,15 +39,16 @@ FAKE_REPLICA = textwrap.dedent('''
     else:
         time.sleep(0.2)
         sys.exit(int(action))
-''')
+""")
 
 
 def make_cluster(tmp_path, plan, topology, **kwargs):
   (tmp_path / 'plan.json').write_text(json.dumps(plan))
   script = tmp_path / 'fake_replica.py'
   script.write_text(FAKE_REPLICA)
-  return local_cluster.LocalCluster([sys.executable, str(script), str(tmp_path)], topology,
-                                  tmp_path / 'logs', poll_s=0.05, **kwargs)
+  return local_cluster.LocalCluster(
+    [sys.executable, str(script), str(tmp_path)], topology, tmp_path / 'logs', poll_s=0.05, **kwargs
+  )
 
 
 def starts(tmp_path, role):
@@ -57,21 +57,33 @@ def starts(tmp_path, role):
 
 
 def fake_replicas_running(tmp_path):
-  return [p for p in psutil.process_iter(['cmdline'])
-          if str(tmp_path / 'fake_replica.py') in (p.info['cmdline'] or [])]
+  return [
+    p
+    for p in psutil.process_iter(['cmdline'])
+    if str(tmp_path / 'fake_replica.py') in (p.info['cmdline'] or [])
+  ]
 
 
 def test_topology_lists_every_replica():
   topology = cluster_lib.Topology(workers=2, parameter_servers=1, evaluator=True)
-  assert topology.tasks() == [('chief', 0), ('worker', 0), ('worker', 1), ('ps', 0), ('evaluator', 0)]
+  assert topology.tasks() == [
+    ('chief', 0),
+    ('worker', 0),
+    ('worker', 1),
+    ('ps', 0),
+    ('evaluator', 0),
+  ]
 
 
 def test_each_replica_gets_its_role_and_one_shared_cluster(tmp_path):
-  local = make_cluster(tmp_path, {}, cluster_lib.Topology(workers=1, parameter_servers=1,
-                                                          evaluator=True))
+  local = make_cluster(
+    tmp_path, {}, cluster_lib.Topology(workers=1, parameter_servers=1, evaluator=True)
+  )
   local.run()
-  configs = {role: json.loads((tmp_path / f'{role}.config').read_text())
-             for role in ('chief-0', 'worker-0', 'ps-0', 'evaluator-0')}
+  configs = {
+    role: json.loads((tmp_path / f'{role}.config').read_text())
+    for role in ('chief-0', 'worker-0', 'ps-0', 'evaluator-0')
+  }
   assert {c['task']['type'] for c in configs.values()} == {'chief', 'worker', 'ps', 'evaluator'}
   cluster = configs['chief-0']['cluster']
   assert set(cluster) == {'chief', 'worker', 'ps'}  # the evaluator is not a cluster member
@@ -83,8 +95,11 @@ def test_each_replica_gets_its_role_and_one_shared_cluster(tmp_path):
 
 
 def test_a_failed_worker_is_restarted_and_training_completes(tmp_path):
-  local = make_cluster(tmp_path, {'worker-0': ['kill', 0], 'chief-0': ['sleep:2']},
-                       cluster_lib.Topology(workers=1, parameter_servers=1))
+  local = make_cluster(
+    tmp_path,
+    {'worker-0': ['kill', 0], 'chief-0': ['sleep:2']},
+    cluster_lib.Topology(workers=1, parameter_servers=1),
+  )
   local.run()
   assert starts(tmp_path, 'worker-0') == 2
   assert local.restarts == {('worker', 0): 1}
@@ -93,9 +108,12 @@ def test_a_failed_worker_is_restarted_and_training_completes(tmp_path):
 
 
 def test_a_failed_chief_fails_the_run_with_its_log(tmp_path):
-  local = make_cluster(tmp_path, {'chief-0': [3]},
-                       cluster_lib.Topology(workers=1, parameter_servers=1))
-  with pytest.raises(cluster_lib.TrainingError, match=r'replica chief:0 failed \(exit code 3\)') as e:
+  local = make_cluster(
+    tmp_path, {'chief-0': [3]}, cluster_lib.Topology(workers=1, parameter_servers=1)
+  )
+  with pytest.raises(
+    cluster_lib.TrainingError, match=r'replica chief:0 failed \(exit code 3\)'
+  ) as e:
     local.run()
   assert 'chief-0 start 0 action 3' in str(e.value)  # the tail of the chief's log
   assert starts(tmp_path, 'chief-0') == 1
@@ -103,8 +121,12 @@ def test_a_failed_chief_fails_the_run_with_its_log(tmp_path):
 
 
 def test_retries_are_bounded(tmp_path):
-  local = make_cluster(tmp_path, {'ps-0': [1, 1, 1], 'chief-0': ['hang']},
-                       cluster_lib.Topology(workers=0, parameter_servers=1), max_restarts=2)
+  local = make_cluster(
+    tmp_path,
+    {'ps-0': [1, 1, 1], 'chief-0': ['hang']},
+    cluster_lib.Topology(workers=0, parameter_servers=1),
+    max_restarts=2,
+  )
   with pytest.raises(cluster_lib.TrainingError, match=r'ps:0 failed 3 times .*max_restarts is 2'):
     local.run()
   assert starts(tmp_path, 'ps-0') == 3
@@ -112,8 +134,12 @@ def test_retries_are_bounded(tmp_path):
 
 
 def test_a_timeout_stops_every_replica(tmp_path):
-  local = make_cluster(tmp_path, {'chief-0': ['hang'], 'worker-0': ['hang']},
-                       cluster_lib.Topology(workers=1, parameter_servers=1), timeout_s=1)
+  local = make_cluster(
+    tmp_path,
+    {'chief-0': ['hang'], 'worker-0': ['hang']},
+    cluster_lib.Topology(workers=1, parameter_servers=1),
+    timeout_s=1,
+  )
   with pytest.raises(cluster_lib.TrainingError, match='timeout_s=1'):
     local.run()
   assert not fake_replicas_running(tmp_path)
@@ -124,15 +150,33 @@ def test_describe_exit_names_signals():
   assert cluster_lib.describe_exit(2) == 'exit code 2'
 
 
-@pytest.mark.parametrize('tf_config, expected', [
+@pytest.mark.parametrize(
+  'tf_config, expected',
+  [
     ({}, {'num_shards': 1, 'shard_index': 0}),
-    ({'cluster': {'chief': ['a'], 'worker': ['b', 'c'], 'ps': ['d']},
-      'task': {'type': 'chief', 'index': 0}}, {'num_shards': 3, 'shard_index': 0}),
-    ({'cluster': {'chief': ['a'], 'worker': ['b', 'c'], 'ps': ['d']},
-      'task': {'type': 'worker', 'index': 1}}, {'num_shards': 3, 'shard_index': 2}),
-    ({'cluster': {'chief': ['a'], 'worker': ['b'], 'ps': ['d']},
-      'task': {'type': 'evaluator', 'index': 0}}, {'num_shards': 1, 'shard_index': 0}),
-])
+    (
+      {
+        'cluster': {'chief': ['a'], 'worker': ['b', 'c'], 'ps': ['d']},
+        'task': {'type': 'chief', 'index': 0},
+      },
+      {'num_shards': 3, 'shard_index': 0},
+    ),
+    (
+      {
+        'cluster': {'chief': ['a'], 'worker': ['b', 'c'], 'ps': ['d']},
+        'task': {'type': 'worker', 'index': 1},
+      },
+      {'num_shards': 3, 'shard_index': 2},
+    ),
+    (
+      {
+        'cluster': {'chief': ['a'], 'worker': ['b'], 'ps': ['d']},
+        'task': {'type': 'evaluator', 'index': 0},
+      },
+      {'num_shards': 1, 'shard_index': 0},
+    ),
+  ],
+)
 def test_chief_and_workers_read_disjoint_shards(tf_config, expected):
   assert replica.data_shard(tf_config) == expected
 
@@ -140,6 +184,7 @@ def test_chief_and_workers_read_disjoint_shards(tf_config, expected):
 def test_replica_spec_round_trips_through_json():
   class Args:
     pass
+
   args = Args()
   for name in replica.FN_ARGS_FIELDS:
     setattr(args, name, None)
@@ -151,24 +196,45 @@ def test_replica_spec_round_trips_through_json():
 
 
 def manifest(**kwargs):
-  defaults = dict(namespace='ml', image='registry.example/taxi:1', spec_json='{"a": 1}',
-                  topology=cluster_lib.Topology(workers=2, parameter_servers=1, evaluator=True),
-                  pvc='models', mount_path='/mnt/shared', max_restarts=4, timeout_s=3600)
+  defaults = {
+    'namespace': 'ml',
+    'image': 'registry.example/taxi:1',
+    'spec_json': '{"a": 1}',
+    'topology': cluster_lib.Topology(workers=2, parameter_servers=1, evaluator=True),
+    'pvc': 'models',
+    'mount_path': '/mnt/shared',
+    'max_restarts': 4,
+    'timeout_s': 3600,
+  }
   return tfjob.tfjob_manifest('trainer-7-abc', **{**defaults, **kwargs})
 
 
 def test_tfjob_manifest_replicas_image_command_and_restarts():
   job = manifest()
   assert job['apiVersion'] == 'kubeflow.org/v1' and job['kind'] == 'TFJob'
-  assert job['metadata'] == {'name': 'trainer-7-abc', 'namespace': 'ml',
-                             'labels': {'app.kubernetes.io/managed-by': 'taxi-estimator-pipeline'}}
+  assert job['metadata'] == {
+    'name': 'trainer-7-abc',
+    'namespace': 'ml',
+    'labels': {'app.kubernetes.io/managed-by': 'taxi-estimator-pipeline'},
+  }
   specs = job['spec']['tfReplicaSpecs']
   assert {k: v['replicas'] for k, v in specs.items()} == {
-      'Chief': 1, 'Worker': 2, 'PS': 1, 'Evaluator': 1}
+    'Chief': 1,
+    'Worker': 2,
+    'PS': 1,
+    'Evaluator': 1,
+  }
   assert {k: v['restartPolicy'] for k, v in specs.items()} == {
-      'Chief': 'Never', 'Worker': 'OnFailure', 'PS': 'OnFailure', 'Evaluator': 'OnFailure'}
-  assert job['spec']['runPolicy'] == {'cleanPodPolicy': 'Running', 'backoffLimit': 4,
-                                      'activeDeadlineSeconds': 3600}
+    'Chief': 'Never',
+    'Worker': 'OnFailure',
+    'PS': 'OnFailure',
+    'Evaluator': 'OnFailure',
+  }
+  assert job['spec']['runPolicy'] == {
+    'cleanPodPolicy': 'Running',
+    'backoffLimit': 4,
+    'activeDeadlineSeconds': 3600,
+  }
   for spec in specs.values():
     (container,) = spec['template']['spec']['containers']
     assert container['name'] == 'tensorflow'
@@ -177,12 +243,12 @@ def test_tfjob_manifest_replicas_image_command_and_restarts():
     assert 'env' not in container  # TF_CONFIG is the operator's job
     assert container['volumeMounts'] == [{'name': 'shared', 'mountPath': '/mnt/shared'}]
     assert spec['template']['spec']['volumes'] == [
-        {'name': 'shared', 'persistentVolumeClaim': {'claimName': 'models'}}]
+      {'name': 'shared', 'persistentVolumeClaim': {'claimName': 'models'}}
+    ]
 
 
 def test_tfjob_manifest_on_bucket_storage_mounts_nothing():
-  job = manifest(pvc='', timeout_s=0,
-                 topology=cluster_lib.Topology(workers=1, parameter_servers=1))
+  job = manifest(pvc='', timeout_s=0, topology=cluster_lib.Topology(workers=1, parameter_servers=1))
   specs = job['spec']['tfReplicaSpecs']
   assert set(specs) == {'Chief', 'Worker', 'PS'}
   for spec in specs.values():
@@ -191,24 +257,38 @@ def test_tfjob_manifest_on_bucket_storage_mounts_nothing():
   assert 'activeDeadlineSeconds' not in job['spec']['runPolicy']
 
 
-@pytest.mark.parametrize('conditions, expected', [
+@pytest.mark.parametrize(
+  'conditions, expected',
+  [
     ([], (None, '')),
     ([{'type': 'Created', 'status': 'True'}, {'type': 'Running', 'status': 'True'}], (None, '')),
-    ([{'type': 'Running', 'status': 'False'}, {'type': 'Succeeded', 'status': 'True'}],
-     ('Succeeded', '')),
-    ([{'type': 'Failed', 'status': 'True', 'message': 'chief exited 1'}], ('Failed', 'chief exited 1')),
-])
+    (
+      [{'type': 'Running', 'status': 'False'}, {'type': 'Succeeded', 'status': 'True'}],
+      ('Succeeded', ''),
+    ),
+    (
+      [{'type': 'Failed', 'status': 'True', 'message': 'chief exited 1'}],
+      ('Failed', 'chief exited 1'),
+    ),
+  ],
+)
 def test_tfjob_state(conditions, expected):
   assert tfjob.tfjob_state({'status': {'conditions': conditions}}) == expected
 
 
 def test_error_tail_is_the_error_not_the_warnings(tmp_path):
   log = tmp_path / 'chief-0.log'
-  log.write_text('\n'.join(
+  log.write_text(
+    '\n'.join(
       ['W1123 tensorflow WARNING: something is deprecated'] * 30
-      + ['Traceback (most recent call last):', '  File "x.py", line 1, in <module>',
-         'ValueError: the real cause']
-      + ['WARNING:tensorflow: Instructions for updating: use tf.data'] * 5))
+      + [
+        'Traceback (most recent call last):',
+        '  File "x.py", line 1, in <module>',
+        'ValueError: the real cause',
+      ]
+      + ['WARNING:tensorflow: Instructions for updating: use tf.data'] * 5
+    )
+  )
   tail = cluster_lib.error_tail(log)
   assert tail.startswith('Traceback') and tail.endswith('ValueError: the real cause')
   log.write_text('\n'.join(['WARNING: deprecated'] * 30 + ['Segmentation fault']))

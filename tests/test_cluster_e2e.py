@@ -36,9 +36,14 @@ def run(root, *overrides, serving_dir='serving'):
 def _common(root, serving_dir):
   # No warm start, and a generous change threshold: these runs compare
   # topologies and failures, not successive models.
-  return (f'trainer.train_steps={STEPS}', 'trainer.eval_steps=20', 'evaluator.threshold=0.75',
-          'evaluator.max_change=0.05', 'trainer.warm_start=false',
-          f'serving_dir={root / serving_dir}')
+  return (
+    f'trainer.train_steps={STEPS}',
+    'trainer.eval_steps=20',
+    'evaluator.threshold=0.75',
+    'evaluator.max_change=0.05',
+    'trainer.warm_start=false',
+    f'serving_dir={root / serving_dir}',
+  )
 
 
 def replicas(root) -> list[psutil.Process]:
@@ -63,8 +68,9 @@ def kill_when_training(root, task, *overrides, serving_dir='serving'):
   """
   command = pipeline_command(root, *_common(root, serving_dir), *overrides)
   (root / 'out' / 'latest_summary.json').unlink(missing_ok=True)
-  with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        text=True) as process:
+  with subprocess.Popen(
+    command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  ) as process:
     log = _wait_for_training(root, task, process)
     stdout, stderr = process.communicate(timeout=900)
   process.stdout_text, process.stderr_text = stdout, stderr
@@ -79,7 +85,9 @@ def _wait_for_training(root, task, process, timeout_s=600) -> pathlib.Path:
       if task_of(proc) != task:
         continue
       cmdline = proc.cmdline()
-      log = pathlib.Path(cmdline[cmdline.index('--spec') + 1]).parent / f'{task.replace(":", "-")}.log'
+      log = (
+        pathlib.Path(cmdline[cmdline.index('--spec') + 1]).parent / f'{task.replace(":", "-")}.log'
+      )
       if log.exists() and 'loss = ' in log.read_text(errors='replace'):
         proc.send_signal(signal.SIGKILL)
         return log
@@ -90,6 +98,7 @@ def _wait_for_training(root, task, process, timeout_s=600) -> pathlib.Path:
 def final_step(summary) -> int:
   """The global step of the newest checkpoint of the run's Trainer."""
   import tensorflow as tf
+
   model_dir = pathlib.Path(summary['training']['model_run']) / 'Format-Serving'
   return int(tf.train.load_variable(tf.train.latest_checkpoint(str(model_dir)), 'global_step'))
 
@@ -132,7 +141,8 @@ def test_local_cluster_keeps_each_replica_log_and_one_model(local_cluster):
 def test_a_killed_worker_is_restarted_and_the_model_is_pushed(local_cluster, workspace):
   before = serving.versions(workspace / 'serving')
   process, summary, log = kill_when_training(
-      workspace, 'worker:0', *CLUSTER, 'trainer.hparams.learning_rate=0.06')
+    workspace, 'worker:0', *CLUSTER, 'trainer.hparams.learning_rate=0.06'
+  )
   assert process.returncode == 0, process.stderr_text[-3000:]
   assert log.read_text().count('--- start worker:0') == 2
   assert '(restart 1)' in log.read_text()
@@ -144,11 +154,17 @@ def test_a_killed_worker_is_restarted_and_the_model_is_pushed(local_cluster, wor
 def test_a_killed_chief_fails_the_run_and_pushes_nothing(local_cluster, workspace):
   before = serving.versions(workspace / 'serving')
   process, summary, _ = kill_when_training(
-      workspace, 'chief:0', *CLUSTER, 'trainer.hparams.learning_rate=0.07')
+    workspace, 'chief:0', *CLUSTER, 'trainer.hparams.learning_rate=0.07'
+  )
   assert process.returncode == 1
-  assert 'error: Trainer failed: training replica chief:0 failed (killed by SIGKILL)' in process.stderr_text
+  assert (
+    'error: Trainer failed: training replica chief:0 failed (killed by SIGKILL)'
+    in process.stderr_text
+  )
   # Its error, not TF's deprecation warnings; the summary keeps it short and names the log.
-  assert 'deprecat' not in process.stderr_text and 'Instructions for updating' not in process.stderr_text
+  assert (
+    'deprecat' not in process.stderr_text and 'Instructions for updating' not in process.stderr_text
+  )
   assert len(summary['error']) <= 2000 and summary['log_file'] in process.stderr_text
   assert summary['status'] == 'failed' and not summary['pushed_path']
   assert serving.versions(workspace / 'serving') == before
@@ -158,9 +174,12 @@ def test_a_killed_chief_fails_the_run_and_pushes_nothing(local_cluster, workspac
 def test_exhausted_retries_fail_the_run_and_push_nothing(local_cluster, workspace):
   before = serving.versions(workspace / 'serving')
   process, summary, _ = kill_when_training(
-      workspace, 'worker:0', *CLUSTER, 'trainer.max_restarts=0', 'trainer.hparams.learning_rate=0.08')
+    workspace, 'worker:0', *CLUSTER, 'trainer.max_restarts=0', 'trainer.hparams.learning_rate=0.08'
+  )
   assert process.returncode == 1
-  assert 'replica worker:0 failed 1 times (killed by SIGKILL); max_restarts is 0' in process.stderr_text
+  assert (
+    'replica worker:0 failed 1 times (killed by SIGKILL); max_restarts is 0' in process.stderr_text
+  )
   assert summary['status'] == 'failed' and not summary['pushed_path']
   assert serving.versions(workspace / 'serving') == before
   assert not replicas(workspace)

@@ -17,15 +17,35 @@ import time
 import pytest
 
 from components import serving
-from pipeline.cli import (EXIT_DATA_REFUSED, EXIT_FAILED, EXIT_LOCKED, EXIT_NOTHING_NEW,
-                          EXIT_NOT_PUSHED, EXIT_PUSHED)
-from tests.conftest import (pipeline_command, read_rows, rendered_images, run_pipeline,
-                            sample_workspace, serialize)
+from pipeline.cli import (
+  EXIT_DATA_REFUSED,
+  EXIT_FAILED,
+  EXIT_LOCKED,
+  EXIT_NOT_PUSHED,
+  EXIT_NOTHING_NEW,
+  EXIT_PUSHED,
+)
+from tests.conftest import (
+  pipeline_command,
+  read_rows,
+  rendered_images,
+  run_pipeline,
+  sample_workspace,
+  serialize,
+)
 
 pytestmark = pytest.mark.e2e
 SAMPLE_ROWS = 3000
-COMPONENTS = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'Transform',
-              'Trainer', 'Evaluator', 'Pusher']
+COMPONENTS = [
+  'CsvExampleGen',
+  'StatisticsGen',
+  'SchemaGen',
+  'ExampleValidator',
+  'Transform',
+  'Trainer',
+  'Evaluator',
+  'Pusher',
+]
 
 
 @pytest.fixture(scope='module')
@@ -43,8 +63,13 @@ def run_cli(root, *overrides, data_root=None):
 
 def start_cli(root, data_root):
   """Starts `python -m pipeline run` on `data_root` without waiting."""
-  return subprocess.Popen(pipeline_command(root, *SMALL_RUN, data_root=data_root), cwd=root,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  return subprocess.Popen(
+    pipeline_command(root, *SMALL_RUN, data_root=data_root),
+    cwd=root,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
 
 
 def states(summary):
@@ -60,10 +85,12 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
   process, summary = first_run
   assert process.returncode == 0, process.stdout + process.stderr
   assert summary['status'] == 'succeeded'
-  assert states(summary) == {name: 'executed' for name in COMPONENTS}
+  assert states(summary) == dict.fromkeys(COMPONENTS, 'executed')
   assert summary['blessed'] is True
   assert summary['metrics']['auc'] >= 0.75
-  assert {'auc', 'accuracy', 'precision', 'recall', 'calibration', 'example_count'} <= set(summary['metrics'])
+  assert {'auc', 'accuracy', 'precision', 'recall', 'calibration', 'example_count'} <= set(
+    summary['metrics']
+  )
   # Live progress: each component's start, and the Estimator's steps, loss and pace.
   assert f'  {"Trainer":<26} running' in process.stdout
   assert re.search(r'^    step \d+/300 \(\d+%\)  loss \d', process.stdout, re.M), process.stdout
@@ -74,8 +101,15 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
   report = workspace / 'out' / 'runs' / summary['run_id'] / 'report.html'
   assert summary['report'] == str(report) and f'report: {report}' in process.stdout
   text = report.read_text()
-  for section in ('Decision', 'Metrics', 'auc per slice', 'Calibration', 'Training', 'Data',
-                  'auc over runs'):
+  for section in (
+    'Decision',
+    'Metrics',
+    'auc per slice',
+    'Calibration',
+    'Training',
+    'Data',
+    'auc over runs',
+  ):
     assert f'<h2>{section}</h2>' in text
   assert 'src="http' not in text and 'href="http' not in text  # nothing fetched from a server
   images, decoded = rendered_images(report)
@@ -88,8 +122,18 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
   run_summary = workspace / 'out' / 'runs' / summary['run_id'] / 'summary.json'
   assert json.loads(run_summary.read_text()) == summary
   # Progress and the summary on the console; library logs only in the log file.
-  known = ('run ', *(f'  {name:<26} ' for name in COMPONENTS), '    step ', 'eval metrics: ',
-           'gate: ', 'blessed: ', 'pushed: ', 'serving: ', 'report: ', 'succeeded in ')
+  known = (
+    'run ',
+    *(f'  {name:<26} ' for name in COMPONENTS),
+    '    step ',
+    'eval metrics: ',
+    'gate: ',
+    'blessed: ',
+    'pushed: ',
+    'serving: ',
+    'report: ',
+    'succeeded in ',
+  )
   assert [line for line in process.stdout.splitlines() if not line.startswith(known)] == []
   assert len(process.stdout.splitlines()) < 2 * len(COMPONENTS) + 15
   assert 'pushed:' in process.stdout and 'CsvExampleGen' in process.stdout
@@ -100,6 +144,7 @@ def test_every_execution_is_complete_in_mlmd(first_run, workspace):
   from ml_metadata.proto import metadata_store_pb2
 
   from pipeline.report import open_store
+
   _, summary = first_run
   store = open_store(workspace / 'out' / 'metadata.sqlite')
   run = store.get_context_by_type_and_name('pipeline_run', summary['run_id'])
@@ -116,7 +161,7 @@ def test_pushed_model_predicts_from_raw_examples(first_run, raw_feature_spec):
   labels = [float(r['tips']) > 0.2 * float(r['fare']) for r in rows]
   assert probabilities.shape == (50,)
   # Better than chance on rows it may have trained on: a sanity check of the wiring.
-  assert probabilities[labels].mean() > probabilities[[not l for l in labels]].mean()
+  assert probabilities[labels].mean() > probabilities[[not label for label in labels]].mean()
 
 
 def test_second_run_trains_nothing_and_pushes_nothing(first_run, workspace):
@@ -124,7 +169,7 @@ def test_second_run_trains_nothing_and_pushes_nothing(first_run, workspace):
   process, summary = run_cli(workspace)
   assert process.returncode == EXIT_NOTHING_NEW, process.stderr
   assert summary['outcome'] == 'nothing_new'
-  assert states(summary) == {name: 'cached' for name in COMPONENTS}
+  assert states(summary) == dict.fromkeys(COMPONENTS, 'cached')
   assert summary['pushed_path'] is None
   assert serving.versions(str(workspace / 'out' / 'serving')) == versions_before
   assert summary['wall_seconds'] < first_run[1]['wall_seconds']
@@ -148,8 +193,7 @@ def _bad_data(workspace, name, text):
   return directory
 
 
-def _assert_failed_untouched(workspace, first_run, process, summary, *needles,
-                             code=EXIT_FAILED):
+def _assert_failed_untouched(workspace, first_run, process, summary, *needles, code=EXIT_FAILED):
   """The run failed (exit `code`) with messages containing `needles`; the first run's
   model still serves."""
   assert process.returncode == code, process.stderr
@@ -168,8 +212,9 @@ def test_text_in_a_numeric_column_is_an_anomaly_naming_the_feature(first_run, wo
   lines[10] = ','.join(cells) + '\n'
   data = _bad_data(workspace, 'text_in_fare', ''.join(lines))
   process, summary = run_cli(workspace, data_root=data)
-  _assert_failed_untouched(workspace, first_run, process, summary, 'data validation failed', 'fare',
-                           code=EXIT_DATA_REFUSED)
+  _assert_failed_untouched(
+    workspace, first_run, process, summary, 'data validation failed', 'fare', code=EXIT_DATA_REFUSED
+  )
   assert states(summary)['ExampleValidator'] == 'failed'
   assert states(summary)['Trainer'] == 'skipped'
 
@@ -179,7 +224,9 @@ def test_wrong_number_of_cells_names_file_and_line(first_run, workspace):
   lines[41] = '1,2,3\n'
   data = _bad_data(workspace, 'short_row', ''.join(lines))
   process, summary = run_cli(workspace, data_root=data)
-  _assert_failed_untouched(workspace, first_run, process, summary, f'{data / "data.csv"} line 42: 3 cells')
+  _assert_failed_untouched(
+    workspace, first_run, process, summary, f'{data / "data.csv"} line 42: 3 cells'
+  )
   assert states(summary)['CsvExampleGen'] == 'skipped'
 
 
@@ -219,16 +266,32 @@ def _with_cells(workspace, name, column, value, every):
 def test_infinite_numbers_are_an_anomaly_naming_the_feature(first_run, workspace):
   data = _with_cells(workspace, 'infinite_fare', 'fare', '1e39', 50)  # 2% of rows
   process, summary = run_cli(workspace, data_root=data)
-  _assert_failed_untouched(workspace, first_run, process, summary, 'data validation failed',
-                           'fare', 'Inf', code=EXIT_DATA_REFUSED)
+  _assert_failed_untouched(
+    workspace,
+    first_run,
+    process,
+    summary,
+    'data validation failed',
+    'fare',
+    'Inf',
+    code=EXIT_DATA_REFUSED,
+  )
   assert states(summary)['Trainer'] == 'skipped'
 
 
 def test_a_one_value_label_is_an_anomaly_naming_it(first_run, workspace):
   data = _with_cells(workspace, 'no_tips', 'tips', '0', 1)
   process, summary = run_cli(workspace, data_root=data)
-  _assert_failed_untouched(workspace, first_run, process, summary, 'data validation failed',
-                           'tips', 'the label holds a single value', code=EXIT_DATA_REFUSED)
+  _assert_failed_untouched(
+    workspace,
+    first_run,
+    process,
+    summary,
+    'data validation failed',
+    'tips',
+    'the label holds a single value',
+    code=EXIT_DATA_REFUSED,
+  )
   assert states(summary)['Trainer'] == 'skipped'
 
 
@@ -236,7 +299,7 @@ def _new_data(workspace, name, rows):
   directory = workspace / name
   directory.mkdir()
   lines = (workspace / 'data' / 'data.csv').read_text().splitlines(keepends=True)
-  (directory / 'data.csv').write_text(''.join(lines[:rows + 1]))
+  (directory / 'data.csv').write_text(''.join(lines[: rows + 1]))
   return directory
 
 
@@ -260,6 +323,7 @@ def test_a_killed_run_is_recorded_as_interrupted(first_run, workspace):
   from ml_metadata.proto import metadata_store_pb2
 
   from pipeline.report import open_store
+
   versions_before = serving.versions(str(workspace / 'out' / 'serving'))
   process = start_cli(workspace, _new_data(workspace, 'killed', 2000))
   run_id = process.stdout.readline().split()[1]
@@ -278,8 +342,9 @@ def test_a_killed_run_is_recorded_as_interrupted(first_run, workspace):
   killed = json.loads(record.read_text())
   assert killed['status'] == 'interrupted' and summary['run_id'] in killed['error']
   store = open_store(workspace / 'out' / 'metadata.sqlite')
-  assert not [e for e in store.get_executions()
-              if e.last_known_state == metadata_store_pb2.Execution.RUNNING]
+  assert not [
+    e for e in store.get_executions() if e.last_known_state == metadata_store_pb2.Execution.RUNNING
+  ]
   assert serving.versions(str(workspace / 'out' / 'serving')) == versions_before
 
 

@@ -10,22 +10,38 @@ from components.metrics import TASK_METRICS, gate_metrics
 
 def _gate(config):
   (spec, *_) = config.metrics_specs
-  gated = [(m.class_name, m.per_slice_thresholds[0].threshold)
-           for m in spec.metrics if m.per_slice_thresholds]
+  gated = [
+    (m.class_name, m.per_slice_thresholds[0].threshold)
+    for m in spec.metrics
+    if m.per_slice_thresholds
+  ]
   assert len(gated) == 1
   return gated[0]
 
 
-@pytest.mark.parametrize('task, metric, class_name, higher, key', [
+@pytest.mark.parametrize(
+  'task, metric, class_name, higher, key',
+  [
     (BinaryTask(label='y'), 'auc', 'AUC', True, 'logistic'),
     (BinaryTask(label='y'), 'log_loss', 'BinaryCrossEntropy', False, 'logistic'),
-    (MulticlassTask(label='y', classes=('a', 'b', 'c')), 'accuracy', 'SparseCategoricalAccuracy',
-     True, 'probabilities'),
-    (MulticlassTask(label='y', num_classes=4), 'log_loss', 'SparseCategoricalCrossentropy', False,
-     'probabilities'),
+    (
+      MulticlassTask(label='y', classes=('a', 'b', 'c')),
+      'accuracy',
+      'SparseCategoricalAccuracy',
+      True,
+      'probabilities',
+    ),
+    (
+      MulticlassTask(label='y', num_classes=4),
+      'log_loss',
+      'SparseCategoricalCrossentropy',
+      False,
+      'probabilities',
+    ),
     (RegressionTask(label='y'), 'rmse', 'RootMeanSquaredError', False, 'predictions'),
     (RegressionTask(label='y', prediction_key='price'), 'mae', 'MeanAbsoluteError', False, 'price'),
-])
+  ],
+)
 def test_gate_metric_direction_and_prediction_key(task, metric, class_name, higher, key):
   config = eval_config(task, metric, 0.7, 0.02, ['city'])
   gated_class, threshold = _gate(config)
@@ -46,8 +62,10 @@ def test_gate_metric_direction_and_prediction_key(task, metric, class_name, high
 
 
 def test_binary_gets_a_calibration_plot_and_no_regression_metrics():
-  reported = {m.class_name for m in eval_config(BinaryTask(label='y'), 'auc', 0.5, 0, [])
-              .metrics_specs[0].metrics}
+  reported = {
+    m.class_name
+    for m in eval_config(BinaryTask(label='y'), 'auc', 0.5, 0, []).metrics_specs[0].metrics
+  }
   assert 'CalibrationPlot' in reported and 'MeanAbsoluteError' not in reported
 
 
@@ -63,15 +81,20 @@ def test_multiclass_gets_per_class_metrics_and_a_confusion_matrix():
 
 def test_regression_has_no_binary_metrics():
   # A calibration histogram needs labels in [0, 1]: TFMA fails on a regression label.
-  reported = {m.class_name for m in eval_config(RegressionTask(label='y'), 'rmse', 10, 0, [])
-              .metrics_specs[0].metrics}
+  reported = {
+    m.class_name
+    for m in eval_config(RegressionTask(label='y'), 'rmse', 10, 0, []).metrics_specs[0].metrics
+  }
   assert not {'AUC', 'Calibration', 'CalibrationPlot', 'BinaryAccuracy'} & reported
 
 
 @pytest.mark.parametrize('task_type', ['binary', 'multiclass', 'regression'])
 def test_a_metric_of_another_task_cannot_gate(task_type):
-  task = {'binary': BinaryTask(label='y'), 'multiclass': MulticlassTask(label='y', num_classes=3),
-          'regression': RegressionTask(label='y')}[task_type]
+  task = {
+    'binary': BinaryTask(label='y'),
+    'multiclass': MulticlassTask(label='y', num_classes=3),
+    'regression': RegressionTask(label='y'),
+  }[task_type]
   others = {'auc', 'accuracy', 'rmse', 'mae', 'log_loss'} - set(gate_metrics(task_type))
   for metric in others:
     with pytest.raises(ValueError, match='cannot gate'):

@@ -6,16 +6,30 @@ from tests.conftest import rendered_images
 
 
 def _summary(**fields):
-  return {'run_id': '20261123T080000-abcd', 'status': 'succeeded', 'runner': 'local',
-          'wall_seconds': 12.5, 'components': [], 'metrics': {}, 'baseline_metrics': {}, **fields}
+  return {
+    'run_id': '20261123T080000-abcd',
+    'status': 'succeeded',
+    'runner': 'local',
+    'wall_seconds': 12.5,
+    'components': [],
+    'metrics': {},
+    'baseline_metrics': {},
+    **fields,
+  }
 
 
 def test_a_refused_run_shows_why(tmp_path):
   config = load_config(overrides=[f'output_root={tmp_path}'])
-  error = ('ExampleValidator failed: data drift: span 3 differs from the span before it in '
-           'trip_miles\n  - trip_miles: Jensen-Shannon divergence 0.7572 > threshold 0.3')
-  summary = _summary(status='failed', outcome='data_refused', error=error,
-                     spans={'train': [3], 'eval': 3, 'previous': 2})
+  error = (
+    'ExampleValidator failed: data drift: span 3 differs from the span before it in '
+    'trip_miles\n  - trip_miles: Jensen-Shannon divergence 0.7572 > threshold 0.3'
+  )
+  summary = _summary(
+    status='failed',
+    outcome='data_refused',
+    error=error,
+    spans={'train': [3], 'eval': 3, 'previous': 2},
+  )
   page = html_report.write(summary, config, [])
   text = page.read_text()
   assert 'the data was refused' in text and 'Jensen-Shannon divergence 0.7572' in text
@@ -25,11 +39,20 @@ def test_a_refused_run_shows_why(tmp_path):
 
 def test_a_cached_rerun_gets_a_light_report_with_the_trend(tmp_path):
   config = load_config(overrides=[f'output_root={tmp_path}'])
-  earlier = [_summary(run_id=f'20261123T0{i}0000-aaaa', outcome='pushed', pushed_version=i,
-                      gate={'metric': 'auc', 'candidate': 0.9 + i / 100, 'serving': None})
-             for i in (1, 2)]
-  summary = _summary(outcome='nothing_new', metrics={'auc': 0.92, 'example_count': 100},
-                     gate={'metric': 'auc', 'candidate': 0.92, 'serving': 0.92})
+  earlier = [
+    _summary(
+      run_id=f'20261123T0{i}0000-aaaa',
+      outcome='pushed',
+      pushed_version=i,
+      gate={'metric': 'auc', 'candidate': 0.9 + i / 100, 'serving': None},
+    )
+    for i in (1, 2)
+  ]
+  summary = _summary(
+    outcome='nothing_new',
+    metrics={'auc': 0.92, 'example_count': 100},
+    gate={'metric': 'auc', 'candidate': 0.92, 'serving': 0.92},
+  )
   page = html_report.write(summary, config, earlier)
   text = page.read_text()
   assert 'served from the cache' in text and '<h2>Calibration</h2>' not in text

@@ -28,11 +28,19 @@ def test_a_projects_code_dir_is_the_user_code_context(tmp_path):
   project = tmp_path / 'churn'
   (project / 'churn_model').mkdir(parents=True)
   (project / 'schema.pbtxt').write_text('')
-  config = load_config(overrides=['module=churn_model', f'code_dir={project}',
-                                  f'schema_file={project / "schema.pbtxt"}'])
+  config = load_config(
+    overrides=[
+      'module=churn_model',
+      f'code_dir={project}',
+      f'schema_file={project / "schema.pbtxt"}',
+    ]
+  )
   command = image.build(config, 'reg/churn:2', dry_run=True)
   assert f'usercode={project}' in command and 'MODULE=churn_model' in command
-  assert command[-1] == str(PROJECT_ROOT) and pathlib.Path(command[command.index('--file') + 1]).name == 'Dockerfile'
+  assert (
+    command[-1] == str(PROJECT_ROOT)
+    and pathlib.Path(command[command.index('--file') + 1]).name == 'Dockerfile'
+  )
   assert image.image_schema_file(config) == '/pipeline/usercode/schema.pbtxt'
 
 

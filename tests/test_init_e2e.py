@@ -20,13 +20,25 @@ from tests.tables import LABELS, label_std, write_table
 
 pytestmark = pytest.mark.e2e
 ROWS = 400
-PROJECTS = {'binary': 'binary', 'multiclass': 'multiclass', 'regression': 'regression',
-            'swapped': 'binary'}
-COMPONENTS = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'Transform',
-              'Trainer', 'Evaluator', 'Pusher']
+PROJECTS = {
+  'binary': 'binary',
+  'multiclass': 'multiclass',
+  'regression': 'regression',
+  'swapped': 'binary',
+}
+COMPONENTS = [
+  'CsvExampleGen',
+  'StatisticsGen',
+  'SchemaGen',
+  'ExampleValidator',
+  'Transform',
+  'Trainer',
+  'Evaluator',
+  'Pusher',
+]
 
 # A user's own Estimator: TF's canned LinearClassifier over the same features.
-CANNED = '''
+CANNED = """
 import tensorflow as tf
 from tensorflow import estimator as tf_estimator
 
@@ -40,10 +52,10 @@ def build(run_config, warm_start):
           transformed_name(key), num_buckets=num_ids(feature), default_value=0)
       for key, feature in FEATURES.items()]
   return tf_estimator.LinearClassifier(columns, config=run_config, warm_start_from=warm_start)
-'''
-ORIGINAL_ESTIMATOR = '''  estimator = tf_estimator.Estimator(
+"""
+ORIGINAL_ESTIMATOR = """  estimator = tf_estimator.Estimator(
       model_fn=model.model_fn, config=run_config, warm_start_from=warm_start,
-      params={**hp, 'task': args['task']})'''
+      params={**hp, 'task': args['task']})"""
 
 
 def _swap_in_canned_estimator(project: pathlib.Path):
@@ -52,25 +64,37 @@ def _swap_in_canned_estimator(project: pathlib.Path):
   trainer = package / 'trainer.py'
   text = trainer.read_text()
   assert ORIGINAL_ESTIMATOR in text
-  trainer.write_text(text.replace(ORIGINAL_ESTIMATOR, '  estimator = canned.build(run_config, warm_start)')
-                     .replace('from {0} import inputs, model'.format(package.name),
-                              'from {0} import canned, inputs'.format(package.name)))
+  trainer.write_text(
+    text.replace(ORIGINAL_ESTIMATOR, '  estimator = canned.build(run_config, warm_start)').replace(
+      f'from {package.name} import inputs, model', f'from {package.name} import canned, inputs'
+    )
+  )
 
 
 @pytest.fixture(scope='module')
 def projects(tmp_path_factory):
   """name -> (project dir, table, init process, run process, summary)."""
   root = tmp_path_factory.mktemp('init')
-  tables = {task: write_table(root / 'tables' / task / f'{task}.csv', task, ROWS, seed=1)
-            for task in set(PROJECTS.values())}
+  tables = {
+    task: write_table(root / 'tables' / task / f'{task}.csv', task, ROWS, seed=1)
+    for task in set(PROJECTS.values())
+  }
 
   def start(*args):
-    return subprocess.Popen([sys.executable, '-m', 'pipeline', *args], cwd=root, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+      [sys.executable, '-m', 'pipeline', *args],
+      cwd=root,
+      text=True,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+    )
 
-  inits = {name: start('init', str(root / name), '--data', str(tables[task]),
-                       '--label', LABELS[task], '--task', task)
-           for name, task in PROJECTS.items()}
+  inits = {
+    name: start(
+      'init', str(root / name), '--data', str(tables[task]), '--label', LABELS[task], '--task', task
+    )
+    for name, task in PROJECTS.items()
+  }
   outputs = {name: process.communicate(timeout=600) for name, process in inits.items()}
   for name, process in inits.items():
     assert process.returncode == 0, outputs[name]
@@ -81,22 +105,30 @@ def projects(tmp_path_factory):
     stdout, stderr = process.communicate(timeout=900)
     summary_file = root / name / 'outputs' / 'latest_summary.json'
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
-    results[name] = (root / name, tables[PROJECTS[name]], outputs[name], (process.returncode,
-                     stdout, stderr), summary)
+    results[name] = (
+      root / name,
+      tables[PROJECTS[name]],
+      outputs[name],
+      (process.returncode, stdout, stderr),
+      summary,
+    )
   return results
 
 
 def _raw_spec(project):
   import tensorflow_data_validation as tfdv
   from tensorflow_transform.tf_metadata import schema_utils
+
   schema = tfdv.load_schema_text(str(project / 'schema.pbtxt'))
   return schema_utils.schema_as_feature_spec(schema).feature_spec
 
 
 def _rows(table, n=60):
   import csv
+  import itertools
+
   with open(table, newline='') as f:
-    return [row for _, row in zip(range(n), csv.DictReader(f))]
+    return list(itertools.islice(csv.DictReader(f), n))
 
 
 @pytest.mark.parametrize('name', list(PROJECTS))
@@ -105,7 +137,9 @@ def test_init_then_run_blesses_and_pushes(projects, name):
   assert 'python -m pipeline run --config' in init_out
   assert code == 0, stdout + stderr
   assert summary['status'] == 'succeeded'
-  assert {c['name']: c['state'] for c in summary['components']} == {n: 'executed' for n in COMPONENTS}
+  assert {c['name']: c['state'] for c in summary['components']} == dict.fromkeys(
+    COMPONENTS, 'executed'
+  )
   assert summary['blessed'] is True
   assert summary['pushed_path'] == serving.latest(str(project / 'outputs' / 'serving')).path
   gate = summary['gate']
@@ -116,8 +150,15 @@ def test_init_then_run_blesses_and_pushes(projects, name):
 def test_binary_metrics(projects):
   summary = projects['binary'][4]
   assert summary['gate']['metric'] == 'auc'
-  assert {'auc', 'log_loss', 'accuracy', 'precision', 'recall', 'calibration',
-          'example_count'} <= set(summary['metrics'])
+  assert {
+    'auc',
+    'log_loss',
+    'accuracy',
+    'precision',
+    'recall',
+    'calibration',
+    'example_count',
+  } <= set(summary['metrics'])
   assert summary['metrics']['auc'] > 0.8
 
 

@@ -20,8 +20,12 @@ from pipeline.pipeline import create_pipeline
 
 IMAGE = 'registry.example/taxi-estimator:7'
 ROOT = 'gs://bucket/tfx'
-KUBEFLOW = [f'kubeflow.image={IMAGE}', f'kubeflow.pipeline_root={ROOT}',
-            'kubeflow.serving_dir=/mnt/shared/serving', 'kubeflow.pvc=pipeline-data']
+KUBEFLOW = [
+  f'kubeflow.image={IMAGE}',
+  f'kubeflow.pipeline_root={ROOT}',
+  'kubeflow.serving_dir=/mnt/shared/serving',
+  'kubeflow.pvc=pipeline-data',
+]
 
 
 @pytest.fixture(scope='module')
@@ -62,7 +66,11 @@ def test_v1_is_an_argo_workflow_of_every_component(v1, expected_edges):
   for name in tasks:
     container = templates[name]['container']
     assert container['image'] == IMAGE
-    assert container['command'] == ['python', '-m', 'tfx.orchestration.kubeflow.container_entrypoint']
+    assert container['command'] == [
+      'python',
+      '-m',
+      'tfx.orchestration.kubeflow.container_entrypoint',
+    ]
     assert {'name': 'shared', 'mountPath': '/mnt/shared'} in container['volumeMounts']
     ir = json.loads(container['args'][container['args'].index('--tfx_ir') + 1])
     (node,) = ir['nodes']
@@ -74,14 +82,19 @@ def test_v1_is_an_argo_workflow_of_every_component(v1, expected_edges):
 
 def test_v2_spec_has_every_component_in_the_image_and_no_resolver(v2, expected_edges):
   tasks = v2['root']['dag']['tasks']
-  assert {name: sorted(t.get('dependentTasks') or []) for name, t in tasks.items()} == expected_edges
+  assert {
+    name: sorted(t.get('dependentTasks') or []) for name, t in tasks.items()
+  } == expected_edges
   executors = v2['deploymentSpec']['executors']
   assert set(executors) == {f'{name}_executor' for name in expected_edges}
   for executor in executors.values():
     assert set(executor) == {'container'}  # no resolver or importer executors
     assert executor['container']['image'] == IMAGE
     assert executor['container']['command'] == [
-        'python', '-m', 'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor']
+      'python',
+      '-m',
+      'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor',
+    ]
   assert 'resolver' not in json.dumps(v2).lower()
   assert v2['pipelineInfo']['name'] == 'taxi-estimator'
 
@@ -128,21 +141,30 @@ def kfp2_python():
 
 def test_v2_spec_loads_with_the_kfp2_sdk(kfp2_python, config, tmp_path):
   path = kubeflow.compile_pipeline(config, 'kubeflow-v2', tmp_path / 'v2.yaml')
-  check = subprocess.run([str(kfp2_python), str(PROJECT_ROOT / 'tests' / 'kfp2' / 'check_spec.py'),
-                          str(path)], capture_output=True, text=True, timeout=120)
+  check = subprocess.run(
+    [str(kfp2_python), str(PROJECT_ROOT / 'tests' / 'kfp2' / 'check_spec.py'), str(path)],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert check.returncode == 0, check.stderr[-3000:]
   loaded = json.loads(check.stdout)
   assert loaded['schema_version'] == '2.1.0' and loaded['name'] == 'taxi-estimator'
   assert len(loaded['tasks']) == 8 and loaded['platform_spec']
   assert len(loaded['pvc_mounts']) == 8
-  assert all(mounts == [['pipeline-data', '/mnt/shared']] for mounts in loaded['pvc_mounts'].values())
+  assert all(
+    mounts == [['pipeline-data', '/mnt/shared']] for mounts in loaded['pvc_mounts'].values()
+  )
 
 
 def test_v2_cache_cannot_hide_new_data(v2):
   tasks = v2['root']['dag']['tasks']
   assert tasks['CsvExampleGen']['cachingOptions'] == {'enableCache': False}
-  assert all(t['cachingOptions'] == {'enableCache': True}
-             for name, t in tasks.items() if name != 'CsvExampleGen')
+  assert all(
+    t['cachingOptions'] == {'enableCache': True}
+    for name, t in tasks.items()
+    if name != 'CsvExampleGen'
+  )
   # The span window is resolved by the executor itself (KFP 2.x runs no TFX driver).
   params = tasks['CsvExampleGen']['inputs']['parameters']
   assert params['span_window'] == {'runtimeValue': {'constant': 1.0}}
@@ -158,16 +180,21 @@ def test_v2_mounts_the_pvc_in_every_task_through_the_platform_spec(v2_documents)
 
 
 def test_v2_without_a_pvc_is_one_document(tmp_path):
-  config = load_config(overrides=[*KUBEFLOW, 'kubeflow.pvc=',
-                                  'kubeflow.serving_dir=/mnt/nfs/serving'])
+  config = load_config(
+    overrides=[*KUBEFLOW, 'kubeflow.pvc=', 'kubeflow.serving_dir=/mnt/nfs/serving']
+  )
   path = kubeflow.compile_pipeline(config, 'kubeflow-v2', tmp_path / 'v2.yaml')
   assert len(list(yaml.safe_load_all(path.read_text()))) == 1
 
 
-@pytest.mark.parametrize('run_dir', [
+@pytest.mark.parametrize(
+  'run_dir',
+  [
     'gs://bucket/root/taxi-estimator/run-1/Trainer/model_run',  # KFP v2: `_`
     '/mnt/shared/pipeline/Trainer/model_run/17',  # KFP v1: a number
-    '/x/' + 'Very_Long.Name' * 10])
+    '/x/' + 'Very_Long.Name' * 10,
+  ],
+)
 def test_tfjob_names_are_valid_kubernetes_names(run_dir):
   from components import tfjob
 
@@ -179,43 +206,55 @@ def test_tfjob_names_are_valid_kubernetes_names(run_dir):
 
 def test_compiling_needs_cluster_locations(tmp_path):
   config = load_config(overrides=[f'kubeflow.image={IMAGE}', 'kubeflow.pipeline_root='])
-  with pytest.raises(ConfigError, match="'kubeflow.pipeline_root'"):
+  with pytest.raises(ConfigError, match=re.escape("'kubeflow.pipeline_root'")):
     kubeflow.compile_pipeline(config, 'kubeflow', tmp_path / 'p.yaml')
 
 
 class _KfpApi(http.server.BaseHTTPRequestHandler):
   """Records every request and answers like the KFP v1beta1/v2beta1 APIs; a
   pipeline uploaded once is found by name afterwards."""
+
   requests: list = []
   pipelines: set = set()
 
   def _answer(self):
     length = int(self.headers.get('Content-Length') or 0)
     url = urllib.parse.urlparse(self.path)
-    self.requests.append({'method': self.command, 'path': url.path,
-                          'query': urllib.parse.parse_qs(url.query),
-                          'body': self.rfile.read(length) if length else b''})
-    v1_found = {'pipelines': [{'id': 'p1', 'name': 'taxi-estimator'}]} if 'v1' in self.pipelines else {}
+    self.requests.append(
+      {
+        'method': self.command,
+        'path': url.path,
+        'query': urllib.parse.parse_qs(url.query),
+        'body': self.rfile.read(length) if length else b'',
+      }
+    )
+    v1_found = (
+      {'pipelines': [{'id': 'p1', 'name': 'taxi-estimator'}]} if 'v1' in self.pipelines else {}
+    )
     v2_found = {'pipelines': [{'pipeline_id': 'p2'}]} if 'v2' in self.pipelines else {}
     routes = {
-        ('GET', '/apis/v1beta1/healthz'): {'multi_user': False},
-        ('GET', '/apis/v1beta1/pipelines'): v1_found,
-        ('POST', '/apis/v1beta1/pipelines/upload'): {
-            'id': 'p1', 'name': 'taxi-estimator', 'default_version': {'id': 'v1-first'}},
-        ('POST', '/apis/v1beta1/pipelines/upload_version'): {'id': 'v1-next', 'name': 'x'},
-        ('GET', '/apis/v1beta1/experiments'): {},
-        ('POST', '/apis/v1beta1/experiments'): {'id': 'e1', 'name': 'Default'},
-        ('POST', '/apis/v1beta1/runs'): {'run': {'id': 'r1', 'name': 'taxi'}},
-        ('POST', '/apis/v1beta1/jobs'): {'id': 'j1', 'name': 'taxi'},
-        ('GET', '/apis/v2beta1/pipelines'): v2_found,
-        ('POST', '/apis/v2beta1/pipelines/upload'): {'pipeline_id': 'p2'},
-        ('POST', '/apis/v2beta1/pipelines/upload_version'): {'pipeline_version_id': 'v2-next'},
-        ('GET', '/apis/v2beta1/pipelines/p2/versions'): {
-            'pipeline_versions': [{'pipeline_version_id': 'v2-first'}]},
-        ('GET', '/apis/v2beta1/experiments'): {},
-        ('POST', '/apis/v2beta1/experiments'): {'experiment_id': 'e2'},
-        ('POST', '/apis/v2beta1/runs'): {'run_id': 'r2'},
-        ('POST', '/apis/v2beta1/recurringruns'): {'recurring_run_id': 'j2'},
+      ('GET', '/apis/v1beta1/healthz'): {'multi_user': False},
+      ('GET', '/apis/v1beta1/pipelines'): v1_found,
+      ('POST', '/apis/v1beta1/pipelines/upload'): {
+        'id': 'p1',
+        'name': 'taxi-estimator',
+        'default_version': {'id': 'v1-first'},
+      },
+      ('POST', '/apis/v1beta1/pipelines/upload_version'): {'id': 'v1-next', 'name': 'x'},
+      ('GET', '/apis/v1beta1/experiments'): {},
+      ('POST', '/apis/v1beta1/experiments'): {'id': 'e1', 'name': 'Default'},
+      ('POST', '/apis/v1beta1/runs'): {'run': {'id': 'r1', 'name': 'taxi'}},
+      ('POST', '/apis/v1beta1/jobs'): {'id': 'j1', 'name': 'taxi'},
+      ('GET', '/apis/v2beta1/pipelines'): v2_found,
+      ('POST', '/apis/v2beta1/pipelines/upload'): {'pipeline_id': 'p2'},
+      ('POST', '/apis/v2beta1/pipelines/upload_version'): {'pipeline_version_id': 'v2-next'},
+      ('GET', '/apis/v2beta1/pipelines/p2/versions'): {
+        'pipeline_versions': [{'pipeline_version_id': 'v2-first'}]
+      },
+      ('GET', '/apis/v2beta1/experiments'): {},
+      ('POST', '/apis/v2beta1/experiments'): {'experiment_id': 'e2'},
+      ('POST', '/apis/v2beta1/runs'): {'run_id': 'r2'},
+      ('POST', '/apis/v2beta1/recurringruns'): {'recurring_run_id': 'j2'},
     }
     answer = routes.get((self.command, url.path))
     if self.command == 'POST' and url.path.endswith('/pipelines/upload'):
@@ -258,27 +297,37 @@ def test_v1_submit_uploads_one_pipeline_then_new_versions(config, kfp_api, packa
   host, requests = kfp_api
   ids = kubeflow.submit(config, 'kubeflow', package, host)
   assert ids == {'pipeline_id': 'p1', 'pipeline_version_id': 'v1-first', 'run_id': 'r1'}
-  assert _calls(requests) == [('GET', '/apis/v1beta1/pipelines'),
-                              ('POST', '/apis/v1beta1/pipelines/upload'),
-                              ('GET', '/apis/v1beta1/experiments'),
-                              ('POST', '/apis/v1beta1/experiments'),
-                              ('POST', '/apis/v1beta1/runs')]
-  upload = [r for r in requests if r['path'].endswith('/upload')][0]
+  assert _calls(requests) == [
+    ('GET', '/apis/v1beta1/pipelines'),
+    ('POST', '/apis/v1beta1/pipelines/upload'),
+    ('GET', '/apis/v1beta1/experiments'),
+    ('POST', '/apis/v1beta1/experiments'),
+    ('POST', '/apis/v1beta1/runs'),
+  ]
+  upload = next(r for r in requests if r['path'].endswith('/upload'))
   assert b'kind: Workflow' in upload['body'] and upload['query']['name'] == ['taxi-estimator']
   run = json.loads(requests[-1]['body'])
-  assert {'key': {'type': 'PIPELINE_VERSION', 'id': 'v1-first'},
-          'relationship': 'CREATOR'} in run['resource_references']
-  assert {'key': {'type': 'EXPERIMENT', 'id': 'e1'}, 'relationship': 'OWNER'} in run['resource_references']
+  assert {'key': {'type': 'PIPELINE_VERSION', 'id': 'v1-first'}, 'relationship': 'CREATOR'} in run[
+    'resource_references'
+  ]
+  assert {'key': {'type': 'EXPERIMENT', 'id': 'e1'}, 'relationship': 'OWNER'} in run[
+    'resource_references'
+  ]
   requests.clear()
   again = kubeflow.submit(config, 'kubeflow', package, host)
   assert again['pipeline_id'] == 'p1' and again['pipeline_version_id'] == 'v1-next'
-  version = [r for r in requests if r['path'].endswith('/upload_version')][0]
+  version = next(r for r in requests if r['path'].endswith('/upload_version'))
   assert version['query']['pipelineid'] == ['p1']
   assert version['query']['name'][0].startswith('taxi-estimator-')
 
 
-@pytest.mark.parametrize('schedule, cron', [('0 3 * * *', '0 0 3 * * *'),  # daily at 03:00
-                                            ('30 0 3 * * *', '30 0 3 * * *')])
+@pytest.mark.parametrize(
+  'schedule, cron',
+  [
+    ('0 3 * * *', '0 0 3 * * *'),  # daily at 03:00
+    ('30 0 3 * * *', '30 0 3 * * *'),
+  ],
+)
 def test_v1_schedule_is_converted_to_kfps_six_field_cron(config, kfp_api, package, schedule, cron):
   host, requests = kfp_api
   ids = kubeflow.submit(config, 'kubeflow', package, host, schedule=schedule)
@@ -287,47 +336,66 @@ def test_v1_schedule_is_converted_to_kfps_six_field_cron(config, kfp_api, packag
   job = json.loads(requests[-1]['body'])
   assert job['trigger']['cron_schedule']['cron'] == cron
   assert job['enabled'] is True and int(job['max_concurrency']) == 1 and job['no_catchup']
-  assert {'key': {'type': 'PIPELINE_VERSION', 'id': 'v1-first'},
-          'relationship': 'CREATOR'} in job['resource_references']
+  assert {'key': {'type': 'PIPELINE_VERSION', 'id': 'v1-first'}, 'relationship': 'CREATOR'} in job[
+    'resource_references'
+  ]
 
 
 def test_v1_multi_user_experiment_has_the_namespace(config, kfp_api, package):
   host, requests = kfp_api
   kubeflow.submit(config, 'kubeflow', package, host, namespace='team-a')
-  experiment = json.loads([r for r in requests if r['path'] == '/apis/v1beta1/experiments'
-                           and r['method'] == 'POST'][0]['body'])
-  assert {'key': {'type': 'NAMESPACE', 'id': 'team-a'},
-          'relationship': 'OWNER'} in experiment['resource_references']
+  experiment = json.loads(
+    next(r for r in requests if r['path'] == '/apis/v1beta1/experiments' and r['method'] == 'POST')[
+      'body'
+    ]
+  )
+  assert {'key': {'type': 'NAMESPACE', 'id': 'team-a'}, 'relationship': 'OWNER'} in experiment[
+    'resource_references'
+  ]
 
 
 def test_v2_submit_passes_the_pipeline_root_and_versions_one_pipeline(config, kfp_api, package):
   host, requests = kfp_api
   ids = kubeflow.submit(config, 'kubeflow-v2', package, host, pipeline_root='gs://b/root')
   assert ids == {'pipeline_id': 'p2', 'pipeline_version_id': 'v2-first', 'run_id': 'r2'}
-  assert _calls(requests) == [('GET', '/apis/v2beta1/pipelines'),
-                              ('POST', '/apis/v2beta1/pipelines/upload'),
-                              ('GET', '/apis/v2beta1/pipelines/p2/versions'),
-                              ('GET', '/apis/v2beta1/experiments'),
-                              ('POST', '/apis/v2beta1/experiments'),
-                              ('POST', '/apis/v2beta1/runs')]
+  assert _calls(requests) == [
+    ('GET', '/apis/v2beta1/pipelines'),
+    ('POST', '/apis/v2beta1/pipelines/upload'),
+    ('GET', '/apis/v2beta1/pipelines/p2/versions'),
+    ('GET', '/apis/v2beta1/experiments'),
+    ('POST', '/apis/v2beta1/experiments'),
+    ('POST', '/apis/v2beta1/runs'),
+  ]
   assert b'name="uploadfile"' in requests[1]['body'] and b'kind: Workflow' in requests[1]['body']
   assert requests[1]['query']['name'] == ['taxi-estimator']
   run = json.loads(requests[-1]['body'])
-  assert run['pipeline_version_reference'] == {'pipeline_id': 'p2', 'pipeline_version_id': 'v2-first'}
+  assert run['pipeline_version_reference'] == {
+    'pipeline_id': 'p2',
+    'pipeline_version_id': 'v2-first',
+  }
   assert run['experiment_id'] == 'e2'
   assert run['runtime_config'] == {'pipeline_root': 'gs://b/root'}
   requests.clear()
   again = kubeflow.submit(config, 'kubeflow-v2', package, host, pipeline_root='gs://b/root')
   assert again['pipeline_version_id'] == 'v2-next'
-  assert _calls(requests)[:2] == [('GET', '/apis/v2beta1/pipelines'),
-                                  ('POST', '/apis/v2beta1/pipelines/upload_version')]
+  assert _calls(requests)[:2] == [
+    ('GET', '/apis/v2beta1/pipelines'),
+    ('POST', '/apis/v2beta1/pipelines/upload_version'),
+  ]
   assert requests[1]['query']['pipelineid'] == ['p2']
 
 
 def test_v2_schedule_creates_a_recurring_run(config, kfp_api, package):
   host, requests = kfp_api
-  ids = kubeflow.submit(config, 'kubeflow-v2', package, host, schedule='30 2 * * *',
-                        namespace='team-a', pipeline_root='s3://b/root')
+  ids = kubeflow.submit(
+    config,
+    'kubeflow-v2',
+    package,
+    host,
+    schedule='30 2 * * *',
+    namespace='team-a',
+    pipeline_root='s3://b/root',
+  )
   assert ids['recurring_run_id'] == 'j2'
   assert _calls(requests)[-1] == ('POST', '/apis/v2beta1/recurringruns')
   job = json.loads(requests[-1]['body'])
@@ -339,10 +407,14 @@ def test_v2_schedule_creates_a_recurring_run(config, kfp_api, package):
   assert json.loads(experiment[1]['body']) == {'display_name': 'Default', 'namespace': 'team-a'}
 
 
-@pytest.mark.parametrize('root, needle', [
+@pytest.mark.parametrize(
+  'root, needle',
+  [
     ('', 'needs a pipeline root at submission'),
     ('/mnt/shared/pipeline', 'object store only'),
-    ('minio://mlpipeline/v2', 'object store only')])
+    ('minio://mlpipeline/v2', 'object store only'),
+  ],
+)
 def test_v2_submit_refuses_a_missing_or_unusable_pipeline_root(config, package, root, needle):
   with pytest.raises(ValueError, match=needle):
     kubeflow.submit(config, 'kubeflow-v2', package, 'http://127.0.0.1:9', pipeline_root=root)
@@ -358,5 +430,7 @@ def test_cron_conversion():
 
 
 def test_submit_errors_name_the_request(config, package):
-  with pytest.raises(kubeflow.SubmitError, match='GET http://127.0.0.1:9/apis/v2beta1/pipelines'):
+  with pytest.raises(
+    kubeflow.SubmitError, match=re.escape('GET http://127.0.0.1:9/apis/v2beta1/pipelines')
+  ):
     kubeflow.submit(config, 'kubeflow-v2', package, 'http://127.0.0.1:9', pipeline_root='gs://b/r')

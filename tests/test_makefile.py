@@ -15,8 +15,9 @@ def _outputs(tmp_path):
 
 
 def _make(*args):
-  return subprocess.run(['make', '-s', '-C', str(PROJECT_ROOT), *args],
-                        capture_output=True, text=True, timeout=60)
+  return subprocess.run(
+    ['make', '-s', '-C', str(PROJECT_ROOT), *args], capture_output=True, text=True, timeout=60
+  )
 
 
 def test_clean_keeps_served_models_and_says_so(tmp_path):
@@ -45,7 +46,11 @@ def test_run_local_treats_not_pushed_and_nothing_new_as_success(tmp_path):
   stamp = tmp_path / 'installed'  # newer than pyproject.toml and the lock: nothing to install
   stamp.touch()
   for code, ok in ((0, True), (3, True), (4, True), (1, False), (5, False), (75, False)):
-    result = subprocess.run(['make', '-s', '-C', str(PROJECT_ROOT), 'run-local', f'PY={fake}',
-                             f'STAMP={stamp}'], capture_output=True, text=True, timeout=60,
-                            env={'PATH': '/usr/bin:/bin', 'EXIT': str(code)})
+    result = subprocess.run(
+      ['make', '-s', '-C', str(PROJECT_ROOT), 'run-local', f'PY={fake}', f'STAMP={stamp}'],
+      capture_output=True,
+      text=True,
+      timeout=60,
+      env={'PATH': '/usr/bin:/bin', 'EXIT': str(code)},
+    )
     assert (result.returncode == 0) == ok, (code, result.returncode, result.stderr)

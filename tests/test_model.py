@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow import estimator as tf_estimator
 import tensorflow_transform as tft
+from tensorflow import estimator as tf_estimator
 
 from components.serving import load_predictor
 from tests.conftest import MISSING_ROW, read_rows, serialize
@@ -14,13 +14,15 @@ from trainer_module.features import FEATURES, transformed_name
 
 def _input(transformed, training, **kwargs):
   transform_dir, pattern, _, _ = transformed
-  return inputs.input_fn(pattern, tft.TFTransformOutput(transform_dir), 32,
-                         training=training, shuffle_seed=1, **kwargs)
+  return inputs.input_fn(
+    pattern, tft.TFTransformOutput(transform_dir), 32, training=training, shuffle_seed=1, **kwargs
+  )
 
 
 def _estimator(kind, tmp_path):
-  run_config = tf_estimator.RunConfig(model_dir=str(tmp_path / kind), tf_random_seed=1,
-                                      save_checkpoints_steps=1000)
+  run_config = tf_estimator.RunConfig(
+    model_dir=str(tmp_path / kind), tf_random_seed=1, save_checkpoints_steps=1000
+  )
   return model.build_estimator(kind, run_config, [16, 8], 0.01)
 
 
@@ -33,11 +35,13 @@ def test_input_fn_yields_transformed_features_and_label(transformed):
 
 def test_input_fn_eval_is_one_pass_and_shards_are_disjoint(transformed):
   _, _, rows, _ = transformed
-  assert sum(int(l.shape[0]) for _, l in _input(transformed, training=False)) == len(rows)
+  assert sum(int(label.shape[0]) for _, label in _input(transformed, training=False)) == len(rows)
   trip_miles = transformed_name('trip_miles')
+
   def shard_values(index):
     ds = _input(transformed, training=False, num_shards=2, shard_index=index)
     return np.concatenate([f[trip_miles].numpy() for f, _ in ds])
+
   first, second = shard_values(0), shard_values(1)
   assert len(first) + len(second) == len(rows)
   assert abs(len(first) - len(second)) <= 1
@@ -56,8 +60,11 @@ def test_model_fn_train_eval_predict(transformed, tmp_path):
   assert {'auc', 'accuracy', 'precision', 'recall', 'loss'} <= set(metrics)
   assert 0.5 < metrics['auc'] <= 1.0
   assert metrics['global_step'] == 40
-  predictions = list(estimator.predict(
-      lambda: _input(transformed, training=False).map(lambda f, l: f).take(1)))
+  predictions = list(
+    estimator.predict(
+      lambda: _input(transformed, training=False).map(lambda features, _: features).take(1)
+    )
+  )
   assert len(predictions) == 32
   assert all(0.0 <= p['logistic'][0] <= 1.0 for p in predictions)
 
@@ -66,8 +73,12 @@ def test_model_fn_predict_mode_exports_classification_and_predict(transformed):
   features, _ = next(iter(_input(transformed, training=False)))
   with tf.Graph().as_default():
     placeholders = {k: tf.compat.v1.placeholder(v.dtype, [None]) for k, v in features.items()}
-    spec = model.model_fn(placeholders, None, tf_estimator.ModeKeys.PREDICT,
-                          {'hidden_units': [4], 'learning_rate': 0.01})
+    spec = model.model_fn(
+      placeholders,
+      None,
+      tf_estimator.ModeKeys.PREDICT,
+      {'hidden_units': [4], 'learning_rate': 0.01},
+    )
   assert spec.loss is None and spec.train_op is None
   assert set(spec.export_outputs) == {'serving_default', 'predict'}
 
@@ -79,9 +90,10 @@ def test_serving_receiver_takes_raw_examples(kind, transformed, raw_feature_spec
   estimator.train(lambda: _input(transformed, training=True), max_steps=30)
   tft_output = tft.TFTransformOutput(transform_dir)
   export_dir = estimator.export_saved_model(
-      str(tmp_path / 'export'), lambda: inputs.serving_input_receiver_fn(tft_output, 'tips'))
+    str(tmp_path / 'export'), lambda: inputs.serving_input_receiver_fn(tft_output, 'tips')
+  )
   predict = load_predictor(export_dir.decode())
-  rows = read_rows(20) + [MISSING_ROW]
+  rows = [*read_rows(20), MISSING_ROW]
   probabilities = predict([serialize(r, raw_feature_spec) for r in rows])
   assert probabilities.shape == (len(rows),)
   assert np.all((probabilities >= 0) & (probabilities <= 1))
@@ -91,20 +103,27 @@ def test_serving_receiver_takes_raw_examples(kind, transformed, raw_feature_spec
 @pytest.mark.parametrize('kind', ['custom', 'canned', 'keras'])
 def test_warm_start_reuses_the_serving_weights(kind, transformed, tmp_path):
   from trainer_module.trainer import warm_start_settings
+
   transform_dir, _, _, _ = transformed
   first = _estimator(kind, tmp_path / 'a')
   first.train(lambda: _input(transformed, training=True), max_steps=20)
   export_dir = first.export_saved_model(
-      str(tmp_path / 'export'),
-      lambda: inputs.serving_input_receiver_fn(tft.TFTransformOutput(transform_dir), 'tips')).decode()
+    str(tmp_path / 'export'),
+    lambda: inputs.serving_input_receiver_fn(tft.TFTransformOutput(transform_dir), 'tips'),
+  ).decode()
   run_config = tf_estimator.RunConfig(model_dir=str(tmp_path / 'b'), tf_random_seed=2)
-  second = model.build_estimator(kind, run_config, [16, 8], 0.01,
-                                 warm_start_from=warm_start_settings(export_dir))
+  second = model.build_estimator(
+    kind, run_config, [16, 8], 0.01, warm_start_from=warm_start_settings(export_dir)
+  )
   second.train(lambda: _input(transformed, training=True), max_steps=1)
   slots = ('Adagrad', 'Ftrl', 'accumulator', 'optimizer', 'training/')
-  weights = [n for n in first.get_variable_names()
-             if any(w in n for w in ('kernel', 'embeddings', 'weights'))
-             and not any(s in n for s in slots) and n in second.get_variable_names()]
+  weights = [
+    n
+    for n in first.get_variable_names()
+    if any(w in n for w in ('kernel', 'embeddings', 'weights'))
+    and not any(s in n for s in slots)
+    and n in second.get_variable_names()
+  ]
   assert len(weights) >= 3
   for name in weights:
     # One optimizer step moves a weight by about the learning rate; a fresh

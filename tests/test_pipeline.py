@@ -5,12 +5,19 @@ import json
 from tfx.dsl.compiler import compiler
 
 from components import contract
-
 from pipeline.config import load_config
 from pipeline.pipeline import create_pipeline
 
-EXPECTED = ['CsvExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'Transform',
-            'Trainer', 'Evaluator', 'Pusher']
+EXPECTED = [
+  'CsvExampleGen',
+  'StatisticsGen',
+  'SchemaGen',
+  'ExampleValidator',
+  'Transform',
+  'Trainer',
+  'Evaluator',
+  'Pusher',
+]
 
 
 def _pipeline(tmp_path, *overrides):
@@ -28,14 +35,18 @@ def test_components_and_no_resolver(tmp_path):
 def test_transform_waits_for_validation(tmp_path):
   components = {c.id: c for c in _pipeline(tmp_path).components}
   assert components['ExampleValidator'] in components['Transform'].upstream_nodes
-  order = [n.pipeline_node.node_info.id for n in compiler.Compiler().compile(_pipeline(tmp_path)).nodes]
+  order = [
+    n.pipeline_node.node_info.id for n in compiler.Compiler().compile(_pipeline(tmp_path)).nodes
+  ]
   assert order.index('ExampleValidator') < order.index('Transform') < order.index('Trainer')
   assert order.index('Evaluator') < order.index('Pusher')
 
 
 def test_user_code_is_referenced_by_module_path(tmp_path):
   components = {c.id: c for c in _pipeline(tmp_path).components}
-  assert components['Transform'].exec_properties['preprocessing_fn'] == 'trainer_module.preprocessing_fn'
+  assert (
+    components['Transform'].exec_properties['preprocessing_fn'] == 'trainer_module.preprocessing_fn'
+  )
   assert components['Trainer'].exec_properties['trainer_fn'] == 'trainer_module.trainer_fn'
   assert not components['Trainer'].exec_properties.get('module_file')
 
@@ -48,19 +59,23 @@ def test_config_reaches_the_components(tmp_path):
 
 def test_one_typed_payload_reaches_the_trainer_and_transform(tmp_path):
   components = {c.id: c for c in _pipeline(tmp_path, 'trainer.hparams.depth=7').components}
-  payload = contract.load(contract.TrainerPayload,
-                          json.loads(components['Trainer'].exec_properties['custom_config']))
+  payload = contract.load(
+    contract.TrainerPayload, json.loads(components['Trainer'].exec_properties['custom_config'])
+  )
   assert payload.module_args.task.label == 'tips'
   assert payload.module_args.hparams['depth'] == 7
   assert payload.push_dir == str(tmp_path / 'serving')
   transform_args = contract.load(
-      contract.ModuleArgs, json.loads(components['Transform'].exec_properties['custom_config']))
+    contract.ModuleArgs, json.loads(components['Transform'].exec_properties['custom_config'])
+  )
   assert transform_args == payload.module_args
 
 
 def test_eval_config_gates_on_the_configured_metric(tmp_path):
-  components = {c.id: c for c in _pipeline(tmp_path, 'evaluator.metric=log_loss',
-                                          'evaluator.threshold=0.4').components}
+  components = {
+    c.id: c
+    for c in _pipeline(tmp_path, 'evaluator.metric=log_loss', 'evaluator.threshold=0.4').components
+  }
   text = components['Evaluator'].exec_properties['eval_config']
   assert 'BinaryCrossEntropy' in text and '"upper_bound"' in text
   assert '"prediction_key": "logistic"' in text

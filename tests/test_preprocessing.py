@@ -2,7 +2,14 @@
 
 import numpy as np
 
-from trainer_module.features import FEATURES, LABEL_KEY, OOV_BUCKETS, Kind, num_ids, transformed_name
+from trainer_module.features import (
+  FEATURES,
+  LABEL_KEY,
+  OOV_BUCKETS,
+  Kind,
+  num_ids,
+  transformed_name,
+)
 
 
 def test_every_feature_and_the_label_are_produced(transformed):
@@ -40,7 +47,7 @@ def test_categorical_ids_are_in_range(transformed):
 
 
 def test_missing_values_are_filled(transformed):
-  _, _, out, rows = transformed
+  _, _, out, _rows = transformed
   row = max(out, key=lambda o: o[transformed_name('trip_miles')])  # the hand-made row
   assert row[transformed_name('pickup_latitude')] == FEATURES['pickup_latitude'].size
   assert row[transformed_name('dropoff_community_area')] == FEATURES['dropoff_community_area'].size

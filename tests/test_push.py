@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import os
+import pathlib
 from unittest import mock
 
 import pytest
@@ -37,7 +38,9 @@ def test_push_lays_out_a_tf_serving_version_with_record(tmp_path):
   assert latest.record['architecture'] == 'x'
   assert os.path.isfile(os.path.join(latest.baseline_model_uri, 'Format-TFMA', 'saved_model.pb'))
   # Nothing but the version (and the push lock) is left in the serving directory.
-  assert [n for n in os.listdir(tmp_path / 'serving') if not n.startswith('.')] == [str(pushed.version)]
+  assert [n for n in os.listdir(tmp_path / 'serving') if not n.startswith('.')] == [
+    str(pushed.version)
+  ]
   assert not [n for n in os.listdir(tmp_path / 'serving') if n.startswith('.incoming')]
 
 
@@ -61,10 +64,13 @@ def test_versions_increase_even_if_the_clock_goes_back(tmp_path):
 
 def test_concurrent_pushes_never_collide(tmp_path):
   model, eval_model = _model(tmp_path)
-  with mock.patch('time.time', return_value=1_700_000_000.0):
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-      results = list(pool.map(
-          lambda i: serving.push(model, eval_model, str(tmp_path / 's'), {'i': i}), range(8)))
+  with (
+    mock.patch('time.time', return_value=1_700_000_000.0),
+    concurrent.futures.ThreadPoolExecutor(4) as pool,
+  ):
+    results = list(
+      pool.map(lambda i: serving.push(model, eval_model, str(tmp_path / 's'), {'i': i}), range(8))
+    )
   assert len({r.version for r in results}) == 8
   assert len(serving.versions(str(tmp_path / 's'))) == 8
 
@@ -72,9 +78,11 @@ def test_concurrent_pushes_never_collide(tmp_path):
 def test_a_failed_copy_leaves_no_version_and_no_debris(tmp_path):
   model, eval_model = _model(tmp_path)
   serving_dir = tmp_path / 's'
-  with mock.patch('tfx.utils.io_utils.copy_dir', side_effect=OSError('disk full')):
-    with pytest.raises(OSError, match='disk full'):
-      serving.push(model, eval_model, str(serving_dir), {})
+  with (
+    mock.patch('tfx.utils.io_utils.copy_dir', side_effect=OSError('disk full')),
+    pytest.raises(OSError, match='disk full'),
+  ):
+    serving.push(model, eval_model, str(serving_dir), {})
   assert serving.versions(str(serving_dir)) == []
   assert not [n for n in os.listdir(serving_dir) if n.startswith('.incoming')]
 
@@ -85,17 +93,25 @@ def test_incomplete_directories_are_not_served(tmp_path):
   assert serving.versions(str(tmp_path / 's')) == [123]
   assert serving.latest(str(tmp_path / 's')) is None
   assert serving.damaged(str(tmp_path / 's')) == [
-      (123, str(tmp_path / 's' / '123'), 'saved_model.pb is missing')]
+    (123, str(tmp_path / 's' / '123'), 'saved_model.pb is missing')
+  ]
 
 
-@pytest.mark.parametrize('damage, problem', [
+@pytest.mark.parametrize(
+  'damage, problem',
+  [
     (lambda v: os.remove(os.path.join(v, 'saved_model.pb')), 'saved_model.pb is missing'),
-    (lambda v: open(os.path.join(v, 'saved_model.pb'), 'wb').write(b'\xff\xff garbage'),
-     'does not parse'),
-    (lambda v: open(os.path.join(v, 'saved_model.pb'), 'wb').write(b'pb'), 'holds no graph'),
-    (lambda v: open(os.path.join(v, 'saved_model.pb'), 'wb').write(_saved_model_pb('eval')),
-     "no 'serving_default' signature"),
-])
+    (
+      lambda v: pathlib.Path(v, 'saved_model.pb').write_bytes(b'\xff\xff garbage'),
+      'does not parse',
+    ),
+    (lambda v: pathlib.Path(v, 'saved_model.pb').write_bytes(b'pb'), 'holds no graph'),
+    (
+      lambda v: pathlib.Path(v, 'saved_model.pb').write_bytes(_saved_model_pb('eval')),
+      "no 'serving_default' signature",
+    ),
+  ],
+)
 def test_a_damaged_newest_version_is_passed_over_and_named(tmp_path, damage, problem):
   model, eval_model = _model(tmp_path)
   push_dir = str(tmp_path / 's')

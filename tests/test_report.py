@@ -12,8 +12,14 @@ def _key(column, **value):
 
 
 def test_slice_labels_are_integers_and_sort_by_value():
-  keys = [_key('hour', int64_value=10), _key('hour', float_value=0.0), _key('hour', int64_value=2),
-          _key('hour', int64_value=1), _key('city', bytes_value=b'b'), _key('city', bytes_value=b'a'),
-          _key('miles', float_value=2.5)]
+  keys = [
+    _key('hour', int64_value=10),
+    _key('hour', float_value=0.0),
+    _key('hour', int64_value=2),
+    _key('hour', int64_value=1),
+    _key('city', bytes_value=b'b'),
+    _key('city', bytes_value=b'a'),
+    _key('miles', float_value=2.5),
+  ]
   ordered = [report._slice_name(k) for k in sorted(keys, key=report._slice_order)]
   assert ordered == ['city=a', 'city=b', 'hour=0', 'hour=1', 'hour=2', 'hour=10', 'miles=2.5']

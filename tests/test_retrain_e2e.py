@@ -19,8 +19,13 @@ from tests.conftest import DATA_CSV, run_pipeline
 
 pytestmark = pytest.mark.e2e
 SPAN_ROWS = 1500
-RUN = ('spans.pattern=span-{SPAN}/*', 'trainer.train_steps=300', 'trainer.eval_steps=50',
-       'evaluator.threshold=0.75', 'evaluator.max_change=0.05')
+RUN = (
+  'spans.pattern=span-{SPAN}/*',
+  'trainer.train_steps=300',
+  'trainer.eval_steps=50',
+  'evaluator.threshold=0.75',
+  'evaluator.max_change=0.05',
+)
 
 
 def _rows() -> tuple[list[str], list[dict]]:
@@ -38,7 +43,7 @@ def add_span(root, number: int, shift: bool = False) -> None:
   out = io.StringIO()
   writer = csv.DictWriter(out, fieldnames=header, lineterminator='\n')
   writer.writeheader()
-  for row in rows[(number - 1) * SPAN_ROWS:number * SPAN_ROWS]:
+  for row in rows[(number - 1) * SPAN_ROWS : number * SPAN_ROWS]:
     if shift and row['trip_miles']:
       row = {**row, 'trip_miles': str(float(row['trip_miles']) * 10 + 5)}
     writer.writerow(row)
@@ -162,13 +167,19 @@ def test_after_acceptance_the_same_spans_train_nothing(accepted, root):
   assert summary['drift']['accepted_at'] == accepted[1]['drift']['accepted_at']
 
 
-def test_after_a_rollback_the_next_run_compares_against_the_rolled_back_model(accepted, span2, root):
+def test_after_a_rollback_the_next_run_compares_against_the_rolled_back_model(
+  accepted, span2, root
+):
   import subprocess
   import sys
 
-  rollback = subprocess.run([sys.executable, '-m', 'pipeline', 'rollback', '--set',
-                             f'output_root={root / "out"}'], capture_output=True, text=True,
-                            cwd=root, timeout=300)
+  rollback = subprocess.run(
+    [sys.executable, '-m', 'pipeline', 'rollback', '--set', f'output_root={root / "out"}'],
+    capture_output=True,
+    text=True,
+    cwd=root,
+    timeout=300,
+  )
   assert rollback.returncode == 0, rollback.stderr[-3000:]
   serving_now = serving.latest(str(root / 'out' / 'serving'))
   assert serving_now.record['rollback_of'] == span2[1]['pushed_version']

@@ -14,10 +14,12 @@ from pipeline.config import load_config
 
 
 def test_a_second_holder_is_refused_naming_the_first(tmp_path):
-  with runlock.hold('run-a', {'output root': tmp_path / 'out'}):
-    with pytest.raises(runlock.LockedError, match=r'output root .*out is in use by run run-a \(pid'):
-      with runlock.hold('run-b', {'output root': tmp_path / 'out'}):
-        pass
+  with (
+    runlock.hold('run-a', {'output root': tmp_path / 'out'}),
+    pytest.raises(runlock.LockedError, match=r'output root .*out is in use by run run-a \(pid'),
+    runlock.hold('run-b', {'output root': tmp_path / 'out'}),
+  ):
+    pass
   with runlock.hold('run-c', {'output root': tmp_path / 'out'}):
     pass  # released when the first run ended
 
@@ -32,9 +34,11 @@ def test_a_waiting_run_gets_the_lock_when_it_is_released(tmp_path):
 
 def test_a_sigkilled_holder_releases_the_lock(tmp_path):
   holder = _hold_in_child(tmp_path / 'out', seconds=600)
-  with pytest.raises(runlock.LockedError, match='run child'):
-    with runlock.hold('run-b', {'output root': tmp_path / 'out'}):
-      pass
+  with (
+    pytest.raises(runlock.LockedError, match='run child'),
+    runlock.hold('run-b', {'output root': tmp_path / 'out'}),
+  ):
+    pass
   holder.send_signal(signal.SIGKILL)
   holder.wait(10)
   with runlock.hold('run-b', {'output root': tmp_path / 'out'}):
@@ -42,13 +46,13 @@ def test_a_sigkilled_holder_releases_the_lock(tmp_path):
 
 
 def _hold_in_child(directory, seconds):
-  code = textwrap.dedent(f'''
+  code = textwrap.dedent(f"""
       import pathlib, sys, time
       from pipeline import runlock
       with runlock.hold('child', {{'output root': pathlib.Path({str(directory)!r})}}):
         print('held', flush=True)
         time.sleep({seconds})
-  ''')
+  """)
   child = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
   assert child.stdout.readline().strip() == 'held'
   return child
@@ -75,21 +79,30 @@ def test_executions_left_running_are_marked_canceled(tmp_path):
   from ml_metadata.proto import metadata_store_pb2
 
   from pipeline.report import open_store
+
   config = load_config(overrides=[f'output_root={tmp_path}'])
   store = open_store(config.metadata_path)
   execution_type = store.put_execution_type(metadata_store_pb2.ExecutionType(name='Trainer'))
-  running = metadata_store_pb2.Execution(type_id=execution_type,
-                                         last_known_state=metadata_store_pb2.Execution.RUNNING)
-  done = metadata_store_pb2.Execution(type_id=execution_type,
-                                      last_known_state=metadata_store_pb2.Execution.COMPLETE)
+  running = metadata_store_pb2.Execution(
+    type_id=execution_type, last_known_state=metadata_store_pb2.Execution.RUNNING
+  )
+  done = metadata_store_pb2.Execution(
+    type_id=execution_type, last_known_state=metadata_store_pb2.Execution.COMPLETE
+  )
   running_id, done_id = store.put_executions([running, done])
   context_type = store.put_context_type(metadata_store_pb2.ContextType(name='node'))
-  (context_id,) = store.put_contexts([metadata_store_pb2.Context(type_id=context_type,
-                                                                 name='my-pipeline.Trainer')])
+  (context_id,) = store.put_contexts(
+    [metadata_store_pb2.Context(type_id=context_type, name='my-pipeline.Trainer')]
+  )
   store.put_attributions_and_associations(
-      [], [metadata_store_pb2.Association(execution_id=running_id, context_id=context_id)])
+    [], [metadata_store_pb2.Association(execution_id=running_id, context_id=context_id)]
+  )
   notes = history.recover(config, 'new-run')
-  assert notes == ['1 component execution(s) left running by a dead run (Trainer) recorded as canceled']
+  assert notes == [
+    '1 component execution(s) left running by a dead run (Trainer) recorded as canceled'
+  ]
   states = {e.id: e.last_known_state for e in store.get_executions()}
-  assert states == {running_id: metadata_store_pb2.Execution.CANCELED,
-                    done_id: metadata_store_pb2.Execution.COMPLETE}
+  assert states == {
+    running_id: metadata_store_pb2.Execution.CANCELED,
+    done_id: metadata_store_pb2.Execution.COMPLETE,
+  }

@@ -21,26 +21,45 @@ def test_in_process_has_no_beam_options_so_tfx_builds_no_sdist():
 
 def test_multi_process_direct_runner():
   assert runners.beam_args(config('beam.runner=multi_process', 'beam.workers=3')) == [
-      '--runner=DirectRunner', '--direct_running_mode=multi_processing',
-      '--direct_num_workers=3', f'--sdk_container_image={IMAGE}']
+    '--runner=DirectRunner',
+    '--direct_running_mode=multi_processing',
+    '--direct_num_workers=3',
+    f'--sdk_container_image={IMAGE}',
+  ]
 
 
 def test_portable_runner_on_the_embedded_job_server():
   assert runners.beam_args(config('beam.runner=portable')) == [
-      '--runner=PortableRunner', '--job_endpoint=embed', '--environment_type=LOOPBACK',
-      f'--sdk_container_image={IMAGE}']
-  assert runners.beam_args(config('beam.runner=portable', 'beam.environment=process',
-                                  'beam.job_endpoint=jobs:8099'), 'localhost:5000') == [
-      '--runner=PortableRunner', '--job_endpoint=jobs:8099', '--environment_type=EXTERNAL',
-      '--environment_config=localhost:5000', f'--sdk_container_image={IMAGE}']
+    '--runner=PortableRunner',
+    '--job_endpoint=embed',
+    '--environment_type=LOOPBACK',
+    f'--sdk_container_image={IMAGE}',
+  ]
+  assert runners.beam_args(
+    config('beam.runner=portable', 'beam.environment=process', 'beam.job_endpoint=jobs:8099'),
+    'localhost:5000',
+  ) == [
+    '--runner=PortableRunner',
+    '--job_endpoint=jobs:8099',
+    '--environment_type=EXTERNAL',
+    '--environment_config=localhost:5000',
+    f'--sdk_container_image={IMAGE}',
+  ]
 
 
 def test_custom_options_pass_through_and_keep_a_given_dependency_option():
   flink = ['--runner=FlinkRunner', '--flink_master=flink:8081', '--environment_type=DOCKER']
   assert runners.beam_args(config('beam.runner=custom', f'beam.args={flink}')) == [
-      *flink, f'--sdk_container_image={IMAGE}']
-  dataflow = ['--runner=DataflowRunner', '--project=p', '--region=r',
-              '--temp_location=gs://b/tmp', '--sdk_container_image=gcr.io/p/taxi:1']
+    *flink,
+    f'--sdk_container_image={IMAGE}',
+  ]
+  dataflow = [
+    '--runner=DataflowRunner',
+    '--project=p',
+    '--region=r',
+    '--temp_location=gs://b/tmp',
+    '--sdk_container_image=gcr.io/p/taxi:1',
+  ]
   assert runners.beam_args(config('beam.runner=custom', f'beam.args={dataflow}')) == dataflow
 
 
@@ -52,14 +71,20 @@ def test_auto_picks_the_runner_by_input_size(tmp_path):
   assert runners.resolved_beam_runner(large) == 'multi_process'
 
 
-@pytest.mark.parametrize('running, finished', [
+@pytest.mark.parametrize(
+  'running, finished',
+  [
     ('Component %s is running.', 'Component %s is finished.'),  # LocalDagRunner
     ('node %s is running.', 'node %s is finished.'),  # BeamDagRunner
-])
+  ],
+)
 def test_progress_follows_both_runners(running, finished):
   seen = []
   progress = runners.ComponentProgress(lambda *a: seen.append(a[:2]))
-  log = lambda msg, *args: progress.emit(logging.LogRecord('absl', logging.INFO, '', 0, msg, args, None))
+
+  def log(msg, *args):
+    return progress.emit(logging.LogRecord('absl', logging.INFO, '', 0, msg, args, None))
+
   log(running, 'Transform')
   log(finished, 'Transform')
   log(running, 'Trainer')
@@ -96,8 +121,10 @@ def test_training_progress_reports_step_loss_pace_and_eta_at_a_steady_pace(monke
     logger.info('chief: INFO:tensorflow:loss = 0.25, step = 1000 (1.0 sec)')
   finally:
     logger.removeHandler(progress)
-  assert lines == ['step 0/2000 (0%)  loss 0.6931',
-                   'step 1000/2000 (50%)  loss 0.2500  100.0 steps/s  ETA 10 s']
+  assert lines == [
+    'step 0/2000 (0%)  loss 0.6931',
+    'step 1000/2000 (50%)  loss 0.2500  100.0 steps/s  ETA 10 s',
+  ]
 
 
 def test_log_follower_hands_on_new_complete_progress_lines(tmp_path):
@@ -113,4 +140,7 @@ def test_log_follower_hands_on_new_complete_progress_lines(tmp_path):
   with open(log, 'a') as f:
     f.write('.5\nINFO:tensorflow:loss = 0.4, step = 100\n')
   follower.poll(seen.append)
-  assert seen[1:] == ['INFO:tensorflow:global_step/sec: 9.5', 'INFO:tensorflow:loss = 0.4, step = 100']
+  assert seen[1:] == [
+    'INFO:tensorflow:global_step/sec: 9.5',
+    'INFO:tensorflow:loss = 0.4, step = 100',
+  ]

@@ -16,18 +16,29 @@ def _columns(tmp_path, task, rows=200):
 def test_feature_kinds_follow_the_column_types(tmp_path):
   columns, rows = _columns(tmp_path, 'binary')
   features, left_out = scaffold.feature_kinds(columns, rows, 'churned')
-  assert features == {'size': ('NUMERIC', 0), 'age': ('NUMERIC', 0), 'city': ('CATEGORICAL', 4),
-                      'plan': ('CATEGORICAL', 3), 'score': ('NUMERIC', 0)}
+  assert features == {
+    'size': ('NUMERIC', 0),
+    'age': ('NUMERIC', 0),
+    'city': ('CATEGORICAL', 4),
+    'plan': ('CATEGORICAL', 3),
+    'score': ('NUMERIC', 0),
+  }
   assert 'churned' not in features  # the label
   assert 'names rows' in left_out['customer_id']
 
 
-@pytest.mark.parametrize('task, section, metric', [
+@pytest.mark.parametrize(
+  'task, section, metric',
+  [
     ('binary', {'type': 'binary', 'label': 'churned', 'classes': ['no', 'yes']}, 'auc'),
-    ('multiclass', {'type': 'multiclass', 'label': 'species',
-                    'classes': ['setosa', 'versicolor', 'virginica']}, 'accuracy'),
+    (
+      'multiclass',
+      {'type': 'multiclass', 'label': 'species', 'classes': ['setosa', 'versicolor', 'virginica']},
+      'accuracy',
+    ),
     ('regression', {'type': 'regression', 'label': 'price'}, 'rmse'),
-])
+  ],
+)
 def test_task_config_from_the_label(tmp_path, task, section, metric):
   columns, rows = _columns(tmp_path, task)
   got_section, gate, hparams = scaffold.task_config(task, columns[LABELS[task]], rows)
@@ -53,11 +64,14 @@ def test_integer_labels_are_class_ids(tmp_path):
   assert section == {'type': 'binary', 'label': 'y'}  # a 0/1 label needs no classes
 
 
-@pytest.mark.parametrize('task, label, message', [
+@pytest.mark.parametrize(
+  'task, label, message',
+  [
     ('regression', 'churned', 'not numeric'),
     ('binary', 'species', 'did you mean --task multiclass'),
     ('multiclass', 'price', 'did you mean --task regression'),
-])
+  ],
+)
 def test_a_label_that_does_not_fit_the_task(tmp_path, task, label, message):
   source = {'churned': 'binary', 'species': 'multiclass', 'price': 'regression'}[label]
   columns, rows = _columns(tmp_path, source)
@@ -83,8 +97,9 @@ def test_init_never_overwrites_without_force(tmp_path, capfd):
   project = tmp_path / 'project'
   project.mkdir()
   (project / 'keep.txt').write_text('mine')
-  code = cli.main(['init', str(project), '--data', str(table), '--label', 'churned',
-                   '--task', 'binary'])
+  code = cli.main(
+    ['init', str(project), '--data', str(table), '--label', 'churned', '--task', 'binary']
+  )
   assert code == 2
   assert 'exists; pass --force' in capfd.readouterr().err
   assert (project / 'keep.txt').read_text() == 'mine'
@@ -92,8 +107,9 @@ def test_init_never_overwrites_without_force(tmp_path, capfd):
 
 def test_init_errors_are_one_line(tmp_path, capfd):
   table = write_table(tmp_path / 'data' / 't.csv', 'binary', 50)
-  code = cli.main(['init', str(tmp_path / 'p'), '--data', str(table), '--label', 'nope',
-                   '--task', 'binary'])
+  code = cli.main(
+    ['init', str(tmp_path / 'p'), '--data', str(table), '--label', 'nope', '--task', 'binary']
+  )
   err = capfd.readouterr().err
   assert code == 2 and err.count('\n') == 1 and "--label 'nope' is not a column" in err
   assert not (tmp_path / 'p').exists()
@@ -102,8 +118,9 @@ def test_init_errors_are_one_line(tmp_path, capfd):
 def test_schema_command_never_overwrites_without_force(tmp_path, capsys):
   schema = tmp_path / 'schema.pbtxt'
   schema.write_text('# reviewed\n')
-  code = cli.main(['schema', '--set', f'schema_file={schema}', '--set',
-                   f'output_root={tmp_path / "out"}'])
+  code = cli.main(
+    ['schema', '--set', f'schema_file={schema}', '--set', f'output_root={tmp_path / "out"}']
+  )
   assert code == 1
   assert 'exists; pass --force' in capsys.readouterr().err
   assert schema.read_text() == '# reviewed\n'

@@ -1,8 +1,5 @@
 """The candidate predicts on raw examples in a fresh process before it is pushed."""
 
-import gzip
-
-import pytest
 import tensorflow as tf
 
 from components import smoke_check
@@ -13,8 +10,11 @@ def _examples(tmp_path):
   path.parent.mkdir()
   with tf.io.TFRecordWriter(str(path), options='GZIP') as writer:
     for i in range(5):
-      example = tf.train.Example(features=tf.train.Features(feature={
-          'x': tf.train.Feature(float_list=tf.train.FloatList(value=[float(i)]))}))
+      example = tf.train.Example(
+        features=tf.train.Features(
+          feature={'x': tf.train.Feature(float_list=tf.train.FloatList(value=[float(i)]))}
+        )
+      )
       writer.write(example.SerializeToString())
   return str(path.parent / '*')
 
@@ -25,6 +25,7 @@ def _model(tmp_path, scale):
     def serve(self, examples):
       x = tf.io.parse_example(examples, {'x': tf.io.FixedLenFeature([1], tf.float32)})['x']
       return {'scores': x * scale}
+
   model = Model()
   path = str(tmp_path / f'model-{scale}')
   tf.saved_model.save(model, path, signatures={'serving_default': model.serve})

@@ -6,8 +6,13 @@ import pytest
 
 from components import spans
 from components.csv_check import DataError
-from components.example_gen import (PREVIOUS, SPANS_PROPERTY, SpanCsvExampleGen,
-                                    SpanCsvExampleGenExecutor, check_spans)
+from components.example_gen import (
+  PREVIOUS,
+  SPANS_PROPERTY,
+  SpanCsvExampleGen,
+  SpanCsvExampleGenExecutor,
+  check_spans,
+)
 
 
 def write_span(root, folder, rows, start=0):
@@ -93,7 +98,7 @@ def test_the_executor_writes_the_window_the_newest_eval_and_the_previous_eval(tm
   for n in (1, 2, 3):
     write_span(data, f'span-{n}', 60, start=n * 1000)
   component = SpanCsvExampleGen(input_base=str(data), pattern='span-{SPAN}/*', window=2)
-  exec_properties = {k: v for k, v in component.exec_properties.items()}
+  exec_properties = dict(component.exec_properties.items())
   examples = standard_artifacts.Examples()
   examples.uri = str(tmp_path / 'out')
   SpanCsvExampleGenExecutor().Do({}, {'examples': [examples]}, exec_properties)
@@ -101,7 +106,10 @@ def test_the_executor_writes_the_window_the_newest_eval_and_the_previous_eval(tm
   assert artifact_utils.decode_split_names(examples.split_names) == ['train', 'eval', PREVIOUS]
   assert examples.span == 3
   assert json.loads(examples.get_string_custom_property(SPANS_PROPERTY)) == {
-      'train': [2, 3], 'eval': 3, 'previous': 2}
+    'train': [2, 3],
+    'eval': 3,
+    'previous': 2,
+  }
   train, eval_, previous = (_read_split(examples, s) for s in ('train', 'eval', PREVIOUS))
   assert {i // 1000 for i in train} == {2, 3}
   assert {i // 1000 for i in eval_} == {3} and {i // 1000 for i in previous} == {2}

@@ -9,13 +9,13 @@ import pytest
 from pipeline import usercode
 from pipeline.config import ConfigError, load_config
 
-GOOD = '''
+GOOD = """
 def preprocessing_fn(inputs, custom_config):
   return inputs
 
 def trainer_fn(fn_args, schema):
   return {}
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,9 @@ def _package(root, name, files):
 
 
 def _config(root, module):
-  return load_config(overrides=[f'module={module}', f'code_dir={root}', f'output_root={root / "out"}'])
+  return load_config(
+    overrides=[f'module={module}', f'code_dir={root}', f'output_root={root / "out"}']
+  )
 
 
 def test_a_complete_module_passes(tmp_path):
@@ -42,14 +44,19 @@ def test_a_complete_module_passes(tmp_path):
   assert usercode.check_module(_config(tmp_path, 'good_mod')).trainer_fn
 
 
-@pytest.mark.parametrize('text, message', [
-    ('def trainer_fn(fn_args, schema): pass\n', "has no function preprocessing_fn"),
-    ('def preprocessing_fn(inputs): pass\n', "has no function trainer_fn"),
-    ('def preprocessing_fn(inputs): pass\ndef trainer_fn(fn_args): pass\n',
-     'trainer_fn cannot be called as'),
-    ('import not_a_real_library\n', "cannot import"),
+@pytest.mark.parametrize(
+  'text, message',
+  [
+    ('def trainer_fn(fn_args, schema): pass\n', 'has no function preprocessing_fn'),
+    ('def preprocessing_fn(inputs): pass\n', 'has no function trainer_fn'),
+    (
+      'def preprocessing_fn(inputs): pass\ndef trainer_fn(fn_args): pass\n',
+      'trainer_fn cannot be called as',
+    ),
+    ('import not_a_real_library\n', 'cannot import'),
     ('raise RuntimeError("boom")\n', 'failed: RuntimeError: boom'),
-])
+  ],
+)
 def test_a_broken_module_is_one_line_naming_what_is_missing(tmp_path, text, message):
   name = f'mod_{abs(hash(text)) % 10**8}'
   _package(tmp_path, name, {'__init__.py': text})
@@ -64,15 +71,26 @@ def test_a_module_that_does_not_exist(tmp_path):
 
 
 def test_fingerprint_sees_helpers_in_another_package(tmp_path):
-  _package(tmp_path, 'thin_mod', {'__init__.py': 'from helpers_pkg.model import trainer_fn\n'
-                                                  'from helpers_pkg import prep\n'
-                                                  'preprocessing_fn = prep.preprocessing_fn\n'})
-  helpers = _package(tmp_path, 'helpers_pkg', {
+  _package(
+    tmp_path,
+    'thin_mod',
+    {
+      '__init__.py': 'from helpers_pkg.model import trainer_fn\n'
+      'from helpers_pkg import prep\n'
+      'preprocessing_fn = prep.preprocessing_fn\n'
+    },
+  )
+  helpers = _package(
+    tmp_path,
+    'helpers_pkg',
+    {
       '__init__.py': '',
       'model.py': 'from . import layers\ndef trainer_fn(fn_args, schema): return layers.X\n',
       'layers.py': 'X = 1\n',
       'prep.py': 'def preprocessing_fn(inputs): return inputs\n',
-      'unused.py': 'Y = 1\n'})
+      'unused.py': 'Y = 1\n',
+    },
+  )
   config = _config(tmp_path, 'thin_mod')
   usercode.add_code_dir(config)
   files = {p.name for p in usercode.source_files('thin_mod')}
@@ -97,5 +115,11 @@ def test_fingerprint_covers_the_whole_top_level_package(tmp_path):
 
 def test_the_taxi_module_fingerprint_is_its_package(tmp_path):
   files = usercode.source_files('trainer_module')
-  assert {p.name for p in files} == {'__init__.py', 'features.py', 'inputs.py', 'model.py',
-                                     'preprocessing.py', 'trainer.py'}
+  assert {p.name for p in files} == {
+    '__init__.py',
+    'features.py',
+    'inputs.py',
+    'model.py',
+    'preprocessing.py',
+    'trainer.py',
+  }

@@ -17,11 +17,17 @@ def test_no_anomalies_is_empty():
 
 
 def test_anomalies_are_listed_per_feature_with_their_splits():
-  text = format_anomalies([
+  text = format_anomalies(
+    [
       ('train', _anomalies(fare='Expected data of type: FLOAT but got BYTES')),
-      ('eval', _anomalies(fare='Expected data of type: FLOAT but got BYTES',
-                          company='Unexpected string values')),
-  ])
+      (
+        'eval',
+        _anomalies(
+          fare='Expected data of type: FLOAT but got BYTES', company='Unexpected string values'
+        ),
+      ),
+    ]
+  )
   lines = text.splitlines()
   assert lines[0] == 'data validation failed: anomalies in company, fare'
   assert '  - fare (train, eval split): Expected data of type: FLOAT but got BYTES' in lines

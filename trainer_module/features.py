@@ -20,22 +20,22 @@ class Feature:
 
 
 FEATURES = {
-    'trip_miles': Feature(Kind.NUMERIC),
-    'fare': Feature(Kind.NUMERIC),
-    'trip_seconds': Feature(Kind.NUMERIC),
-    'payment_type': Feature(Kind.VOCAB, size=100),
-    'company': Feature(Kind.VOCAB, size=1000),
-    'pickup_census_tract': Feature(Kind.VOCAB, size=1000),
-    'dropoff_census_tract': Feature(Kind.VOCAB, size=1000),
-    'pickup_latitude': Feature(Kind.BUCKET, size=10),
-    'pickup_longitude': Feature(Kind.BUCKET, size=10),
-    'dropoff_latitude': Feature(Kind.BUCKET, size=10),
-    'dropoff_longitude': Feature(Kind.BUCKET, size=10),
-    'trip_start_hour': Feature(Kind.CATEGORY, size=24),
-    'trip_start_day': Feature(Kind.CATEGORY, size=8),
-    'trip_start_month': Feature(Kind.CATEGORY, size=13),
-    'pickup_community_area': Feature(Kind.CATEGORY, size=78),
-    'dropoff_community_area': Feature(Kind.CATEGORY, size=78),
+  'trip_miles': Feature(Kind.NUMERIC),
+  'fare': Feature(Kind.NUMERIC),
+  'trip_seconds': Feature(Kind.NUMERIC),
+  'payment_type': Feature(Kind.VOCAB, size=100),
+  'company': Feature(Kind.VOCAB, size=1000),
+  'pickup_census_tract': Feature(Kind.VOCAB, size=1000),
+  'dropoff_census_tract': Feature(Kind.VOCAB, size=1000),
+  'pickup_latitude': Feature(Kind.BUCKET, size=10),
+  'pickup_longitude': Feature(Kind.BUCKET, size=10),
+  'dropoff_latitude': Feature(Kind.BUCKET, size=10),
+  'dropoff_longitude': Feature(Kind.BUCKET, size=10),
+  'trip_start_hour': Feature(Kind.CATEGORY, size=24),
+  'trip_start_day': Feature(Kind.CATEGORY, size=8),
+  'trip_start_month': Feature(Kind.CATEGORY, size=13),
+  'pickup_community_area': Feature(Kind.CATEGORY, size=78),
+  'dropoff_community_area': Feature(Kind.CATEGORY, size=78),
 }
 
 # Out-of-vocabulary hash buckets for VOCAB features.

@@ -1,18 +1,25 @@
 """Input functions: training data for the Estimator, raw tf.Examples for serving and TFMA."""
 
 import tensorflow as tf
-from tensorflow import estimator as tf_estimator
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
+from tensorflow import estimator as tf_estimator
 
 from trainer_module.features import FEATURES, LABEL_KEY, transformed_name
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def input_fn(file_pattern, tf_transform_output: tft.TFTransformOutput,
-             batch_size: int, *, training: bool, num_shards: int = 1,
-             shard_index: int = 0, shuffle_seed=None) -> tf.data.Dataset:
+def input_fn(
+  file_pattern,
+  tf_transform_output: tft.TFTransformOutput,
+  batch_size: int,
+  *,
+  training: bool,
+  num_shards: int = 1,
+  shard_index: int = 0,
+  shuffle_seed=None,
+) -> tf.data.Dataset:
   """A dataset of (features, label) batches over Transform's gzipped TFRecords.
 
   Args:
@@ -32,8 +39,11 @@ def input_fn(file_pattern, tf_transform_output: tft.TFTransformOutput,
   feature_spec = tf_transform_output.transformed_feature_spec()
   files = tf.data.Dataset.list_files(file_pattern, shuffle=training, seed=shuffle_seed)
   records = files.interleave(
-      lambda f: tf.data.TFRecordDataset(f, compression_type='GZIP'),
-      cycle_length=4, num_parallel_calls=AUTOTUNE, deterministic=not training)
+    lambda f: tf.data.TFRecordDataset(f, compression_type='GZIP'),
+    cycle_length=4,
+    num_parallel_calls=AUTOTUNE,
+    deterministic=not training,
+  )
   if num_shards > 1:
     records = records.shard(num_shards, shard_index)
   if training:
@@ -53,10 +63,12 @@ def serving_input_receiver_fn(tf_transform_output: tft.TFTransformOutput, label:
   column (unknown at serving time), transformed in-graph."""
   spec = {k: v for k, v in tf_transform_output.raw_feature_spec().items() if k != label}
   raw_input_fn = tf_estimator.export.build_parsing_serving_input_receiver_fn(
-      spec, default_batch_size=None)
+    spec, default_batch_size=None
+  )
   receiver = raw_input_fn()
   transformed = tf_transform_output.transform_raw_features(
-      receiver.features, drop_unused_features=True)
+    receiver.features, drop_unused_features=True
+  )
   features = {transformed_name(key): transformed[transformed_name(key)] for key in FEATURES}
   return tf_estimator.export.ServingInputReceiver(features, receiver.receiver_tensors)
 
@@ -69,6 +81,7 @@ def eval_input_receiver_fn(tf_transform_output: tft.TFTransformOutput):
   features = dict(raw)
   features.update(transformed)
   return tfma.export.EvalInputReceiver(
-      features=features,
-      receiver_tensors={'examples': serialized},  # TFMA requires this key
-      labels=transformed[LABEL_KEY])
+    features=features,
+    receiver_tensors={'examples': serialized},  # TFMA requires this key
+    labels=transformed[LABEL_KEY],
+  )

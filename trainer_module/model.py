@@ -15,16 +15,19 @@ from trainer_module.features import FEATURES, Kind, num_ids, transformed_name
 
 def _categorical_columns():
   return [
-      tf.feature_column.categorical_column_with_identity(
-          transformed_name(key), num_buckets=num_ids(feature), default_value=0)
-      for key, feature in FEATURES.items() if feature.kind is not Kind.NUMERIC
+    tf.feature_column.categorical_column_with_identity(
+      transformed_name(key), num_buckets=num_ids(feature), default_value=0
+    )
+    for key, feature in FEATURES.items()
+    if feature.kind is not Kind.NUMERIC
   ]
 
 
 def _numeric_columns():
   return [
-      tf.feature_column.numeric_column(transformed_name(key))
-      for key, feature in FEATURES.items() if feature.kind is Kind.NUMERIC
+    tf.feature_column.numeric_column(transformed_name(key))
+    for key, feature in FEATURES.items()
+    if feature.kind is Kind.NUMERIC
   ]
 
 
@@ -32,11 +35,13 @@ def _export_outputs(probability):
   scores = tf.concat([1.0 - probability, probability], axis=1)
   classes = tf.tile(tf.constant([['0', '1']]), [tf.shape(probability)[0], 1])
   return {
-      # The same signatures a canned classifier exports.
-      tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY:
-          tf_estimator.export.ClassificationOutput(scores=scores, classes=classes),
-      'predict': tf_estimator.export.PredictOutput(
-          {'logistic': probability, 'probabilities': scores}),
+    # The same signatures a canned classifier exports.
+    tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: tf_estimator.export.ClassificationOutput(
+      scores=scores, classes=classes
+    ),
+    'predict': tf_estimator.export.PredictOutput(
+      {'logistic': probability, 'probabilities': scores}
+    ),
   }
 
 
@@ -56,16 +61,19 @@ def _wide_logit(features):
   offsets = tf.constant([sum(sizes[:i]) for i in range(len(sizes))], tf.int64)
   ids = tf.stack([tf.reshape(features[transformed_name(key)], [-1]) for key in keys], axis=1)
   ids = tf.where((ids >= 0) & (ids < tf.constant(sizes, tf.int64)), ids, tf.zeros_like(ids))
-  weights = tf.compat.v1.get_variable('wide/weights', [sum(sizes), 1],
-                                      initializer=tf.compat.v1.zeros_initializer())
+  weights = tf.compat.v1.get_variable(
+    'wide/weights', [sum(sizes), 1], initializer=tf.compat.v1.zeros_initializer()
+  )
   bias = tf.compat.v1.get_variable('wide/bias', [1], initializer=tf.compat.v1.zeros_initializer())
   return tf.reduce_sum(tf.nn.embedding_lookup(weights, ids + offsets), axis=1) + bias
 
 
 def _deep_logit(features, hidden_units):
   numeric = [key for key, feature in FEATURES.items() if feature.kind is Kind.NUMERIC]
-  x = tf.stack([tf.reshape(tf.cast(features[transformed_name(key)], tf.float32), [-1])
-                for key in numeric], axis=1)
+  x = tf.stack(
+    [tf.reshape(tf.cast(features[transformed_name(key)], tf.float32), [-1]) for key in numeric],
+    axis=1,
+  )
   for i, units in enumerate(hidden_units):
     x = tf.compat.v1.layers.dense(x, units, activation=tf.nn.relu, name=f'dnn_{i}')
   return tf.compat.v1.layers.dense(x, 1, name='dnn_logit')
@@ -88,21 +96,24 @@ def model_fn(features, labels, mode, params):
 
   if mode == tf_estimator.ModeKeys.PREDICT:
     return tf_estimator.EstimatorSpec(
-        mode, predictions={'logistic': probability, 'logits': logits},
-        export_outputs=_export_outputs(probability))
+      mode,
+      predictions={'logistic': probability, 'logits': logits},
+      export_outputs=_export_outputs(probability),
+    )
 
   y = tf.cast(tf.reshape(labels, [-1, 1]), tf.float32)
   loss = tf.compat.v1.losses.sigmoid_cross_entropy(y, logits)
   predicted = tf.cast(probability > 0.5, tf.float32)
   metrics = {
-      'auc': tf.compat.v1.metrics.auc(y, probability, num_thresholds=1000),
-      'accuracy': tf.compat.v1.metrics.accuracy(y, predicted),
-      'precision': tf.compat.v1.metrics.precision(y, predicted),
-      'recall': tf.compat.v1.metrics.recall(y, predicted),
+    'auc': tf.compat.v1.metrics.auc(y, probability, num_thresholds=1000),
+    'accuracy': tf.compat.v1.metrics.accuracy(y, predicted),
+    'precision': tf.compat.v1.metrics.precision(y, predicted),
+    'recall': tf.compat.v1.metrics.recall(y, predicted),
   }
   if mode == tf_estimator.ModeKeys.EVAL:
-    return tf_estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops=metrics,
-                                      predictions={'logistic': probability})
+    return tf_estimator.EstimatorSpec(
+      mode, loss=loss, eval_metric_ops=metrics, predictions={'logistic': probability}
+    )
 
   optimizer = tf.compat.v1.train.AdagradOptimizer(params['learning_rate'])
   train_op = optimizer.minimize(loss, global_step=tf.compat.v1.train.get_global_step())
@@ -119,23 +130,30 @@ def _keras_model(hidden_units, learning_rate):
     else:
       inputs[name] = tf.keras.Input(shape=(), name=name, dtype=tf.int64)
       # A one-dimensional embedding is a per-id linear weight.
-      wide.append(tf.keras.layers.Embedding(num_ids(feature), 1, name=f'{name}_weight')(inputs[name]))
+      wide.append(
+        tf.keras.layers.Embedding(num_ids(feature), 1, name=f'{name}_weight')(inputs[name])
+      )
   # Explicit layer names: Keras numbers unnamed layers per process, and warm
   # start matches variables by name.
   x = tf.keras.layers.Concatenate(name='numeric')(numeric)
   for i, units in enumerate(hidden_units):
     x = tf.keras.layers.Dense(units, activation='relu', name=f'dnn_{i}')(x)
   logit = tf.keras.layers.Add(name='wide_and_deep')(
-      [tf.keras.layers.Dense(1, name='dnn_logit')(x)] + wide)
+    [tf.keras.layers.Dense(1, name='dnn_logit')(x), *wide]
+  )
   output = tf.keras.layers.Activation('sigmoid', name='logistic')(logit)
   model = tf.keras.Model(inputs=inputs, outputs=output)
-  model.compile(optimizer=tf.keras.optimizers.legacy.Adagrad(learning_rate),
-                loss='binary_crossentropy', metrics=[tf.keras.metrics.AUC(name='auc')])
+  model.compile(
+    optimizer=tf.keras.optimizers.legacy.Adagrad(learning_rate),
+    loss='binary_crossentropy',
+    metrics=[tf.keras.metrics.AUC(name='auc')],
+  )
   return model
 
 
-def build_estimator(kind: str, run_config, hidden_units, learning_rate,
-                    warm_start_from=None) -> tf_estimator.Estimator:
+def build_estimator(
+  kind: str, run_config, hidden_units, learning_rate, warm_start_from=None
+) -> tf_estimator.Estimator:
   """The Estimator of `kind` ('custom', 'canned' or 'keras'), all on the same features.
 
   Args:
@@ -147,22 +165,28 @@ def build_estimator(kind: str, run_config, hidden_units, learning_rate,
   """
   if kind == 'custom':
     return tf_estimator.Estimator(
-        model_fn=model_fn, config=run_config, warm_start_from=warm_start_from,
-        params={'hidden_units': list(hidden_units), 'learning_rate': learning_rate})
+      model_fn=model_fn,
+      config=run_config,
+      warm_start_from=warm_start_from,
+      params={'hidden_units': list(hidden_units), 'learning_rate': learning_rate},
+    )
   if kind == 'canned':
     return tf_estimator.DNNLinearCombinedClassifier(
-        config=run_config,
-        linear_feature_columns=_categorical_columns(),
-        dnn_feature_columns=_numeric_columns(),
-        dnn_hidden_units=list(hidden_units),
-        dnn_optimizer=lambda: tf.keras.optimizers.legacy.Adagrad(learning_rate),
-        warm_start_from=warm_start_from)
+      config=run_config,
+      linear_feature_columns=_categorical_columns(),
+      dnn_feature_columns=_numeric_columns(),
+      dnn_hidden_units=list(hidden_units),
+      dnn_optimizer=lambda: tf.keras.optimizers.legacy.Adagrad(learning_rate),
+      warm_start_from=warm_start_from,
+    )
   if kind == 'keras':
     estimator = tf.keras.estimator.model_to_estimator(
-        keras_model=_keras_model(hidden_units, learning_rate), config=run_config)
+      keras_model=_keras_model(hidden_units, learning_rate), config=run_config
+    )
     if warm_start_from is None:
       return estimator
     # model_to_estimator takes no warm-start settings; its model_fn does.
-    return tf_estimator.Estimator(model_fn=estimator.model_fn, config=run_config,
-                                  warm_start_from=warm_start_from)
+    return tf_estimator.Estimator(
+      model_fn=estimator.model_fn, config=run_config, warm_start_from=warm_start_from
+    )
   raise ValueError(f'unknown estimator kind {kind!r}; expected custom, canned or keras')

@@ -3,7 +3,14 @@
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer_module.features import FARE_KEY, FEATURES, LABEL_KEY, OOV_BUCKETS, Kind, transformed_name
+from trainer_module.features import (
+  FARE_KEY,
+  FEATURES,
+  LABEL_KEY,
+  OOV_BUCKETS,
+  Kind,
+  transformed_name,
+)
 
 
 def _dense(x, default):
@@ -11,17 +18,15 @@ def _dense(x, default):
   if not isinstance(x, tf.sparse.SparseTensor):
     return tf.reshape(x, [-1])
   return tf.squeeze(
-      tf.sparse.to_dense(
-          tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default),
-      axis=1)
+    tf.sparse.to_dense(tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default), axis=1
+  )
 
 
 def _missing(x):
   """True for the rows where a sparse feature has no value."""
   if not isinstance(x, tf.sparse.SparseTensor):
     return tf.zeros_like(tf.reshape(x, [-1]), dtype=tf.bool)
-  present = tf.SparseTensor(x.indices, tf.ones_like(x.values, tf.bool),
-                            [x.dense_shape[0], 1])
+  present = tf.SparseTensor(x.indices, tf.ones_like(x.values, tf.bool), [x.dense_shape[0], 1])
   return tf.logical_not(tf.squeeze(tf.sparse.to_dense(present, False), axis=1))
 
 
@@ -33,6 +38,7 @@ def _numeric(x):
   # Fares, miles and durations are heavy-tailed; log1p keeps outliers in range.
   def log1p(v):
     return tf.math.log1p(tf.maximum(tf.cast(v, tf.float32), 0.0))
+
   present = log1p(_values(x))
   # Mean and variance over present values only; both analyzers run in one
   # phase (a second phase hits TFT 1.15's deep-copy bug on Beam 2.67).
@@ -44,7 +50,8 @@ def _numeric(x):
 def _vocab(x, feature):
   default = '' if x.dtype == tf.string else -1
   return tft.compute_and_apply_vocabulary(
-      _dense(x, default), top_k=feature.size, num_oov_buckets=OOV_BUCKETS)
+    _dense(x, default), top_k=feature.size, num_oov_buckets=OOV_BUCKETS
+  )
 
 
 def _bucket(x, feature):
@@ -60,10 +67,10 @@ def _category(x, feature):
 
 
 _ENCODERS = {
-    Kind.NUMERIC: lambda x, feature: _numeric(x),
-    Kind.VOCAB: _vocab,
-    Kind.BUCKET: _bucket,
-    Kind.CATEGORY: _category,
+  Kind.NUMERIC: lambda x, feature: _numeric(x),
+  Kind.VOCAB: _vocab,
+  Kind.BUCKET: _bucket,
+  Kind.CATEGORY: _category,
 }
 
 
@@ -78,12 +85,11 @@ def preprocessing_fn(inputs, custom_config):
     Transformed features (named by `transformed_name`) and the int64 label.
   """
   outputs = {
-      transformed_name(key): _ENCODERS[feature.kind](inputs[key], feature)
-      for key, feature in FEATURES.items()
+    transformed_name(key): _ENCODERS[feature.kind](inputs[key], feature)
+    for key, feature in FEATURES.items()
   }
   fare = _dense(inputs[FARE_KEY], float('nan'))
   tips = _dense(inputs[custom_config['task']['label']], 0.0)
-  big_tipper = tf.logical_and(
-      tf.logical_not(tf.math.is_nan(fare)), tf.greater(tips, 0.2 * fare))
+  big_tipper = tf.logical_and(tf.logical_not(tf.math.is_nan(fare)), tf.greater(tips, 0.2 * fare))
   outputs[LABEL_KEY] = tf.cast(big_tipper, tf.int64)
   return outputs

@@ -2,18 +2,18 @@
 
 import os
 
-from tensorflow import estimator as tf_estimator
 import tensorflow_transform as tft
+from tensorflow import estimator as tf_estimator
 
 from trainer_module import inputs, model
 
 # Hyperparameters used for those the config's trainer.hparams does not set.
 DEFAULT_HPARAMS = {
-    'estimator': 'custom',  # custom | canned | keras
-    'hidden_units': [64, 32, 16],
-    'learning_rate': 0.05,
-    'batch_size': 128,
-    'checkpoint_steps': 1000,
+  'estimator': 'custom',  # custom | canned | keras
+  'hidden_units': [64, 32, 16],
+  'learning_rate': 0.05,
+  'batch_size': 128,
+  'checkpoint_steps': 1000,
 }
 EXPORTER_NAME = 'taxi'
 
@@ -23,7 +23,8 @@ def warm_start_settings(base_model):
   if not base_model:
     return None
   return tf_estimator.WarmStartSettings(
-      ckpt_to_initialize_from=os.path.join(base_model, 'variables', 'variables'))
+    ckpt_to_initialize_from=os.path.join(base_model, 'variables', 'variables')
+  )
 
 
 def trainer_fn(fn_args, schema):
@@ -48,32 +49,47 @@ def trainer_fn(fn_args, schema):
   batch_size = int(hp['batch_size'])
 
   train_spec = tf_estimator.TrainSpec(
-      lambda: inputs.input_fn(fn_args.train_files, tf_transform_output, batch_size,
-                              training=True, num_shards=args['num_shards'],
-                              shard_index=args['shard_index']),
-      max_steps=fn_args.train_steps)
+    lambda: inputs.input_fn(
+      fn_args.train_files,
+      tf_transform_output,
+      batch_size,
+      training=True,
+      num_shards=args['num_shards'],
+      shard_index=args['shard_index'],
+    ),
+    max_steps=fn_args.train_steps,
+  )
   exporter = tf_estimator.FinalExporter(
-      EXPORTER_NAME,
-      lambda: inputs.serving_input_receiver_fn(tf_transform_output, args['task']['label']))
+    EXPORTER_NAME,
+    lambda: inputs.serving_input_receiver_fn(tf_transform_output, args['task']['label']),
+  )
   eval_spec = tf_estimator.EvalSpec(
-      lambda: inputs.input_fn(fn_args.eval_files, tf_transform_output, batch_size,
-                              training=False),
-      steps=fn_args.eval_steps, exporters=[exporter], name='eval',
-      start_delay_secs=0, throttle_secs=args['throttle_secs'])
+    lambda: inputs.input_fn(fn_args.eval_files, tf_transform_output, batch_size, training=False),
+    steps=fn_args.eval_steps,
+    exporters=[exporter],
+    name='eval',
+    start_delay_secs=0,
+    throttle_secs=args['throttle_secs'],
+  )
 
   run_config = tf_estimator.RunConfig(
-      model_dir=fn_args.serving_model_dir,
-      save_checkpoints_steps=int(hp['checkpoint_steps']),
-      # At least the number of replicas, so no one reads a deleted checkpoint.
-      keep_checkpoint_max=5,
-      save_summary_steps=100,
-      log_step_count_steps=100)  # the console shows progress from these lines
+    model_dir=fn_args.serving_model_dir,
+    save_checkpoints_steps=int(hp['checkpoint_steps']),
+    # At least the number of replicas, so no one reads a deleted checkpoint.
+    keep_checkpoint_max=5,
+    save_summary_steps=100,
+    log_step_count_steps=100,
+  )  # the console shows progress from these lines
   estimator = model.build_estimator(
-      hp['estimator'], run_config, hp['hidden_units'], float(hp['learning_rate']),
-      warm_start_from=warm_start_settings(fn_args.base_model))
+    hp['estimator'],
+    run_config,
+    hp['hidden_units'],
+    float(hp['learning_rate']),
+    warm_start_from=warm_start_settings(fn_args.base_model),
+  )
   return {
-      'estimator': estimator,
-      'train_spec': train_spec,
-      'eval_spec': eval_spec,
-      'eval_input_receiver_fn': lambda: inputs.eval_input_receiver_fn(tf_transform_output),
+    'estimator': estimator,
+    'train_spec': train_spec,
+    'eval_spec': eval_spec,
+    'eval_input_receiver_fn': lambda: inputs.eval_input_receiver_fn(tf_transform_output),
   }

@@ -24,13 +24,22 @@ def main(path: str) -> None:
     platform = json_format.ParseDict(documents[1], pipeline_spec_pb2.PlatformSpec())
     executors = platform.platforms['kubernetes'].deployment_spec.executors
     for label, config in executors.items():
-      k8s = json_format.ParseDict(json_format.MessageToDict(config),
-                                  kubernetes_executor_config_pb2.KubernetesExecutorConfig())
+      k8s = json_format.ParseDict(
+        json_format.MessageToDict(config), kubernetes_executor_config_pb2.KubernetesExecutorConfig()
+      )
       mounts[label] = [(m.constant, m.mount_path) for m in k8s.pvc_mount]
   component = components.load_component_from_file(path)
-  print(json.dumps({'schema_version': spec.schema_version, 'name': component.name,
-                    'tasks': sorted(spec.root.dag.tasks), 'pvc_mounts': mounts,
-                    'platform_spec': bool(component.platform_spec.platforms)}))
+  print(
+    json.dumps(
+      {
+        'schema_version': spec.schema_version,
+        'name': component.name,
+        'tasks': sorted(spec.root.dag.tasks),
+        'pvc_mounts': mounts,
+        'platform_spec': bool(component.platform_spec.platforms),
+      }
+    )
+  )
 
 
 if __name__ == '__main__':

@@ -1,0 +1,195 @@
+"""CSV files to serialized tf.Examples in hash-bucket splits, with Arrow and tfx-bsl.
+
+TFX's CSV path parses, types and builds every example in Python, a row at a
+time: 2,700 rows/s measured on 1.5 M taxi rows on 2 cores. Here Arrow's CSV
+reader reads each file in blocks, each column is cast in one call, rows are
+split in one numpy call and tfx-bsl's C++ encoder writes the examples.
+
+The examples are TFX's: a column's type is inferred over every file of a
+span as TFX infers it (INT if every value is an integer, else FLOAT if every
+value is a number, else STRING); an empty cell is a missing value (an empty
+list of the column's type); a column without any value is written untyped.
+Each file is one unit of work, so a distributed Beam runner spreads files.
+"""
+
+import csv
+import hashlib
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+# TFX's type hierarchy: a column takes the highest type of any of its values.
+UNKNOWN, INT, FLOAT, STRING = 0, 1, 2, 3
+_BLOCK_BYTES = 8 << 20  # Arrow reads a file 8 MB at a time: memory stays flat
+_INT64_TEXT = r'^[+-]?\d+$'
+
+
+def header(path: str) -> list[str]:
+  """The column names of a CSV file (its first line)."""
+  with beam.io.filesystems.FileSystems.open(path) as f:
+    return next(csv.reader([f.readline().decode('utf-8')]), [])
+
+
+def _read_options(columns):
+  return pcsv.ReadOptions(block_size=_BLOCK_BYTES, column_names=columns, skip_rows=1)
+
+
+def _blocks(path: str, columns: list[str]):
+  """The file's rows in Arrow record batches of strings; '' is null, nothing else is."""
+  convert = pcsv.ConvertOptions(
+    column_types={name: pa.string() for name in columns},
+    null_values=[''],
+    strings_can_be_null=True,
+    quoted_strings_can_be_null=True,
+  )
+  with beam.io.filesystems.FileSystems.open(path) as f:
+    reader = pcsv.open_csv(
+      f,
+      read_options=_read_options(columns),
+      parse_options=pcsv.ParseOptions(newlines_in_values=True),
+      convert_options=convert,
+    )
+    yield from reader
+
+
+def _numeric_text(column: pa.Array) -> pa.Array:
+  """What Python's int() and float() accept, in a form Arrow's cast accepts."""
+  return pc.replace_substring_regex(pc.utf8_trim_whitespace(column), r'^\+', '')
+
+
+def value_type(column: pa.Array) -> int:
+  """TFX's inferred type of a column of strings (see `tfx_bsl.coders.csv_decoder`)."""
+  values = column.drop_null()
+  if not len(values):
+    return UNKNOWN
+  text = _numeric_text(values)
+  try:
+    pc.cast(text, pa.int64())
+    return INT
+  except pa.ArrowInvalid:
+    pass
+  if pc.all(pc.match_substring_regex(text, _INT64_TEXT)).as_py():
+    return STRING  # integers beyond int64: TFX keeps them as text
+  try:
+    pc.cast(text, pa.float64())
+    return FLOAT
+  except pa.ArrowInvalid:
+    return STRING
+
+
+def _as_lists(column: pa.Array, kind: int) -> pa.Array:
+  """A column as tf.Example feature values: one list per row, empty where missing."""
+  if kind == UNKNOWN:
+    offsets = pa.array([None] * len(column) + [0], pa.int32())  # null: an untyped feature
+    return pa.ListArray.from_arrays(offsets, pa.array([], pa.int64()))
+  valid = column.is_valid().to_numpy(zero_copy_only=False)
+  offsets = np.zeros(len(column) + 1, np.int32)
+  np.cumsum(valid, out=offsets[1:])
+  values = column.drop_null()
+  if kind == INT:
+    values = pc.cast(_numeric_text(values), pa.int64())
+  elif kind == FLOAT:
+    values = pc.cast(pc.cast(_numeric_text(values), pa.float64()), pa.float32(), safe=False)
+  else:
+    values = values.cast(pa.binary())
+  return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def buckets_of(batch: pa.RecordBatch, total: int) -> np.ndarray:
+  """Each row's hash bucket in [0, total): SHA-256 of its cells, as TFX hashes an example."""
+  cells = [pc.fill_null(column, '') for column in batch.columns]
+  keys = pc.binary_join_element_wise(*cells, '\x1f').cast(pa.binary()).to_pylist()
+  return np.fromiter(
+    (int.from_bytes(hashlib.sha256(k).digest()[:8], 'big') % total for k in keys),
+    np.int64,
+    len(keys),
+  )
+
+
+class _InferTypes(beam.CombineFn):
+  """Merges per-file column types by TFX's hierarchy."""
+
+  def create_accumulator(self):
+    return {}
+
+  def add_input(self, accumulator, types):
+    return self.merge_accumulators([accumulator, types])
+
+  def merge_accumulators(self, accumulators):
+    merged = {}
+    for types in accumulators:
+      for name, kind in types.items():
+        merged[name] = max(merged.get(name, UNKNOWN), kind)
+    return merged
+
+  def extract_output(self, accumulator):
+    return accumulator
+
+
+def _file_types(path: str, columns: list[str]) -> dict[str, int]:
+  types = dict.fromkeys(columns, UNKNOWN)
+  for batch in _blocks(path, columns):
+    for name, column in zip(columns, batch.columns, strict=True):
+      if types[name] != STRING:
+        types[name] = max(types[name], value_type(column))
+  return types
+
+
+class _EncodeFile(beam.DoFn):
+  """Reads a CSV file and emits its examples, each to the output of its split."""
+
+  def __init__(self, columns: list[str], buckets: list[int]):
+    self._columns = columns
+    self._buckets = np.asarray(buckets)
+
+  def setup(self):
+    from tfx_bsl.coders import example_coder
+
+    self._encoder = example_coder.RecordBatchToExamplesEncoder()
+
+  def process(self, path: str, types: dict[str, int]):
+    for batch in _blocks(path, self._columns):
+      if not batch.num_rows:
+        continue
+      split = np.searchsorted(self._buckets, buckets_of(batch, self._buckets[-1]), side='right')
+      examples = pa.RecordBatch.from_arrays(
+        [_as_lists(c, types[n]) for n, c in zip(self._columns, batch.columns, strict=True)],
+        self._columns,
+      )
+      for index in range(len(self._buckets)):
+        chosen = examples.filter(pa.array(split == index))
+        if chosen.num_rows:
+          for example in self._encoder.encode(chosen):
+            yield beam.pvalue.TaggedOutput(str(index), example)
+
+
+class CsvToSplitExamples(beam.PTransform):
+  """CSV files with one header to serialized tf.Examples, split by hash bucket.
+
+  `buckets` are cumulative bucket counts, as TFX's: [2, 3] sends two thirds
+  of the rows (by hash) to output 0 and one third to output 1. Expands to a
+  list of PCollections, one per split.
+  """
+
+  def __init__(self, files: list[str], buckets: list[int]):
+    super().__init__()
+    self._files, self._buckets = files, buckets
+
+  def expand(self, pipeline):
+    columns = header(self._files[0])
+    for path in self._files[1:]:
+      if header(path) != columns:
+        raise ValueError(f'{path}: its header differs from that of {self._files[0]}')
+    files = pipeline | 'Files' >> beam.Create(self._files)
+    types = (
+      files
+      | 'FileTypes' >> beam.Map(_file_types, columns)
+      | 'InferTypes' >> beam.CombineGlobally(_InferTypes())
+    )
+    outputs = files | 'Encode' >> beam.ParDo(
+      _EncodeFile(columns, self._buckets), beam.pvalue.AsSingleton(types)
+    ).with_outputs(*[str(i) for i in range(len(self._buckets))])
+    return [outputs[str(i)] for i in range(len(self._buckets))]
