@@ -9,9 +9,11 @@ import argparse
 import csv
 import json
 import os
+import pathlib
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +24,11 @@ from pipeline.report import COMPONENTS
 
 ANCHOR_BATCH_SIZE = 40  # fixed in the anchor's taxi_utils.py
 RESULTS = PROJECT_ROOT / 'bench' / 'results' / 'latest.json'
+# A ratio is fair only when nothing else ran: a 1-minute load average above
+# this many per CPU before the bench means other work shared the cores.
+QUIET_LOAD_PER_CPU = 0.25
+README = PROJECT_ROOT / 'README.md'
+README_START, README_END = '<!-- bench:start -->', '<!-- bench:end -->'
 
 
 def _parser():
@@ -64,6 +71,11 @@ def _parser():
     'N is a local cluster of a chief, N workers and 1 parameter server',
   )
   parser.add_argument('--output', default=str(RESULTS))
+  parser.add_argument(
+    '--readme',
+    action='store_true',
+    help="rewrite the README's speed table (between its bench markers) from this run",
+  )
   parser.add_argument('--workdir', help='where runs write (default: a temporary directory)')
   return parser
 
@@ -215,6 +227,59 @@ def training_throughput(workers_list, args, workdir, results: dict, save) -> Non
     print(f'throughput {name}: {training.get("examples_per_second")} examples/s', flush=True)
 
 
+def machine() -> dict:
+  """What the numbers were measured on: cores, load now, commit."""
+  commit = subprocess.run(
+    ['git', '-C', str(PROJECT_ROOT), 'rev-parse', '--short', 'HEAD'],
+    capture_output=True,
+    text=True,
+    check=False,
+  ).stdout.strip()
+  dirty = subprocess.run(
+    ['git', '-C', str(PROJECT_ROOT), 'status', '--porcelain', '--untracked-files=no'],
+    capture_output=True,
+    text=True,
+    check=False,
+  ).stdout.strip()
+  return {
+    'cpus': os.cpu_count(),
+    'load_before': [round(x, 2) for x in os.getloadavg()],
+    'commit': (commit + ('+changes' if dirty else '')) or None,
+    'python': sys.version.split()[0],
+  }
+
+
+def quiet_warning(before: list[float], cpus: int) -> str | None:
+  """A warning when the machine was busy before the bench, else None."""
+  limit = QUIET_LOAD_PER_CPU * cpus
+  if before[0] <= limit:
+    return None
+  return (
+    f'the 1-minute load average was {before[0]:.2f} before the bench (quiet: <= {limit:.2f} '
+    f'on {cpus} CPUs): other work shared the cores, the ratio is not a fair one'
+  )
+
+
+def readme_section(result: dict) -> str:
+  """The README's speed table: the side-by-side table with its date, commit and load."""
+  m = result['machine']
+  heading = (
+    f'Measured by `make bench` on {result["date"]}, commit {m.get("commit")}, {m["cpus"]} CPUs, '
+    f'load average {m["load_before"][0]} before and {m.get("load_after", ["?"])[0]} after; '
+    f'{result["reps"]} run(s) of each side, alternately, medians:'
+  )
+  lines = [heading, '', table(result)]
+  if result.get('warning'):
+    lines += ['', f'**Warning:** {result["warning"]}.']
+  return '\n'.join(lines)
+
+
+def write_readme(result: dict, path=README) -> None:
+  text = pathlib.Path(path).read_text()
+  start, end = text.index(README_START) + len(README_START), text.index(README_END)
+  pathlib.Path(path).write_text(text[:start] + '\n' + readme_section(result) + '\n' + text[end:])
+
+
 def _write(path, result):
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path + '.tmp', 'w') as f:
@@ -245,6 +310,10 @@ def table(result: dict) -> str:
 
 def side_by_side(args, workdir) -> dict:
   """Anchor and ours alternately, `args.reps` times each, then a cached rerun."""
+  before = machine()
+  warning = quiet_warning(before['load_before'], before['cpus'])
+  if warning:
+    print(f'warning: {warning}', flush=True)
   runs = {'anchor': [], 'ours': []}
   commands = {'anchor': anchor_command, 'ours': ours_command}
   for rep in range(args.reps):
@@ -270,7 +339,8 @@ def side_by_side(args, workdir) -> dict:
   )
   result = {
     'date': time.strftime('%Y-%m-%d %H:%M:%S'),
-    'machine': {'cpus': os.cpu_count()},
+    'machine': {**before, 'load_after': [round(x, 2) for x in os.getloadavg()]},
+    'warning': warning,
     'reps': args.reps,
     'work': {
       'train_steps': args.train_steps,
@@ -316,6 +386,9 @@ def main(argv=None) -> int:
     save()
     if args.reps:
       print(table(result), flush=True)
+      if args.readme:
+        write_readme(result)
+        print(f'README speed table rewritten from this run: {README}', flush=True)
     if args.throughput_steps:
       result['training_throughput'] = {'date': time.strftime('%Y-%m-%d %H:%M:%S')}
       training_throughput(
@@ -333,6 +406,8 @@ def main(argv=None) -> int:
     if not args.workdir:
       shutil.rmtree(workdir, ignore_errors=True)
   print(f'ratio_wall {result.get("ratio_wall")}; results in {args.output}')
+  if result.get('warning'):
+    print(f'warning: {result["warning"]}')
   failed = sum(result[name]['failed_runs'] for name in ('anchor', 'ours'))
   failed += sum(
     1

@@ -138,20 +138,29 @@ def _file_types(path: str, columns: list[str]) -> dict[str, int]:
   return types
 
 
-class _EncodeFile(beam.DoFn):
-  """Reads a CSV file and emits its examples, each to the output of its split."""
+class _WriteFile(beam.DoFn):
+  """Reads a CSV file and writes its examples, each to the directory of its split.
 
-  def __init__(self, columns: list[str], buckets: list[int]):
-    self._columns = columns
+  Each block of the file is written, its rows shuffled, to one gzipped
+  TFRecord file per split, named after the CSV file and the block: a retried
+  bundle rewrites the same files. Yields (directory, examples written).
+  """
+
+  def __init__(self, columns, buckets, destinations, prefix):
+    self._columns, self._prefix = columns, prefix
     self._buckets = np.asarray(buckets)
+    self._destinations = destinations
 
   def setup(self):
     from tfx_bsl.coders import example_coder
 
     self._encoder = example_coder.RecordBatchToExamplesEncoder()
 
-  def process(self, path: str, types: dict[str, int]):
-    for batch in _blocks(path, self._columns):
+  def process(self, indexed_path: tuple[int, str], types: dict[str, int]):
+    import tensorflow as tf
+
+    file_index, path = indexed_path
+    for block, batch in enumerate(_blocks(path, self._columns)):
       if not batch.num_rows:
         continue
       split = np.searchsorted(self._buckets, buckets_of(batch, self._buckets[-1]), side='right')
@@ -159,37 +168,48 @@ class _EncodeFile(beam.DoFn):
         [_as_lists(c, types[n]) for n, c in zip(self._columns, batch.columns, strict=True)],
         self._columns,
       )
-      for index in range(len(self._buckets)):
-        chosen = examples.filter(pa.array(split == index))
-        if chosen.num_rows:
-          for example in self._encoder.encode(chosen):
-            yield beam.pvalue.TaggedOutput(str(index), example)
+      # TFX's writer reshuffles every example; rows in a block are shuffled
+      # here (the Trainer's input_fn shuffles across blocks).
+      order = np.random.default_rng([file_index, block]).permutation(batch.num_rows)
+      for index, directory in enumerate(self._destinations):
+        rows = order[split[order] == index]
+        if directory is None or not len(rows):
+          continue
+        name = f'{directory}/data_tfrecord-{self._prefix}{file_index:05d}-{block:05d}.gz'
+        with tf.io.TFRecordWriter(name, tf.io.TFRecordOptions(compression_type='GZIP')) as out:
+          for example in self._encoder.encode(examples.take(pa.array(rows))):
+            out.write(example)
+        yield directory, len(rows)
 
 
-class CsvToSplitExamples(beam.PTransform):
-  """CSV files with one header to serialized tf.Examples, split by hash bucket.
+class WriteSplitExamples(beam.PTransform):
+  """CSV files with one header to gzipped TFRecords of tf.Examples, split by hash bucket.
 
   `buckets` are cumulative bucket counts, as TFX's: [2, 3] sends two thirds
-  of the rows (by hash) to output 0 and one third to output 1. Expands to a
-  list of PCollections, one per split.
+  of the rows (by hash) to split 0 and one third to split 1. Split i goes to
+  `destinations[i]`, or nowhere if None, in files named with `prefix`.
+  Expands to (directory, examples written) pairs.
   """
 
-  def __init__(self, files: list[str], buckets: list[int]):
+  def __init__(self, files, buckets: list[int], destinations: list[str | None], prefix=''):
     super().__init__()
-    self._files, self._buckets = files, buckets
+    if len(buckets) != len(destinations):
+      raise ValueError(f'{len(buckets)} buckets for {len(destinations)} destinations')
+    self._files, self._buckets, self._destinations = list(files), buckets, destinations
+    self._prefix = prefix
 
   def expand(self, pipeline):
     columns = header(self._files[0])
     for path in self._files[1:]:
       if header(path) != columns:
         raise ValueError(f'{path}: its header differs from that of {self._files[0]}')
-    files = pipeline | 'Files' >> beam.Create(self._files)
+    files = pipeline | 'Files' >> beam.Create(list(enumerate(self._files)))
     types = (
       files
-      | 'FileTypes' >> beam.Map(_file_types, columns)
+      | 'FileTypes' >> beam.MapTuple(lambda _, path: _file_types(path, columns))
       | 'InferTypes' >> beam.CombineGlobally(_InferTypes())
     )
-    outputs = files | 'Encode' >> beam.ParDo(
-      _EncodeFile(columns, self._buckets), beam.pvalue.AsSingleton(types)
-    ).with_outputs(*[str(i) for i in range(len(self._buckets))])
-    return [outputs[str(i)] for i in range(len(self._buckets))]
+    return files | 'Write' >> beam.ParDo(
+      _WriteFile(columns, self._buckets, self._destinations, self._prefix),
+      beam.pvalue.AsSingleton(types),
+    )

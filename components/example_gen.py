@@ -20,13 +20,12 @@ import itertools
 import json
 import os
 
-import apache_beam as beam
 from tfx import types
 from tfx.components import CsvExampleGen
-from tfx.components.example_gen import driver
+from tfx.components.example_gen import driver, write_split
 from tfx.components.example_gen import utils as example_gen_utils
-from tfx.components.example_gen.csv_example_gen import executor as csv_executor
-from tfx.dsl.components.base import base_component, executor_spec
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_executor, base_component, executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
@@ -96,14 +95,12 @@ class SpanDriver(driver.FileBasedDriver):
     return exec_properties
 
 
-class SpanCsvExampleGenExecutor(csv_executor.Executor):
-  """Writes train/eval/previous from the selected spans (see the module docstring).
-
-  TFX's CSV executor writes the splits (its `Do`); the reading is `csv_ingest`'s.
-  """
+class SpanCsvExampleGenExecutor(base_beam_executor.BaseBeamExecutor):
+  """Writes train/eval/previous from the selected spans (see the module docstring)."""
 
   def Do(self, input_dict, output_dict, exec_properties):
-    chosen = self._selection = selection(exec_properties)
+    self._log_startup(input_dict, output_dict, exec_properties)
+    chosen = selection(exec_properties)
     input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
     for span in _spans_read(chosen):
       check_csv_files(input_base, span.pattern)
@@ -111,26 +108,35 @@ class SpanCsvExampleGenExecutor(csv_executor.Executor):
     proto_utils.json_to_proto(
       exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config
     )
-    self._split_config = output_config.split_config
-    names = [split.name for split in self._split_config.splits]
+    names = [split.name for split in output_config.split_config.splits]
     if names != [TRAIN, EVAL]:
       raise ValueError(f'output splits {names}: this ExampleGen writes {TRAIN} and {EVAL}')
-    # TFX's Do names the output splits after the output config: give it the
-    # splits written here (the hash buckets above decide the rows).
-    written = [TRAIN, EVAL] + ([PREVIOUS] if chosen.previous else [])
-    exec_properties = {
-      **exec_properties,
-      standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(
-        example_gen_pb2.Output(
-          split_config=example_gen_pb2.SplitConfig(
-            splits=[example_gen_pb2.SplitConfig.Split(name=n, hash_buckets=1) for n in written]
-          )
-        )
-      ),
-    }
-    super().Do(input_dict, output_dict, exec_properties)
+    buckets = list(itertools.accumulate(s.hash_buckets for s in output_config.split_config.splits))
     examples = artifact_utils.get_single_instance(
       output_dict[standard_component_specs.EXAMPLES_KEY]
+    )
+    written = [TRAIN, EVAL] + ([PREVIOUS] if chosen.previous else [])
+    examples.split_names = artifact_utils.encode_split_names(written)
+    split_dir = {name: artifact_utils.get_split_uri([examples], name) for name in written}
+    for directory in split_dir.values():
+      fileio.makedirs(directory)
+    with self._make_beam_pipeline() as pipeline:
+      for span in _spans_read(chosen):
+        files = sorted(fileio.glob(os.path.join(input_base, span.pattern)))
+        destinations = [
+          split_dir[TRAIN] if span in chosen.window else None,
+          split_dir[EVAL]
+          if span == chosen.newest
+          else split_dir[PREVIOUS]
+          if span == chosen.previous
+          else None,
+        ]
+        _ = pipeline | f'Write[span-{span.number}]' >> csv_ingest.WriteSplitExamples(
+          files, buckets, destinations, prefix=f'span{span.number}-'
+        )
+    examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+    examples_utils.set_file_format(
+      examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP)
     )
     examples.span = chosen.newest.number
     if chosen.newest.version is not None:
@@ -145,26 +151,6 @@ class SpanCsvExampleGenExecutor(csv_executor.Executor):
         }
       ),
     )
-
-  def GenerateExamplesByBeam(self, pipeline, exec_properties):
-    buckets = list(itertools.accumulate(s.hash_buckets for s in self._split_config.splits))
-    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-    parts = {
-      span.number: pipeline
-      | f'Read[span-{span.number}]'
-      >> csv_ingest.CsvToSplitExamples(
-        sorted(fileio.glob(os.path.join(input_base, span.pattern))), buckets
-      )
-      for span in _spans_read(self._selection)
-    }
-    chosen = self._selection
-    result = {
-      TRAIN: ([parts[s.number][0] for s in chosen.window] | 'Train[window]' >> beam.Flatten()),
-      EVAL: parts[chosen.newest.number][1],
-    }
-    if chosen.previous:
-      result[PREVIOUS] = parts[chosen.previous.number][1]
-    return result
 
 
 class _SpanExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):

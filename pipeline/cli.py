@@ -11,7 +11,7 @@ import shutil
 import sys
 import time
 
-from pipeline import history, kubeflow, runlock
+from pipeline import history, kubeflow, runlock, unchanged
 from pipeline.config import ConfigError, load_config, to_dict
 
 TASKS = ('binary', 'multiclass', 'regression')
@@ -272,6 +272,11 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
   def on_training(line):
     print(f'    {line}', flush=True)
 
+  previous = unchanged.last_if_unchanged(config, runner, history.load_runs(config))
+  if previous is not None:
+    return _answer_unchanged(config, run_id, runner, previous, started, on_finish, console_err)
+
+  inputs = None
   with _logs_to(log_file) as console:
     from components import serving
     from pipeline import checks
@@ -303,6 +308,9 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
     except (Exception, KeyboardInterrupt) as e:
       status, error = 'failed', error_text(e)
     if status != 'failed':
+      from pipeline import usercode
+
+      inputs = unchanged.started(config, runner, usercode.source_files(config.module))
       history.start(config, run_id, runner, log_file)
       try:
         from absl import logging as absl_logging
@@ -340,6 +348,8 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
       'log_file': str(log_file),
       'config': to_dict(config),
     }
+    if inputs and status == 'succeeded' and summary['outcome'] in unchanged.DECIDED:
+      summary['inputs'] = {**inputs, **unchanged.ended(config)}
     from pipeline import html_report
 
     try:
@@ -347,6 +357,34 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
     except Exception:  # a report that cannot be drawn must not change the run's outcome
       logging.getLogger(__name__).exception('run %s: the report could not be written', run_id)
       summary['report'] = None
+  path = history.write_summary(config, summary)
+  _print_summary(summary, path, console_err)
+  return summary
+
+
+def _answer_unchanged(config, run_id, runner, previous, started, on_finish, console_err) -> dict:
+  """A run with nothing new since run `previous`, answered from its record (see `unchanged`)."""
+  from pipeline import html_report
+
+  note = (
+    f'nothing changed since run {previous["run_id"]} (data, code, config, schema, installed '
+    'stack, serving models): every component is cached'
+  )
+  print(f'note: {note}', flush=True)
+  summary = unchanged.answer(previous, run_id)
+  for component in summary['components']:
+    on_finish(component['name'], component['state'], component['seconds'])
+  run_dir = config.runs_dir / run_id
+  run_dir.mkdir(parents=True, exist_ok=True)
+  log_file = run_dir / 'pipeline.log'
+  log_file.write_text(f'run {run_id}: {note}; answered from its record, nothing ran.\n')
+  summary.update(runner=runner, log_file=str(log_file), config=to_dict(config))
+  try:
+    summary['report'] = str(html_report.write(summary, config, history.load_runs(config)))
+  except Exception:  # a report that cannot be drawn must not change the run's outcome
+    logging.getLogger(__name__).exception('run %s: the report could not be written', run_id)
+    summary['report'] = None
+  summary['wall_seconds'] = round(time.monotonic() - started, 2)
   path = history.write_summary(config, summary)
   _print_summary(summary, path, console_err)
   return summary

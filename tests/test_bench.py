@@ -1,4 +1,9 @@
-"""A smoke run of `make bench`: one repetition, tiny step counts, a small data sample."""
+"""A smoke run of `make bench`: both pipelines side by side on tiny work.
+
+It tests the bench's plumbing (runs, MLMD timings, AUCs, the table, the
+results file), not the speed; `test_bench_units.py` covers the scaling and
+throughput bookkeeping without running pipelines.
+"""
 
 import json
 import subprocess
@@ -9,7 +14,7 @@ import pytest
 from tests.conftest import DATA_CSV
 
 pytestmark = pytest.mark.e2e
-ROWS = 1000
+ROWS = 500
 
 
 def test_bench_writes_sane_results(tmp_path):
@@ -19,44 +24,13 @@ def test_bench_writes_sane_results(tmp_path):
     ''.join(DATA_CSV.read_text().splitlines(keepends=True)[: ROWS + 1])
   )
   output = tmp_path / 'latest.json'
-  process = subprocess.run(
-    [
-      sys.executable,
-      '-m',
-      'bench',
-      '--reps',
-      '1',
-      '--train-steps',
-      '20',
-      '--eval-steps',
-      '5',
-      '--scales',
-      '1',
-      '--throughput-steps',
-      '30',
-      '--throughput-workers',
-      '0',
-      '--data',
-      str(data),
-      '--output',
-      str(output),
-    ],
-    capture_output=True,
-    text=True,
-    timeout=1200,
-  )
+  command = [sys.executable, '-m', 'bench', '--reps', '1', '--train-steps', '10']
+  command += ['--eval-steps', '2', '--scales', '', '--throughput-steps', '0']
+  command += ['--data', str(data), '--output', str(output)]
+  process = subprocess.run(command, capture_output=True, text=True, timeout=1200)
   assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
   result = json.loads(output.read_text())
-  for key in (
-    'ratio_wall',
-    'ours_wall_s',
-    'anchor_wall_s',
-    'ours_auc',
-    'anchor_auc',
-    'cached_rerun_s',
-    'per_component',
-    'scaling',
-  ):
+  for key in ('ratio_wall', 'ours_wall_s', 'anchor_wall_s', 'ours_auc', 'anchor_auc'):
     assert key in result, key
   assert result['anchor']['failed_runs'] == result['ours']['failed_runs'] == 0
   assert result['ratio_wall'] == pytest.approx(
@@ -69,12 +43,8 @@ def test_bench_writes_sane_results(tmp_path):
     assert {'CsvExampleGen', 'Transform', 'Trainer', 'Evaluator'} <= set(components)
     assert all(seconds >= 0 for seconds in components.values())
     assert result[name]['peak_rss_mb'] > 100
-  scale = result['scaling']['x1']
-  assert scale['rows'] == ROWS
-  assert all(v > 0 for v in scale['seconds_per_1000_examples'].values())
-  throughput = {k: v for k, v in result['training_throughput'].items() if k != 'date'}
-  # (cluster throughput runs are the cluster e2e tests' business)
-  assert set(throughput) == {'single_process'}
-  for run in throughput.values():
-    assert run['exit'] in (0, 3) and run['examples_per_second'] > 0 and run['train_steps'] == 30
+  machine = result['machine']
+  assert machine['cpus'] >= 1 and len(machine['load_before']) == len(machine['load_after']) == 3
+  assert machine['commit']
   assert '| **total wall** |' in process.stdout
+  assert 'scaling' not in result and 'training_throughput' not in result

@@ -43,11 +43,21 @@ def tfx_examples(directory, out) -> list[bytes]:
 
 def our_examples(directory, out, buckets) -> list[list[bytes]]:
   files = sorted(str(p) for p in directory.glob('*.csv'))
+  destinations = [out / f'ours-{index}' for index in range(len(buckets))]
+  for d in destinations:
+    d.mkdir(parents=True)
   with beam.Pipeline() as pipeline:
-    parts = pipeline | csv_ingest.CsvToSplitExamples(files, buckets)
-    for index, part in enumerate(parts):
-      _write(part, out / f'ours-{index}')
-  return [_read(out / f'ours-{index}') for index in range(len(buckets))]
+    _ = pipeline | csv_ingest.WriteSplitExamples(files, buckets, [str(d) for d in destinations])
+  return [
+    sorted(
+      _canonical(r)
+      for f in d.glob('*.gz')
+      for r in tf.compat.v1.io.tf_record_iterator(
+        str(f), tf.io.TFRecordOptions(compression_type='GZIP')
+      )
+    )
+    for d in destinations
+  ]
 
 
 @pytest.mark.parametrize('content', ['taxi', 'edge_cases'])

@@ -61,10 +61,10 @@ def run_cli(root, *overrides, data_root=None):
   return run_pipeline(root, *SMALL_RUN, *overrides, data_root=data_root)
 
 
-def start_cli(root, data_root):
-  """Starts `python -m pipeline run` on `data_root` without waiting."""
+def start_cli(root, *overrides, data_root=None):
+  """Starts `python -m pipeline run` on `data_root` (default: the sample) without waiting."""
   return subprocess.Popen(
-    pipeline_command(root, *SMALL_RUN, data_root=data_root),
+    pipeline_command(root, *SMALL_RUN, *overrides, data_root=data_root),
     cwd=root,
     stdout=subprocess.PIPE,
     stderr=subprocess.PIPE,
@@ -295,18 +295,11 @@ def test_a_one_value_label_is_an_anomaly_naming_it(first_run, workspace):
   assert states(summary)['Trainer'] == 'skipped'
 
 
-def _new_data(workspace, name, rows):
-  directory = workspace / name
-  directory.mkdir()
-  lines = (workspace / 'data' / 'data.csv').read_text().splitlines(keepends=True)
-  (directory / 'data.csv').write_text(''.join(lines[: rows + 1]))
-  return directory
-
-
 def test_concurrent_runs_one_runs_the_other_is_refused(first_run, workspace):
   versions_before = serving.versions(str(workspace / 'out' / 'serving'))
-  data = _new_data(workspace, 'concurrent', 2500)
-  first, second = start_cli(workspace, data), start_cli(workspace, data)
+  # A new step count: the Trainer and what follows run (tens of seconds of
+  # holding the lock), on the cached upstream.
+  first, second = (start_cli(workspace, 'trainer.train_steps=301') for _ in range(2))
   results = [(p, *p.communicate(timeout=900)) for p in (first, second)]
   refused = [r for r in results if r[0].returncode == EXIT_LOCKED]
   ran = [r for r in results if r[0].returncode != EXIT_LOCKED]
@@ -325,10 +318,11 @@ def test_a_killed_run_is_recorded_as_interrupted(first_run, workspace):
   from pipeline.report import open_store
 
   versions_before = serving.versions(str(workspace / 'out' / 'serving'))
-  process = start_cli(workspace, _new_data(workspace, 'killed', 2000))
+  # The upstream is cached; the Trainer has far to go when it is killed.
+  process = start_cli(workspace, 'trainer.train_steps=20000')
   run_id = process.stdout.readline().split()[1]
   for line in process.stdout:
-    if line.split()[:2] == ['Transform', 'executed']:
+    if line.split()[:2] == ['Trainer', 'running']:
       break
   time.sleep(5)  # the Trainer is running
   process.send_signal(signal.SIGKILL)

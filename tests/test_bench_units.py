@@ -1,0 +1,93 @@
+"""The bench's bookkeeping: scaling and throughput entries, the load warning, the README."""
+
+import argparse
+import json
+import pathlib
+
+import pytest
+
+from bench import run as bench
+from bench.measure import Run
+
+
+@pytest.fixture
+def fake_measure(monkeypatch):
+  """`measure` that writes the summary a run would and returns set timings."""
+  commands = []
+
+  def measure(command, root, log_path):
+    commands.append(command)
+    pathlib_root = pathlib.Path(root)
+    pathlib_root.mkdir(parents=True, exist_ok=True)
+    summary = {'metrics': {'example_count': 40}, 'training': {'examples_per_second': 900.0}}
+    (pathlib_root / 'latest_summary.json').write_text(json.dumps(summary))
+    seconds = {'CsvExampleGen': 1.0, 'StatisticsGen': 1.0, 'Transform': 3.0, 'Evaluator': 2.0}
+    return Run(10.0, 500.0, 3, {**seconds, 'Trainer': 4.0}, 0.9)
+
+  monkeypatch.setattr(bench, 'measure', measure)
+  return commands
+
+
+def _args(tmp_path, **kwargs):
+  data = tmp_path / 'data'
+  data.mkdir(exist_ok=True)
+  (data / 'a.csv').write_text('x,tips\n1,0\n2,1\n3,0\n4,1\n')
+  return argparse.Namespace(
+    data=str(data), eval_steps=2, scale_train_steps=5, throughput_steps=7, reps=1, **kwargs
+  )
+
+
+def test_scaling_resamples_and_measures_per_1000_examples(tmp_path, fake_measure):
+  results = {}
+  saves = []
+  bench.scaling([1, 10], _args(tmp_path), str(tmp_path), results, lambda: saves.append(1))
+  assert set(results) == {'x1', 'x10'} and len(saves) == 2
+  assert results['x10']['rows'] == 40 and results['x10']['eval_rows'] == 40
+  per_1000 = results['x10']['seconds_per_1000_examples']
+  assert per_1000 == {'ingest': 50.0, 'transform': 75.0, 'evaluation': 50.0}
+  assert any('trainer.train_steps=5' in c for c in fake_measure[0])
+
+
+def test_throughput_runs_each_topology_and_keeps_its_exit(tmp_path, fake_measure):
+  results = {}
+  bench.training_throughput([0, 2], _args(tmp_path), str(tmp_path), results, lambda: None)
+  assert set(results) == {'single_process', '2_workers_1_ps'}
+  assert results['single_process'] == {
+    'examples_per_second': 900.0,
+    'training_seconds': None,
+    'trainer_component_s': 4.0,
+    'train_steps': 7,
+    'batch_size': bench.ANCHOR_BATCH_SIZE,
+    'exit': 3,
+  }
+  assert 'trainer.workers=2' in fake_measure[1] and 'trainer.workers=2' not in fake_measure[0]
+
+
+def test_a_busy_machine_is_named_in_a_warning():
+  assert bench.quiet_warning([0.3, 1.0, 1.0], 2) is None
+  warning = bench.quiet_warning([1.7, 1.0, 1.0], 2)
+  assert '1.70' in warning and 'not a fair one' in warning
+
+
+def test_the_readme_table_is_rewritten_between_its_markers(tmp_path):
+  readme = tmp_path / 'README.md'
+  readme.write_text(f'# x\n{bench.README_START}\nold table\n{bench.README_END}\nafter\n')
+  side = {'wall_s': 10.0, 'peak_rss_mb': 900.0, 'auc': 0.93, 'per_component': {'Trainer': 4.0}}
+  result = {
+    'date': '2026-11-23 11:00:00',
+    'machine': {
+      'cpus': 2,
+      'load_before': [0.2, 0, 0],
+      'load_after': [1.5, 0, 0],
+      'commit': 'abc1234',
+    },
+    'reps': 1,
+    'anchor': {**side, 'wall_s': 40.0},
+    'ours': side,
+    'cached_rerun_s': 3.0,
+    'warning': None,
+  }
+  bench.write_readme(result, readme)
+  text = readme.read_text()
+  assert 'old table' not in text and text.endswith(f'{bench.README_END}\nafter\n')
+  assert 'commit abc1234' in text and '| **total wall** | 40.0 s | 10.0 s | 0.25 |' in text
