@@ -83,4 +83,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  from components.fast_exit import exit_now
+
+  exit_now(main())

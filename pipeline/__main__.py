@@ -1,5 +1,4 @@
-import sys
-
+from components.fast_exit import exit_now
 from pipeline.cli import main
 
-sys.exit(main())
+exit_now(main())
