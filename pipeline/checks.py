@@ -8,6 +8,7 @@ import os
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from components.csv_check import check_csv_files
 from pipeline import usercode
 from pipeline.config import Config, ConfigError
 
@@ -53,6 +54,11 @@ def preflight(config: Config, data: bool = True) -> None:
   """Every check that needs no data processing; raises ConfigError, or DataError
   for the CSV files of the spans a run reads (if `data`)."""
   check_against_schema(config, read_schema(config.schema_file))
+  if data and '://' not in config.data_root and '{' not in config.spans.pattern:
+    # A flat folder needs no span resolution: its files are checked before
+    # TFX and the user's module are imported (about 10 s), so a bad file
+    # is named at once.
+    check_csv_files(config.data_root, config.spans.pattern)
   usercode.check_module(config)
   from components import spans
   from components.example_gen import check_spans
