@@ -22,7 +22,7 @@ from tests.conftest import latest_summary, pipeline_command, run_pipeline, sampl
 
 pytestmark = pytest.mark.e2e
 SAMPLE_ROWS = 3000
-STEPS = 1500  # long enough that the worker (started 5 s after the chief) trains too
+STEPS = 3000  # the worker (started 5 s after the chief) trains, is killed and trains again
 CLUSTER = ('trainer.cluster=local', 'trainer.workers=1', 'trainer.parameter_servers=1')
 
 
