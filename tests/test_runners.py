@@ -71,6 +71,24 @@ def test_auto_picks_the_runner_by_input_size(tmp_path):
   assert runners.resolved_beam_runner(large) == 'multi_process'
 
 
+def test_auto_keeps_example_gen_in_process_and_gives_the_others_the_workers():
+  from pipeline.pipeline import create_pipeline
+
+  auto = config('beam.runner=auto')
+  pipeline = create_pipeline(auto)
+  options = ['--runner=DirectRunner', '--direct_running_mode=multi_processing']
+  runners.add_beam_args(pipeline, options, runners.in_process_components(auto))
+  args = {
+    c.id: list(c.executor_spec.beam_pipeline_args)
+    for c in pipeline.components
+    if hasattr(c.executor_spec, 'beam_pipeline_args')
+  }
+  assert args['CsvExampleGen'] == []
+  assert args['Transform'] == args['StatisticsGen'] == args['Evaluator'] == options
+  # A runner chosen by name is every component's, ExampleGen's too.
+  assert runners.in_process_components(config('beam.runner=multi_process')) == ()
+
+
 @pytest.mark.parametrize(
   'running, finished',
   [
