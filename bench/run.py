@@ -293,7 +293,7 @@ def table(result: dict) -> str:
 
   def row(name, a, o, unit=' s'):
     # A ratio of two near-zero times (SchemaGen, the anchor's Pusher) says nothing.
-    ratio = f'{o / a:.2f}' if a and o is not None and max(a, o) >= 0.5 else ''
+    ratio = f'{o / a:.2f}' if a and o is not None and min(a, o) >= 0.5 else ''
 
     def fmt(v):
       return '' if v is None else f'{v:.1f}{unit}'
