@@ -51,9 +51,10 @@ def _tree_stats(root: pathlib.Path, pattern: str = '*') -> str:
   if not root.is_dir():
     return 'missing'
   entries = sorted(
-    (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+    (str(p.relative_to(root)), stat.st_size, stat.st_mtime_ns)
     for p in root.rglob(pattern)
     if p.is_file()
+    for stat in [p.stat()]
   )
   return _sha(json.dumps(entries).encode())
 

@@ -25,6 +25,7 @@ from pipeline.cli import (
   EXIT_NOTHING_NEW,
   EXIT_PUSHED,
 )
+from pipeline.report import COMPONENTS
 from tests.conftest import (
   pipeline_command,
   read_rows,
@@ -36,16 +37,6 @@ from tests.conftest import (
 
 pytestmark = pytest.mark.e2e
 SAMPLE_ROWS = 3000
-COMPONENTS = [
-  'CsvExampleGen',
-  'StatisticsGen',
-  'SchemaGen',
-  'ExampleValidator',
-  'Transform',
-  'Trainer',
-  'Evaluator',
-  'Pusher',
-]
 
 
 @pytest.fixture(scope='module')

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from components import serving
+from pipeline.report import COMPONENTS
 from tests.conftest import serialize
 from tests.tables import LABELS, label_std, write_table
 
@@ -26,16 +27,6 @@ PROJECTS = {
   'regression': 'regression',
   'swapped': 'binary',
 }
-COMPONENTS = [
-  'CsvExampleGen',
-  'StatisticsGen',
-  'SchemaGen',
-  'ExampleValidator',
-  'Transform',
-  'Trainer',
-  'Evaluator',
-  'Pusher',
-]
 
 # A user's own Estimator: TF's canned LinearClassifier over the same features.
 CANNED = """
