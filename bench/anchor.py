@@ -2,9 +2,11 @@
 
 Only its paths and step counts are set. The pipeline definition, its module
 file (`taxi_utils.py`, batch size 40) and its Beam arguments (DirectRunner,
-multi-processing) are the installed package's.
+multi-processing) are the installed package's; Beam arguments given after the
+step counts replace the latter (the bench's smoke test runs it in process,
+which measures nothing but costs a minute less).
 
-  python -m bench.anchor OUTPUT_ROOT DATA_ROOT TRAIN_STEPS EVAL_STEPS
+  python -m bench.anchor OUTPUT_ROOT DATA_ROOT TRAIN_STEPS EVAL_STEPS [BEAM_ARG ...]
 """
 
 import os
@@ -12,7 +14,7 @@ import sys
 import types
 
 
-def main(output_root: str, data_root: str, train_steps: int, eval_steps: int):
+def main(output_root: str, data_root: str, train_steps: int, eval_steps: int, beam_args=()):
   from absl import logging
   from tfx.examples.chicago_taxi_pipeline import taxi_pipeline_local as anchor
   from tfx.orchestration.local.local_dag_runner import LocalDagRunner
@@ -33,10 +35,10 @@ def main(output_root: str, data_root: str, train_steps: int, eval_steps: int):
       module_file=os.path.join(os.path.dirname(anchor.__file__), 'taxi_utils.py'),
       serving_model_dir=os.path.join(output_root, 'serving'),
       metadata_path=os.path.join(output_root, 'metadata.sqlite'),
-      beam_pipeline_args=anchor._beam_pipeline_args,
+      beam_pipeline_args=list(beam_args) or anchor._beam_pipeline_args,
     )
   )  # pylint: disable=protected-access
 
 
 if __name__ == '__main__':
-  main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+  main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:])

@@ -27,6 +27,8 @@ def test_bench_writes_sane_results(tmp_path):
   command = [sys.executable, '-m', 'bench', '--reps', '1', '--train-steps', '10']
   command += ['--eval-steps', '2', '--scales', '', '--throughput-steps', '0']
   command += ['--data', str(data), '--output', str(output)]
+  # In process: the anchor's multi-process Beam costs a minute and proves nothing here.
+  command += ['--anchor-beam-args=--direct_running_mode=in_memory --direct_num_workers=1']
   process = subprocess.run(command, capture_output=True, text=True, timeout=1200)
   assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
   result = json.loads(output.read_text())
@@ -48,3 +50,5 @@ def test_bench_writes_sane_results(tmp_path):
   assert machine['commit']
   assert '| **total wall** |' in process.stdout
   assert 'scaling' not in result and 'training_throughput' not in result
+  assert result['anchor_beam_args'] == ['--direct_running_mode=in_memory', '--direct_num_workers=1']
+  assert 'the ratio is no measurement' in result['warning']

@@ -83,16 +83,25 @@ def test_model_fn_predict_mode_exports_classification_and_predict(transformed):
   assert set(spec.export_outputs) == {'serving_default', 'predict'}
 
 
-@pytest.mark.parametrize('kind', ['custom', 'canned', 'keras'])
-def test_serving_receiver_takes_raw_examples(kind, transformed, raw_feature_spec, tmp_path):
+@pytest.fixture(scope='module', params=['custom', 'canned', 'keras'])
+def exported(request, transformed, tmp_path_factory):
+  """(kind, estimator trained a few steps, its serving export): built once per
+  kind, since graph building and export are most of these tests' time."""
+  kind = request.param
   transform_dir, _, _, _ = transformed
+  tmp_path = tmp_path_factory.mktemp(kind)
   estimator = _estimator(kind, tmp_path)
   estimator.train(lambda: _input(transformed, training=True), max_steps=30)
   tft_output = tft.TFTransformOutput(transform_dir)
   export_dir = estimator.export_saved_model(
     str(tmp_path / 'export'), lambda: inputs.serving_input_receiver_fn(tft_output, 'tips')
   )
-  predict = load_predictor(export_dir.decode())
+  return kind, estimator, export_dir.decode()
+
+
+def test_serving_receiver_takes_raw_examples(exported, raw_feature_spec):
+  _, _, export_dir = exported
+  predict = load_predictor(export_dir)
   rows = [*read_rows(20), MISSING_ROW]
   probabilities = predict([serialize(r, raw_feature_spec) for r in rows])
   assert probabilities.shape == (len(rows),)
@@ -100,17 +109,10 @@ def test_serving_receiver_takes_raw_examples(kind, transformed, raw_feature_spec
   assert probabilities.std() > 0  # depends on the input
 
 
-@pytest.mark.parametrize('kind', ['custom', 'canned', 'keras'])
-def test_warm_start_reuses_the_serving_weights(kind, transformed, tmp_path):
+def test_warm_start_reuses_the_serving_weights(exported, transformed, tmp_path):
   from trainer_module.trainer import warm_start_settings
 
-  transform_dir, _, _, _ = transformed
-  first = _estimator(kind, tmp_path / 'a')
-  first.train(lambda: _input(transformed, training=True), max_steps=20)
-  export_dir = first.export_saved_model(
-    str(tmp_path / 'export'),
-    lambda: inputs.serving_input_receiver_fn(tft.TFTransformOutput(transform_dir), 'tips'),
-  ).decode()
+  kind, first, export_dir = exported
   run_config = tf_estimator.RunConfig(model_dir=str(tmp_path / 'b'), tf_random_seed=2)
   second = model.build_estimator(
     kind, run_config, [16, 8], 0.01, warm_start_from=warm_start_settings(export_dir)
