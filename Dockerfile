@@ -11,8 +11,7 @@ WORKDIR /pipeline
 ENV PYTHONDONTWRITEBYTECODE= PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements.lock ./
 RUN python -m pip install --no-cache-dir "uv==0.13.9" \
- && uv pip install --system --no-cache -r requirements.lock \
- && python -m compileall -q -j 0 /usr/local/lib/python3.10/site-packages >/dev/null
+ && uv pip install --system --no-cache --compile-bytecode -r requirements.lock
 
 COPY pyproject.toml README.md ./
 COPY pipeline pipeline
