@@ -111,7 +111,7 @@ compile-kubeflow: $(STAMP) ## Write the Kubeflow v1 (Argo) and v2 pipeline specs
 # Test files run in parallel; the tests of one file share pipeline outputs, so
 # a file stays on one worker. One worker more than cores: e2e tests spend part
 # of their time waiting on subprocesses; on 2 cores, 3 workers kept both busy
-# (20.7 CPU-minutes in 10.4 minutes).
+# (19 CPU-minutes in a 9 min 58 s run of the tests).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 

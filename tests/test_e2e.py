@@ -233,13 +233,14 @@ def test_each_anomaly_is_named_on_a_line_of_its_own(first_run, workspace):
   # infinite numbers (2% of rows) and a label that holds one value.
   lines = (workspace / 'data' / 'data.csv').read_text().splitlines(keepends=True)
   header = lines[0].rstrip('\n').split(',')
+  tips, trip_miles, fare = (header.index(c) for c in ('tips', 'trip_miles', 'fare'))
   for i in range(1, len(lines)):
     cells = lines[i].rstrip('\n').split(',')
-    cells[header.index('tips')] = '0'
+    cells[tips] = '0'
     if i % 50 == 1:
-      cells[header.index('trip_miles')] = '1e39'
+      cells[trip_miles] = '1e39'
     if i == 10:
-      cells[header.index('fare')] = 'twelve dollars'
+      cells[fare] = 'twelve dollars'
     lines[i] = ','.join(cells) + '\n'
   data = _bad_data(workspace, 'anomalies', ''.join(lines))
   process, summary = run_cli(workspace, data_root=data)
