@@ -263,9 +263,9 @@ def test_each_anomaly_is_named_on_a_line_of_its_own(first_run, workspace):
 
 def test_concurrent_runs_one_runs_the_other_is_refused(first_run, workspace):
   versions_before = serving.versions(str(workspace / 'out' / 'serving'))
-  # A new step count: the Trainer and what follows run (tens of seconds of
-  # holding the lock), on the cached upstream.
-  first, second = (start_cli(workspace, 'trainer.train_steps=301') for _ in range(2))
+  # A new gate: the Evaluator and the Pusher run (seconds of holding the
+  # lock, after the import), on the cached upstream and model.
+  first, second = (start_cli(workspace, 'evaluator.threshold=0.76') for _ in range(2))
   results = [(p, *p.communicate(timeout=900)) for p in (first, second)]
   refused = [r for r in results if r[0].returncode == EXIT_LOCKED]
   ran = [r for r in results if r[0].returncode != EXIT_LOCKED]
@@ -314,15 +314,14 @@ def test_damaged_version_and_partly_deleted_cache_are_passed_over(first_run, wor
   fake = serving_dir / str(intact.version + 1000)
   shutil.copytree(intact.path, fake)
   (fake / 'saved_model.pb').write_bytes(b'\xff\xff garbage')
-  transformed = workspace / 'out' / 'pipeline' / 'Transform' / 'transformed_examples'
-  for split in transformed.glob('*/Split-train'):
-    for f in split.iterdir():
-      f.unlink()  # the folder stays
+  models = workspace / 'out' / 'pipeline' / 'Trainer' / 'model'
+  for graph in models.glob('*/Format-Serving/saved_model.pb'):
+    graph.unlink()  # the rest of the model stays
   process, summary = run_cli(workspace, 'evaluator.max_change=1.0')
   assert process.returncode == 0, process.stderr
   assert f'warning: serving version {fake.name} at {fake} is damaged' in process.stderr
-  assert 'Split-train is empty' in process.stdout
-  assert states(summary)['Transform'] == 'executed' and states(summary)['Trainer'] == 'executed'
+  assert 'Format-Serving/saved_model.pb is missing' in process.stdout
+  assert states(summary)['Transform'] == 'cached' and states(summary)['Trainer'] == 'executed'
   assert summary['gate']['serving'] is not None  # compared with the intact version
   assert summary['blessed'] is True and summary['pushed_path']
   assert summary['pushed_version'] > int(fake.name)
