@@ -48,7 +48,9 @@ def _common(root, serving_dir):
 
 
 def replicas(root) -> list[psutil.Process]:
-  """The training replica processes of runs under `root`."""
+  """The training replica processes of runs under `root`, each with the
+  command line it had when listed (`proc.info['cmdline']`): a replica may
+  exit before it is read again."""
   found = []
   for proc in psutil.process_iter(['cmdline']):
     cmdline = proc.info['cmdline'] or []
@@ -58,7 +60,7 @@ def replicas(root) -> list[psutil.Process]:
 
 
 def task_of(proc) -> str:
-  cmdline = proc.cmdline()
+  cmdline = proc.info['cmdline']
   return cmdline[cmdline.index('--task') + 1]
 
 
@@ -85,7 +87,7 @@ def _wait_for_training(root, task, process, timeout_s=600) -> pathlib.Path:
     for proc in replicas(root):
       if task_of(proc) != task:
         continue
-      cmdline = proc.cmdline()
+      cmdline = proc.info['cmdline']
       log = (
         pathlib.Path(cmdline[cmdline.index('--spec') + 1]).parent / f'{task.replace(":", "-")}.log'
       )
