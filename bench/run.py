@@ -257,6 +257,24 @@ def machine() -> dict:
   }
 
 
+# Measured in runs of their own; a side-by-side run that does not re-measure
+# them keeps the earlier ones, each with its own date and commit.
+SEPARATE_SECTIONS = ('scaling', 'training_throughput')
+
+
+def _section_stamp() -> dict:
+  return {'date': time.strftime('%Y-%m-%d %H:%M:%S'), 'commit': machine()['commit']}
+
+
+def earlier_sections(path) -> dict:
+  """The scaling and throughput sections of the results file at `path`, if any."""
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    earlier = json.load(f)
+  return {key: earlier[key] for key in SEPARATE_SECTIONS if key in earlier}
+
+
 def quiet_warning(before: list[float], cpus: int) -> str | None:
   """A warning when the machine was busy before the bench, else None."""
   limit = QUIET_LOAD_PER_CPU * cpus
@@ -391,7 +409,7 @@ def main(argv=None) -> int:
   os.makedirs(workdir, exist_ok=True)
   try:
     if args.reps:
-      result = side_by_side(args, workdir)
+      result = {**earlier_sections(args.output), **side_by_side(args, workdir)}
     else:
       # Re-measure only the phases below, keeping the rest of the results file.
       with open(args.output) as f:
@@ -409,7 +427,7 @@ def main(argv=None) -> int:
         write_readme(result)
         print(f'README speed table rewritten from this run: {README}', flush=True)
     if args.throughput_steps:
-      result['training_throughput'] = {'date': time.strftime('%Y-%m-%d %H:%M:%S')}
+      result['training_throughput'] = _section_stamp()
       training_throughput(
         [int(w) for w in args.throughput_workers.split(',') if w.strip()],
         args,
@@ -419,7 +437,7 @@ def main(argv=None) -> int:
       )
     scales = [int(s) for s in args.scales.split(',') if s.strip()]
     if scales:
-      result['scaling'] = {'date': time.strftime('%Y-%m-%d %H:%M:%S')}
+      result['scaling'] = _section_stamp()
       scaling(scales, args, workdir, result['scaling'], save)
   finally:
     if not args.workdir:

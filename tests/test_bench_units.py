@@ -91,3 +91,15 @@ def test_the_readme_table_is_rewritten_between_its_markers(tmp_path):
   text = readme.read_text()
   assert 'old table' not in text and text.endswith(f'{bench.README_END}\nafter\n')
   assert 'commit abc1234' in text and '| **total wall** | 40.0 s | 10.0 s | 0.25 |' in text
+
+
+def test_a_side_by_side_run_keeps_the_earlier_scaling_and_throughput(tmp_path, fake_measure):
+  output = tmp_path / 'latest.json'
+  scaling = {'date': '2026-11-23 11:54:38', 'commit': 'a287350', 'x1': {'rows': 15002}}
+  output.write_text(json.dumps({'ratio_wall': 0.5, 'scaling': scaling}))
+  data = _args(tmp_path).data
+  argv = ['--reps', '1', '--scales', '', '--throughput-steps', '0', '--data', data]
+  bench.main([*argv, '--output', str(output), '--workdir', str(tmp_path / 'work')])
+  result = json.loads(output.read_text())
+  assert result['scaling'] == scaling and 'training_throughput' not in result
+  assert result['ratio_wall'] == 1.0  # this run's side by side
