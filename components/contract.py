@@ -16,6 +16,10 @@ import pydantic
 
 # An evaluator task sleeps this long between evaluations by default (the Estimator's 600 s).
 DEFAULT_THROTTLE_SECS = 600
+# Hyperparameters that change how a model is trained, not its inputs or the
+# shape of its variables: a serving model trained with other values still
+# warm-starts, and Transform's cached output stays valid.
+TRAINING_ONLY_HPARAMS = ('learning_rate', 'batch_size', 'checkpoint_steps')
 
 
 class Frozen(pydantic.BaseModel):
@@ -117,6 +121,12 @@ class ModuleArgs(Frozen):
   # SHA-256 of the user's source files: in the components' config so that
   # TFX's cache key changes with the code.
   code_fingerprint: str = ''
+
+  def shaping(self) -> 'ModuleArgs':
+    """These args without TRAINING_ONLY_HPARAMS: what shapes the data and the
+    model, and so what a cached Transform or a warm start must match."""
+    hparams = {k: v for k, v in self.hparams.items() if k not in TRAINING_ONLY_HPARAMS}
+    return self.copy(update={'hparams': hparams})
 
 
 class ClusterSpec(Frozen):

@@ -24,9 +24,6 @@ from components import contract, local_cluster, replica, serving, tfjob
 
 # The push record's key for what a pushed model was trained with.
 ARCHITECTURE_KEY = 'architecture'
-# Hyperparameters that change how a model is trained, not the shape of its
-# variables: a serving model trained with other values still warm-starts.
-TRAINING_ONLY_HPARAMS = ('learning_rate', 'batch_size', 'checkpoint_steps')
 # An evaluator task sleeps this long between evaluations (Estimator's default
 # is 600 s, which would hold the cluster up to 10 minutes after the last step).
 EVALUATOR_THROTTLE_SECS = 5
@@ -187,9 +184,9 @@ def training_stats(model_run_dir: str) -> dict | None:
 def architecture(module_args: contract.ModuleArgs) -> str:
   """What a saved model must share with a new one for its weights to be reused:
   the code (its fingerprint), the task and every hyperparameter except
-  TRAINING_ONLY_HPARAMS. New data alone keeps it; a code edit may change the
-  variables, so it trains from scratch."""
-  shaping = {k: v for k, v in module_args.hparams.items() if k not in TRAINING_ONLY_HPARAMS}
+  contract.TRAINING_ONLY_HPARAMS. New data alone keeps it; a code edit may
+  change the variables, so it trains from scratch."""
+  shaping = module_args.shaping().hparams
   return json.dumps(
     {
       'code': module_args.code_fingerprint,

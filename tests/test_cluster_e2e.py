@@ -151,6 +151,9 @@ def test_a_killed_worker_is_restarted_and_the_model_is_pushed(local_cluster, wor
   assert '(restart 1)' in log.read_text()
   assert final_step(summary) >= STEPS
   assert summary['pushed_path'] and len(serving.versions(workspace / 'serving')) == len(before) + 1
+  # A new learning rate alone reuses the cached Transform.
+  states = {c['name']: c['state'] for c in summary['components']}
+  assert states['Transform'] == 'cached' and states['Trainer'] == 'executed'
   assert not replicas(workspace)
 
 

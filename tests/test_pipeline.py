@@ -68,7 +68,21 @@ def test_one_typed_payload_reaches_the_trainer_and_transform(tmp_path):
   transform_args = contract.load(
     contract.ModuleArgs, json.loads(components['Transform'].exec_properties['custom_config'])
   )
-  assert transform_args == payload.module_args
+  assert transform_args == payload.module_args.shaping()
+  assert transform_args.hparams['depth'] == 7
+
+
+def test_a_training_only_hparam_keeps_transforms_cache_key(tmp_path):
+  def transform_properties(*overrides):
+    components = {c.id: c for c in _pipeline(tmp_path, *overrides).components}
+    return components['Transform'].exec_properties, components['Trainer'].exec_properties
+
+  transform, trainer = transform_properties()
+  for training_only in contract.TRAINING_ONLY_HPARAMS:
+    other_transform, other_trainer = transform_properties(f'trainer.hparams.{training_only}=3')
+    assert other_transform == transform, training_only
+    assert other_trainer != trainer, training_only
+  assert transform_properties('trainer.hparams.hidden_units=[5]')[0] != transform
 
 
 def test_eval_config_gates_on_the_configured_metric(tmp_path):
