@@ -96,6 +96,9 @@ def train(spec: ReplicaSpec) -> dict:
   the training spec."""
   from tensorflow import estimator as tf_estimator
 
+  from components.logs import tensorflow_logs_once
+
+  tensorflow_logs_once()
   training = build_training(spec, data_shard(json.loads(os.environ.get('TF_CONFIG') or '{}')))
   estimator = training['estimator']
   start = time.monotonic()

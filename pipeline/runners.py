@@ -21,6 +21,7 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import runtime_parameter_utils
 
 from components.local_cluster import free_ports
+from components.logs import tensorflow_logs_once
 from pipeline.config import Config
 from pipeline.pipeline import EXAMPLE_GEN_ID, create_pipeline
 from pipeline.report import CACHED, EXECUTED, FAILED
@@ -280,7 +281,7 @@ def run(
   absl_logger.addHandler(progress)
   # The Estimator logs its loss and pace at INFO: into the run's log, and
   # through `training` onto the console.
-  tf_logger = logging.getLogger('tensorflow')
+  tf_logger = tensorflow_logs_once()
   tf_logger.setLevel(logging.INFO)
   if training:
     tf_logger.addHandler(training)

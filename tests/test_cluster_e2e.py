@@ -133,6 +133,8 @@ def test_local_cluster_keeps_each_replica_log_and_one_model(local_cluster):
   logs = sorted(p.name for p in (run_dir / 'replicas').glob('*.log'))
   assert logs == ['chief-0.log', 'ps-0.log', 'worker-0.log']
   assert 'loss = ' in (run_dir / 'replicas' / 'worker-0.log').read_text()
+  chief_log = (run_dir / 'replicas' / 'chief-0.log').read_text()
+  assert len(re.findall(r'loss = [0-9.]+, step = 0\b', chief_log)) == 1  # each TF line once
   # The chief's progress reaches the console through the launcher.
   assert re.search(r'^    step \d+/\d+ \(\d+%\)  loss \d', local_cluster[0].stdout, re.M)
   model = pathlib.Path(summary['training']['model'])
