@@ -19,19 +19,44 @@ TINY_ROWS = 400
 # The slowest files, slowest first (measured): pytest-xdist hands files to
 # workers in collection order, and a long file handed out last runs alone.
 SLOWEST_FILES = (
-  'test_cluster_e2e.py',
-  'test_retrain_e2e.py',
   'test_e2e.py',
+  'test_retrain_e2e.py',
+  'test_cluster_e2e.py',
   'test_bench.py',
   'test_init_e2e.py',
-  'test_beam_e2e.py',
   'test_model.py',
+  'test_beam_e2e.py',
+  'test_smoke_check.py',
 )
 
 
 def pytest_collection_modifyitems(items):
   rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
   items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
+
+
+def pytest_xdist_make_scheduler(config, log):
+  """`--dist loadfile`, handing a worker its next file only once it runs the
+  last test of its current one (see `_LastTestAhead`)."""
+  if config.getoption('dist') != 'loadfile':
+    return None
+  from xdist.scheduler import LoadFileScheduling
+
+  class _LastTestAhead(LoadFileScheduling):
+    """xdist queues a worker's next file when two of its tests are left: a
+    worker then took a long file behind two long tests of its own while
+    another worker was about to run dry. A worker runs a test only once it
+    knows the next one, so one left is the least that keeps it busy."""
+
+    def _reschedule(self, node):
+      if node.shutting_down:
+        return
+      if not self.workqueue:
+        node.shutdown()
+      elif self._pending_of(self.assigned_work[node]) <= 1:
+        self._assign_work_unit(node)
+
+  return _LastTestAhead(config, log)
 
 
 def taxi_module_args(**hparams) -> dict:
