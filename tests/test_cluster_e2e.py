@@ -21,7 +21,7 @@ from tests.conftest import latest_summary, pipeline_command, run_pipeline, sampl
 
 pytestmark = pytest.mark.e2e
 SAMPLE_ROWS = 3000
-STEPS = 3000  # long enough that the worker (started 5 s after the chief) trains too
+STEPS = 2000  # long enough that the worker (started 5 s after the chief) trains too
 CLUSTER = ('trainer.cluster=local', 'trainer.workers=1', 'trainer.parameter_servers=1')
 
 
