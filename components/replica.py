@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from components import contract
+from components.logs import tensorflow_logs_once
 
 # The FnArgs fields a replica needs; the rest (e.g. data_accessor) are not
 # used by Estimator trainer functions and cannot cross a process boundary.
@@ -95,8 +96,6 @@ def train(spec: ReplicaSpec) -> dict:
   """Runs `train_and_evaluate` for this process's role (from TF_CONFIG); returns
   the training spec."""
   from tensorflow import estimator as tf_estimator
-
-  from components.logs import tensorflow_logs_once
 
   tensorflow_logs_once()
   training = build_training(spec, data_shard(json.loads(os.environ.get('TF_CONFIG') or '{}')))
