@@ -54,17 +54,17 @@ def eval_config(
   if gate_metric not in gate_metrics(task.type):
     raise ValueError(f'{gate_metric!r} cannot gate a {task.type} model')
   gate = _threshold(TASK_METRICS[task.type][gate_metric], threshold, max_change)
-  metrics = [
-    tfma.MetricConfig(
-      class_name=metric.class_name,
-      per_slice_thresholds=[
-        tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=gate)
-      ]
-      if name == gate_metric
-      else [],
+  metrics = {}  # (class, module) -> config: one class may give several metrics
+  for name, metric in TASK_METRICS[task.type].items():
+    config = metrics.setdefault(
+      (metric.class_name, metric.module),
+      tfma.MetricConfig(class_name=metric.class_name, module=metric.module),
     )
-    for name, metric in TASK_METRICS[task.type].items()
-  ]
+    if name == gate_metric:
+      config.per_slice_thresholds.append(
+        tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=gate)
+      )
+  metrics = list(metrics.values())
   specs = []
   if task.type == 'binary':
     metrics.append(tfma.MetricConfig(class_name='CalibrationPlot'))

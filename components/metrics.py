@@ -13,6 +13,11 @@ class Metric:
   # True: higher is better; False: lower is better; None: neither (a count, a ratio).
   higher_is_better: bool | None = None
   gate: bool = False  # may gate blessing (`evaluator.metric`)
+  module: str = ''  # where `class_name` is defined, when not in TFMA
+
+
+# Four binary metrics from one computation over the AUC's histogram (see there).
+_FROM_HISTOGRAM = 'HistogramBinaryMetrics', 'components.histogram_metrics'
 
 
 # Summary name -> metric, per task type. The first gateable one is the default gate.
@@ -20,10 +25,10 @@ TASK_METRICS = {
   'binary': {
     'auc': Metric('AUC', 'auc', True, gate=True),
     'log_loss': Metric('BinaryCrossEntropy', 'binary_crossentropy', False, gate=True),
-    'accuracy': Metric('BinaryAccuracy', 'binary_accuracy', True),
-    'precision': Metric('Precision', 'precision', True),
-    'recall': Metric('Recall', 'recall', True),
-    'calibration': Metric('Calibration', 'calibration'),
+    'accuracy': Metric(_FROM_HISTOGRAM[0], 'binary_accuracy', True, module=_FROM_HISTOGRAM[1]),
+    'precision': Metric(_FROM_HISTOGRAM[0], 'precision', True, module=_FROM_HISTOGRAM[1]),
+    'recall': Metric(_FROM_HISTOGRAM[0], 'recall', True, module=_FROM_HISTOGRAM[1]),
+    'calibration': Metric(_FROM_HISTOGRAM[0], 'calibration', module=_FROM_HISTOGRAM[1]),
     'example_count': Metric('ExampleCount', 'example_count'),
   },
   'multiclass': {

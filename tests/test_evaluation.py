@@ -76,7 +76,9 @@ def test_multiclass_gets_per_class_metrics_and_a_confusion_matrix():
   assert list(per_class.binarize.class_ids.values) == [0, 1, 2]
   assert {m.class_name for m in per_class.metrics} == {'Precision', 'Recall'}
   # No binary metric flattens the classes one-vs-rest in the main spec.
-  assert not {'AUC', 'BinaryAccuracy', 'Calibration'} & {m.class_name for m in main.metrics}
+  assert not {'AUC', 'BinaryAccuracy', 'Calibration', 'HistogramBinaryMetrics'} & {
+    m.class_name for m in main.metrics
+  }
 
 
 def test_regression_has_no_binary_metrics():
@@ -85,7 +87,10 @@ def test_regression_has_no_binary_metrics():
     m.class_name
     for m in eval_config(RegressionTask(label='y'), 'rmse', 10, 0, []).metrics_specs[0].metrics
   }
-  assert not {'AUC', 'Calibration', 'CalibrationPlot', 'BinaryAccuracy'} & reported
+  assert (
+    not {'AUC', 'Calibration', 'CalibrationPlot', 'BinaryAccuracy', 'HistogramBinaryMetrics'}
+    & reported
+  )
 
 
 @pytest.mark.parametrize('task_type', ['binary', 'multiclass', 'regression'])
@@ -99,3 +104,17 @@ def test_a_metric_of_another_task_cannot_gate(task_type):
   for metric in others:
     with pytest.raises(ValueError, match='cannot gate'):
       eval_config(task, metric, 0.5, 0, [])
+
+
+@pytest.mark.parametrize('task_type', ['binary', 'multiclass', 'regression'])
+def test_a_gate_metric_has_a_tfma_metric_of_its_own(task_type):
+  # A threshold on a metric config applies to every metric that config computes.
+  metrics = TASK_METRICS[task_type]
+  for name in gate_metrics(task_type):
+    gate = metrics[name]
+    sharing = [
+      other
+      for other, m in metrics.items()
+      if (m.class_name, m.module) == (gate.class_name, gate.module) and other != name
+    ]
+    assert not sharing, f'{name} shares its TFMA metric with {sharing}'
