@@ -16,19 +16,20 @@ class Metric:
   module: str = ''  # where `class_name` is defined, when not in TFMA
 
 
-# Four binary metrics from one computation over the AUC's histogram (see there).
-_FROM_HISTOGRAM = 'HistogramBinaryMetrics', 'components.histogram_metrics'
+# Ours where TFMA's own fall short (components.binary_metrics says how).
+_OURS = 'components.binary_metrics'
 
 
 # Summary name -> metric, per task type. The first gateable one is the default gate.
 TASK_METRICS = {
   'binary': {
     'auc': Metric('AUC', 'auc', True, gate=True),
-    'log_loss': Metric('BinaryCrossEntropy', 'binary_crossentropy', False, gate=True),
-    'accuracy': Metric(_FROM_HISTOGRAM[0], 'binary_accuracy', True, module=_FROM_HISTOGRAM[1]),
-    'precision': Metric(_FROM_HISTOGRAM[0], 'precision', True, module=_FROM_HISTOGRAM[1]),
-    'recall': Metric(_FROM_HISTOGRAM[0], 'recall', True, module=_FROM_HISTOGRAM[1]),
-    'calibration': Metric(_FROM_HISTOGRAM[0], 'calibration', module=_FROM_HISTOGRAM[1]),
+    'log_loss': Metric('BinaryLogLoss', 'binary_crossentropy', False, gate=True, module=_OURS),
+    # Four metrics of one class: one computation over the AUC's histogram.
+    'accuracy': Metric('HistogramBinaryMetrics', 'binary_accuracy', True, module=_OURS),
+    'precision': Metric('HistogramBinaryMetrics', 'precision', True, module=_OURS),
+    'recall': Metric('HistogramBinaryMetrics', 'recall', True, module=_OURS),
+    'calibration': Metric('HistogramBinaryMetrics', 'calibration', module=_OURS),
     'example_count': Metric('ExampleCount', 'example_count'),
   },
   'multiclass': {

@@ -23,7 +23,7 @@ def _gate(config):
   'task, metric, class_name, higher, key',
   [
     (BinaryTask(label='y'), 'auc', 'AUC', True, 'logistic'),
-    (BinaryTask(label='y'), 'log_loss', 'BinaryCrossEntropy', False, 'logistic'),
+    (BinaryTask(label='y'), 'log_loss', 'BinaryLogLoss', False, 'logistic'),
     (
       MulticlassTask(label='y', classes=('a', 'b', 'c')),
       'accuracy',
