@@ -4,6 +4,8 @@ The baseline is resolved at execution time from the push destination, for the
 same reasons as the Trainer's warm start (see `components.training`).
 """
 
+import os
+
 import tensorflow_model_analysis as tfma
 from absl import logging
 from google.protobuf import wrappers_pb2
@@ -13,15 +15,18 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
-from tfx.utils import json_utils
+from tfx.utils import json_utils, path_utils
 
-from components import serving
+from components import serving, smoke_check
 from components.contract import Task
 from components.metrics import PER_CLASS_METRICS, TASK_METRICS, Metric, gate_metrics
 
 BASELINE_PUSH_DIR_KEY = 'baseline_push_dir'
 # The blessing's record of the serving version the candidate was compared with.
 BASELINE_VERSION_KEY = 'baseline_version'
+# The blessing's record of the smoke check (components.smoke_check): '' when
+# the serving model loaded and predicted finite values, else what was wrong.
+SERVING_CHECK_KEY = 'serving_check'
 
 
 def _threshold(metric: Metric, bound: float, max_change: float) -> tfma.MetricThreshold:
@@ -93,10 +98,35 @@ class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):
   """TFX's Evaluator executor, comparing against the version now serving.
 
   The blessing records that version (`baseline_version`, 0 for none), so the
-  Pusher can refuse to push if another version serves by then.
+  Pusher can refuse to push if another version serves by then. It also
+  records the smoke check of the candidate's serving model (`serving_check`),
+  which runs in a fresh process beside TFMA: its start-up (importing
+  TensorFlow, about 3.5 s) then overlaps the evaluation, where in the Pusher
+  it stood alone on the critical path.
   """
 
   def Do(self, input_dict, output_dict, exec_properties):
+    model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+    examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
+    check = smoke_check.Check(
+      path_utils.serving_model_path(model.uri),
+      os.path.join(artifact_utils.get_split_uri([examples], 'eval'), '*'),
+    )
+    try:
+      result = self._evaluate(input_dict, output_dict, exec_properties)
+    except BaseException:
+      check.kill()
+      raise
+    problem = check.outcome()
+    blessing = artifact_utils.get_single_instance(
+      output_dict[standard_component_specs.BLESSING_KEY]
+    )
+    blessing.set_string_custom_property(SERVING_CHECK_KEY, problem or '')
+    if problem:
+      logging.warning('The serving model fails its smoke check: %s.', problem)
+    return result
+
+  def _evaluate(self, input_dict, output_dict, exec_properties):
     push_dir = exec_properties.get(BASELINE_PUSH_DIR_KEY)
     current = serving.latest(push_dir) if push_dir else None
     baseline_uri = current.baseline_model_uri if current else None

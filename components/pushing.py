@@ -6,8 +6,6 @@ TFX's Pusher pushes unblessed models when no blessing is wired and copies into
 in one second collide. This executor uses `components.serving.push` instead.
 """
 
-import os
-
 from absl import logging
 from tfx import types
 from tfx.components import Pusher
@@ -15,23 +13,21 @@ from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ChannelParameter
 from tfx.utils import json_utils, path_utils, proto_utils
 
-from components import serving, smoke_check
-from components.evaluation import BASELINE_VERSION_KEY
+from components import serving
+from components.evaluation import BASELINE_VERSION_KEY, SERVING_CHECK_KEY
 from components.training import ARCHITECTURE_KEY
 
 # Why a blessed model was not pushed, on the PushedModel artifact.
 NOT_PUSHED_KEY = 'not_pushed_reason'
-# Raw examples the candidate must predict on before it is pushed.
-EXAMPLES_KEY = 'examples'
 
 
 class AtomicPusherExecutor(pusher_executor.Executor):
   """Pushes the Model to the filesystem destination if, and only if, it is blessed,
-  predicts finite values on raw eval examples in a fresh process, and the
-  version it was compared with still serves."""
+  passed the smoke check the blessing records (it predicts finite values on
+  raw eval examples in a fresh process), and the version it was compared
+  with still serves."""
 
   def Do(self, input_dict, output_dict, exec_properties):
     model_push = artifact_utils.get_single_instance(
@@ -68,17 +64,15 @@ class AtomicPusherExecutor(pusher_executor.Executor):
       self._MarkNotPushed(model_push)
       model_push.set_string_custom_property(NOT_PUSHED_KEY, reason)
       return
-    examples = input_dict.get(EXAMPLES_KEY)
-    if examples:
-      eval_files = os.path.join(artifact_utils.get_split_uri(examples, 'eval'), '*')
-      problem = smoke_check.run_in_fresh_process(
-        path_utils.serving_model_path(model.uri), eval_files
-      )
-      if problem:
-        logging.warning('Not pushed: %s.', problem)
-        self._MarkNotPushed(model_push)
-        model_push.set_string_custom_property(NOT_PUSHED_KEY, problem)
-        return
+    if not blessing.has_custom_property(SERVING_CHECK_KEY):
+      problem = 'the blessing records no smoke check of the serving model'
+    else:
+      problem = blessing.get_string_custom_property(SERVING_CHECK_KEY)
+    if problem:
+      logging.warning('Not pushed: %s.', problem)
+      self._MarkNotPushed(model_push)
+      model_push.set_string_custom_property(NOT_PUSHED_KEY, problem)
+      return
     try:
       pushed = self._push(model, blessing, destination, custom_config, expected)
     except serving.StaleBaselineError as e:
@@ -105,24 +99,15 @@ class AtomicPusherExecutor(pusher_executor.Executor):
     )
 
 
-class _CheckedPusherSpec(standard_component_specs.PusherSpec):
-  INPUTS = {
-    **standard_component_specs.PusherSpec.INPUTS,
-    EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
-  }
-
-
 class CheckedPusher(Pusher):
-  """TFX's Pusher with AtomicPusherExecutor and the raw examples of its smoke check."""
+  """TFX's Pusher with AtomicPusherExecutor."""
 
-  SPEC_CLASS = _CheckedPusherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPusherExecutor)
 
-  def __init__(self, model, model_blessing, examples, push_dir: str, custom_config: dict):
-    spec = _CheckedPusherSpec(
+  def __init__(self, model, model_blessing, push_dir: str, custom_config: dict):
+    spec = standard_component_specs.PusherSpec(
       model=model,
       model_blessing=model_blessing,
-      examples=examples,
       push_destination=pusher_pb2.PushDestination(
         filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=push_dir)
       ),

@@ -12,6 +12,7 @@ neither.
 import argparse
 import subprocess
 import sys
+import tempfile
 
 SAMPLE = 64
 TIMEOUT_S = 300
@@ -49,22 +50,46 @@ def check(model_dir: str, examples_glob: str, count: int = SAMPLE) -> int:
   return len(batch)
 
 
+class Check:
+  """`check` running in a new Python process."""
+
+  def __init__(self, model_dir: str, examples_glob: str):
+    # A file, not a pipe: nobody reads while the caller works, and a full
+    # pipe would stall the check.
+    self._stderr = tempfile.TemporaryFile(mode='w+')  # noqa: SIM115 (closed by outcome or kill)
+    self._process = subprocess.Popen(
+      [sys.executable, '-m', 'components.smoke_check', model_dir, examples_glob],
+      stdout=subprocess.DEVNULL,
+      stderr=self._stderr,
+    )
+
+  def outcome(self) -> str | None:
+    """Waits for the check; returns what is wrong with the model, or None."""
+    try:
+      returncode = self._process.wait(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+      self.kill()
+      return f'the smoke check took more than {TIMEOUT_S} s'
+    self._stderr.seek(0)
+    prefix = 'smoke check failed: '
+    lines = [line for line in self._stderr.read().splitlines() if line.startswith(prefix)]
+    self._stderr.close()
+    if returncode == 0:
+      return None
+    return (
+      lines[-1].removeprefix(prefix) if lines else f'the smoke check exited with code {returncode}'
+    )
+
+  def kill(self) -> None:
+    """Stops the check, whose outcome nobody will ask for."""
+    self._process.kill()
+    self._process.wait()
+    self._stderr.close()
+
+
 def run_in_fresh_process(model_dir: str, examples_glob: str) -> str | None:
   """Runs `check` in a new Python process; returns what is wrong, or None."""
-  result = subprocess.run(
-    [sys.executable, '-m', 'components.smoke_check', model_dir, examples_glob],
-    capture_output=True,
-    text=True,
-    timeout=TIMEOUT_S,
-  )
-  if result.returncode == 0:
-    return None
-  lines = [line for line in result.stderr.splitlines() if line.startswith('smoke check failed: ')]
-  return (
-    lines[-1].removeprefix('smoke check failed: ')
-    if lines
-    else (f'the smoke check exited with code {result.returncode}')
-  )
+  return Check(model_dir, examples_glob).outcome()
 
 
 def main(argv=None) -> int:

@@ -89,7 +89,8 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
       )
     ),
   )
-  # Blesses the model only if good enough and not worse than the one serving.
+  # Blesses the model only if good enough and not worse than the one serving;
+  # smoke-checks its serving model meanwhile, in a fresh process.
   evaluator = ServingBaselineEvaluator(
     examples=example_gen.outputs['examples'],
     model=trainer.outputs['model'],
@@ -102,12 +103,11 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
     ),
     baseline_push_dir=push_dir,
   ).with_id('Evaluator')
-  # Publishes a blessed model that predicts on raw examples, atomically, if the
+  # Publishes a blessed model that passed the smoke check, atomically, if the
   # model it was compared with still serves.
   pusher = CheckedPusher(
     model=trainer.outputs['model'],
     model_blessing=evaluator.outputs['blessing'],
-    examples=example_gen.outputs['examples'],
     push_dir=push_dir,
     custom_config={ARCHITECTURE_KEY: model_architecture},
   ).with_id('Pusher')

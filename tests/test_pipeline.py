@@ -91,5 +91,5 @@ def test_eval_config_gates_on_the_configured_metric(tmp_path):
     for c in _pipeline(tmp_path, 'evaluator.metric=log_loss', 'evaluator.threshold=0.4').components
   }
   text = components['Evaluator'].exec_properties['eval_config']
-  assert 'BinaryCrossEntropy' in text and '"upper_bound"' in text
+  assert 'BinaryLogLoss' in text and '"upper_bound"' in text
   assert '"prediction_key": "logistic"' in text

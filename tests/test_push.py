@@ -147,3 +147,60 @@ def test_push_is_a_compare_and_swap_on_the_serving_version(tmp_path):
     serving.push(model, eval_model, push_dir, {}, expected_serving=0)
   assert serving.versions(push_dir) == [first.version, second.version]
   assert not [n for n in os.listdir(push_dir) if n.startswith('.incoming')]
+
+
+def _pusher_inputs(tmp_path, serving_check):
+  from tfx.types import standard_artifacts
+
+  from components.evaluation import BASELINE_VERSION_KEY, SERVING_CHECK_KEY
+
+  model = standard_artifacts.Model()
+  model.uri = str(tmp_path / 'model')
+  serving_model, eval_model = _model(tmp_path)
+  os.makedirs(model.uri)
+  os.rename(serving_model, os.path.join(model.uri, 'Format-Serving'))
+  os.rename(eval_model, os.path.join(model.uri, 'Format-TFMA'))
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = str(tmp_path / 'blessing')
+  blessing.set_int_custom_property('blessed', 1)
+  blessing.set_int_custom_property(BASELINE_VERSION_KEY, 0)
+  if serving_check is not None:
+    blessing.set_string_custom_property(SERVING_CHECK_KEY, serving_check)
+  pushed = standard_artifacts.PushedModel()
+  pushed.uri = str(tmp_path / 'pushed')
+  return {'model': [model], 'model_blessing': [blessing]}, {'pushed_model': [pushed]}
+
+
+@pytest.mark.parametrize(
+  'serving_check, reason',
+  [
+    ('the model predicts NaN or infinity', 'the model predicts NaN or infinity'),
+    (None, 'the blessing records no smoke check of the serving model'),
+  ],
+)
+def test_the_pusher_pushes_only_after_a_passed_smoke_check(tmp_path, serving_check, reason):
+  from tfx.proto import pusher_pb2
+  from tfx.utils import json_utils, proto_utils
+
+  from components.pushing import NOT_PUSHED_KEY, AtomicPusherExecutor
+
+  push_dir = str(tmp_path / 'serving')
+  destination = pusher_pb2.PushDestination(
+    filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=push_dir)
+  )
+  properties = {
+    'push_destination': proto_utils.proto_to_json(destination),
+    'custom_config': json_utils.dumps({}),
+  }
+  inputs, outputs = _pusher_inputs(tmp_path / 'refused', serving_check)
+  AtomicPusherExecutor().Do(inputs, outputs, properties)
+  (pushed,) = outputs['pushed_model']
+  assert pushed.get_int_custom_property('pushed') == 0
+  assert pushed.get_string_custom_property(NOT_PUSHED_KEY) == reason
+  assert serving.latest(push_dir) is None
+
+  inputs, outputs = _pusher_inputs(tmp_path / 'passed', '')
+  AtomicPusherExecutor().Do(inputs, outputs, properties)
+  (pushed,) = outputs['pushed_model']
+  assert pushed.get_int_custom_property('pushed') == 1
+  assert serving.latest(push_dir).record['model_uri'] == inputs['model'][0].uri
