@@ -25,12 +25,12 @@ TASK_METRICS = {
   'binary': {
     'auc': Metric('AUC', 'auc', True, gate=True),
     'log_loss': Metric('BinaryLogLoss', 'binary_crossentropy', False, gate=True, module=_OURS),
-    # Four metrics of one class: one computation over the AUC's histogram.
+    # Five metrics of one class: one computation over the AUC's histogram.
     'accuracy': Metric('HistogramBinaryMetrics', 'binary_accuracy', True, module=_OURS),
     'precision': Metric('HistogramBinaryMetrics', 'precision', True, module=_OURS),
     'recall': Metric('HistogramBinaryMetrics', 'recall', True, module=_OURS),
     'calibration': Metric('HistogramBinaryMetrics', 'calibration', module=_OURS),
-    'example_count': Metric('ExampleCount', 'example_count'),
+    'example_count': Metric('HistogramBinaryMetrics', 'example_count', module=_OURS),
   },
   'multiclass': {
     # Real multi-class accuracy and log loss on the predicted distribution,
