@@ -27,6 +27,7 @@ SLOWEST_FILES = (
   'test_model.py',
   'test_beam_e2e.py',
   'test_smoke_check.py',
+  'test_binary_metrics.py',
 )
 
 
