@@ -101,7 +101,7 @@ class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):
   Pusher can refuse to push if another version serves by then. It also
   records the smoke check of the candidate's serving model (`serving_check`),
   which runs in a fresh process beside TFMA: its start-up (importing
-  TensorFlow, about 3.5 s) then overlaps the evaluation, where in the Pusher
+  TensorFlow, about 3.4 s) then overlaps the evaluation, where in the Pusher
   it stood alone on the critical path.
   """
 

@@ -15,7 +15,7 @@ from components.binary_metrics import LOG_LOSS, NAMES, BinaryLogLoss
 from components.contract import BinaryTask
 from components.evaluation import eval_config
 
-OURS = 'components.binary_metrics'
+OURS = BinaryLogLoss.__module__  # where TFMA finds our metric classes
 STOCK = ['Precision', 'Recall', 'BinaryAccuracy', 'Calibration', 'ExampleCount']
 CITIES = (b'a', b'b', b'c')
 
