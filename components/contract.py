@@ -129,6 +129,52 @@ class ModuleArgs(Frozen):
     return self.copy(update={'hparams': hparams})
 
 
+class Resources(Frozen):
+  """A pod's CPU (cores) and memory (GB of 10^9 bytes): what it asks for and its cap."""
+
+  cpu: float = pydantic.Field(1.0, gt=0)
+  memory_gb: float = pydantic.Field(4.0, gt=0)
+  cpu_limit: float = pydantic.Field(2.0, gt=0)
+  memory_limit_gb: float = pydantic.Field(4.0, gt=0)
+
+  @pydantic.root_validator(skip_on_failure=True)
+  def _limits_cover_requests(cls, values):
+    for request, limit in (('cpu', 'cpu_limit'), ('memory_gb', 'memory_limit_gb')):
+      if values[limit] < values[request]:
+        raise ValueError(f'{limit} ({values[limit]:g}) is below {request} ({values[request]:g})')
+    return values
+
+  def kubernetes(self) -> dict:
+    """As a container's `resources` in a Kubernetes manifest."""
+    return {
+      'requests': {'cpu': f'{self.cpu:g}', 'memory': f'{self.memory_gb:g}G'},
+      'limits': {'cpu': f'{self.cpu_limit:g}', 'memory': f'{self.memory_limit_gb:g}G'},
+    }
+
+
+class PartialOverrides(Frozen):
+  """A model whose fields, given in part, keep their defaults' other values: setting
+  `trainer.cpu` keeps the Trainer's own memory, not the base model's."""
+
+  @pydantic.root_validator(pre=True)
+  def _over_defaults(cls, values):
+    merged = dict(values)
+    for name, value in values.items():
+      field = cls.__fields__.get(name)
+      if isinstance(value, dict) and field is not None and isinstance(field.default, Frozen):
+        merged[name] = {**field.default.dict(), **value}
+    return merged
+
+
+class ReplicaResources(PartialOverrides):
+  """Resources of each kind of TFJob replica."""
+
+  chief: Resources = Resources(cpu=2, memory_gb=4, cpu_limit=2, memory_limit_gb=4)
+  worker: Resources = Resources(cpu=2, memory_gb=4, cpu_limit=2, memory_limit_gb=4)
+  ps: Resources = Resources(cpu=1, memory_gb=2, cpu_limit=1, memory_limit_gb=2)
+  evaluator: Resources = Resources(cpu=1, memory_gb=4, cpu_limit=2, memory_limit_gb=4)
+
+
 class ClusterSpec(Frozen):
   """Where the Trainer's replicas run."""
 
@@ -144,9 +190,11 @@ class ClusterSpec(Frozen):
   # kubeflow: storage every replica reaches, the pipeline image, and the PVC.
   shared_dir: str = ''
   image: str = ''
+  # Empty: the namespace of the pod the Trainer runs in.
   namespace: str = ''
   pvc: str = ''
   mount_path: str = ''
+  resources: ReplicaResources = ReplicaResources()
 
 
 class TrainerPayload(Frozen):

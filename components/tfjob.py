@@ -19,6 +19,7 @@ from components.cluster import (
   raise_on_sigterm,
   replica_command,
 )
+from components.contract import ReplicaResources
 
 _LOG = logging.getLogger(__name__)
 
@@ -41,6 +42,21 @@ def job_name(run_dir: str) -> str:
   return f'{prefix}-{digest}'
 
 
+# Where Kubernetes tells a pod its own namespace.
+POD_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace'
+
+
+def pod_namespace(path: str = POD_NAMESPACE_FILE) -> str:
+  """The namespace this pod runs in (a multi-user install's profile namespace)."""
+  try:
+    with open(path) as f:
+      return f.read().strip()
+  except OSError:
+    raise TrainingError(
+      f'kubeflow.namespace is empty and this pod has no {path}: set kubeflow.namespace'
+    ) from None
+
+
 def tfjob_manifest(
   name: str,
   *,
@@ -52,6 +68,7 @@ def tfjob_manifest(
   mount_path: str = '',
   max_restarts: int = DEFAULT_MAX_RESTARTS,
   timeout_s: float = 0,
+  resources: ReplicaResources | None = None,
 ) -> dict:
   """A `kubeflow.org/v1` TFJob running every replica of one Trainer execution.
 
@@ -60,15 +77,7 @@ def tfjob_manifest(
   most `max_restarts` times in total. `pvc`, if given, is mounted at
   `mount_path` in every pod (the model directory is then under it).
   """
-  container = {
-    'name': 'tensorflow',  # the name the training operator looks for
-    'image': image,
-    'command': replica_command('python', '--spec-json', spec_json),
-  }
-  pod_spec: dict = {'containers': [container]}
-  if pvc:
-    container['volumeMounts'] = [{'name': SHARED_VOLUME, 'mountPath': mount_path}]
-    pod_spec['volumes'] = [{'name': SHARED_VOLUME, 'persistentVolumeClaim': {'claimName': pvc}}]
+  resources = resources or ReplicaResources()
   counts: dict[str, int] = {}
   for task_type, _ in topology.tasks():
     counts[task_type] = counts.get(task_type, 0) + 1
@@ -76,7 +85,11 @@ def tfjob_manifest(
     _REPLICA_TYPES[task_type]: {
       'replicas': count,
       'restartPolicy': 'Never' if task_type == 'chief' else 'OnFailure',
-      'template': {'spec': pod_spec},
+      'template': {
+        'spec': _pod_spec(
+          image, spec_json, pvc, mount_path, getattr(resources, task_type).kubernetes()
+        )
+      },
     }
     for task_type, count in counts.items()
   }
@@ -93,6 +106,29 @@ def tfjob_manifest(
     },
     'spec': {'runPolicy': run_policy, 'tfReplicaSpecs': replica_specs},
   }
+
+
+def _pod_spec(image: str, spec_json: str, pvc: str, mount_path: str, resources: dict) -> dict:
+  container = {
+    'name': 'tensorflow',  # the name the training operator looks for
+    'image': image,
+    'command': replica_command('python', '--spec-json', spec_json),
+    'resources': resources,
+  }
+  pod_spec: dict = {'containers': [container]}
+  if pvc:
+    container['volumeMounts'] = [{'name': SHARED_VOLUME, 'mountPath': mount_path}]
+    pod_spec['volumes'] = [{'name': SHARED_VOLUME, 'persistentVolumeClaim': {'claimName': pvc}}]
+  return pod_spec
+
+
+# What the Trainer does with the Kubernetes API: `pipeline manifests` grants
+# exactly this to the pipeline's service account.
+API_RULES = (
+  {'apiGroups': [TFJOB_GROUP], 'resources': [TFJOB_PLURAL], 'verbs': ['create', 'delete', 'get']},
+  {'apiGroups': [''], 'resources': ['pods'], 'verbs': ['list']},
+  {'apiGroups': [''], 'resources': ['pods/log'], 'verbs': ['get']},
+)
 
 
 class TFJobRunner:

@@ -133,7 +133,7 @@ def run_cluster(mode: str, cluster: contract.ClusterSpec, spec: replica.ReplicaS
     return
   manifest = tfjob.tfjob_manifest(
     tfjob.job_name(run_dir),
-    namespace=cluster.namespace,
+    namespace=cluster.namespace or tfjob.pod_namespace(),
     image=cluster.image,
     spec_json=spec.to_json(),
     topology=topology,
@@ -141,6 +141,7 @@ def run_cluster(mode: str, cluster: contract.ClusterSpec, spec: replica.ReplicaS
     mount_path=cluster.mount_path,
     max_restarts=max_restarts,
     timeout_s=timeout_s,
+    resources=cluster.resources,
   )
   tfjob.TFJobRunner(manifest).run()
 

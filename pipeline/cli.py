@@ -85,6 +85,7 @@ def _parser():
     ('image', 'build the pipeline image (locked versions and your module)'),
     ('compile', 'write the pipeline for Kubeflow Pipelines'),
     ('submit', 'upload to Kubeflow Pipelines and start a (recurring) run'),
+    ('manifests', 'write the Kubernetes objects the pipeline needs (PVC, RBAC)'),
   ):
     command = commands.add_parser(
       name,
@@ -152,6 +153,12 @@ def _parser():
         '--output',
         type=pathlib.Path,
         help='the YAML file (default: <output_root>/kubeflow/pipeline-v1.yaml or -v2.yaml)',
+      )
+    if name == 'manifests':
+      command.add_argument(
+        '--output',
+        type=pathlib.Path,
+        help='the YAML file (default: <output_root>/kubeflow/cluster.yaml)',
       )
     if name == 'submit':
       command.add_argument(
@@ -456,6 +463,15 @@ def _compile(config, args) -> pathlib.Path:
   return output
 
 
+def _manifests(config, args):
+  from pipeline import manifests
+
+  output = manifests.write_manifests(
+    config, args.output or config.output_root / 'kubeflow' / 'cluster.yaml'
+  )
+  print(f'wrote {output}; apply it with: kubectl apply -f {output}')
+
+
 def _submit(config, args):
   host = kubeflow.kfp_host(config, args.host)
   if args.target == 'kubeflow-v2':  # before compiling: a missing root is a usage error
@@ -557,10 +573,14 @@ def main(argv=None) -> int:
       except (ValueError, OSError) as e:
         print(f'error: {error_text(e)}', file=err)
         return EXIT_USAGE if isinstance(e, ValueError) else EXIT_FAILED
-  if args.command in ('schema', 'compile', 'submit', 'image'):
-    command = {'schema': _schema, 'compile': _compile, 'submit': _submit, 'image': _image}[
-      args.command
-    ]
+  if args.command in ('schema', 'compile', 'submit', 'image', 'manifests'):
+    command = {
+      'schema': _schema,
+      'compile': _compile,
+      'submit': _submit,
+      'image': _image,
+      'manifests': _manifests,
+    }[args.command]
     log = config.output_root / 'kubeflow' / f'{args.command}.log'
     # TF's and TFX's start-up chatter goes to a log; our lines and errors to the console.
     quiet = args.command in ('compile', 'submit')

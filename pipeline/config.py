@@ -13,7 +13,17 @@ from typing import Any, Literal
 import pydantic
 import yaml
 
-from components.contract import ClusterSpec, DriftPolicy, Frozen, Task, TaskField, one_line
+from components.contract import (
+  ClusterSpec,
+  DriftPolicy,
+  Frozen,
+  PartialOverrides,
+  ReplicaResources,
+  Resources,
+  Task,
+  TaskField,
+  one_line,
+)
 from components.metrics import TASK_METRICS, gate_metrics
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -170,14 +180,43 @@ class Locations:
   drift_records: str
 
 
+class ComponentResources(PartialOverrides):
+  """Each Kubeflow task's pod resources; a component not named gets `default`."""
+
+  default: Resources = Resources()
+  CsvExampleGen: Resources | None = None
+  SchemaGen: Resources | None = None
+  StatisticsGen: Resources | None = None
+  ExampleValidator: Resources | None = None
+  Transform: Resources | None = Resources(cpu=2, memory_gb=8, cpu_limit=2, memory_limit_gb=8)
+  Trainer: Resources | None = Resources(cpu=2, memory_gb=8, cpu_limit=2, memory_limit_gb=8)
+  Evaluator: Resources | None = Resources(cpu=2, memory_gb=8, cpu_limit=2, memory_limit_gb=8)
+  Pusher: Resources | None = None
+
+  def of(self, component_id: str) -> Resources:
+    return getattr(self, component_id, None) or self.default
+
+
 class KubeflowConfig(Frozen):
   # The pipeline image (see Dockerfile): Kubeflow components and TFJob replicas run it.
   image: str = pydantic.Field('estimator-pipeline:latest', min_length=1)
-  namespace: str = pydantic.Field('kubeflow', min_length=1)
+  # Where the Trainer's TFJob runs; empty: the namespace of the pipeline's own
+  # pods (a multi-user install's profile namespace).
+  namespace: str = ''
+  # The service account the pipeline's pods run as (KFP's default; a profile
+  # namespace's is default-editor): `manifests` lets it manage the TFJob.
+  service_account: str = 'pipeline-runner'
   # A PersistentVolumeClaim mounted at mount_path in every pod (pipeline
   # components and TFJob replicas); empty if everything is on gs:// or s3://.
   pvc: str = 'pipeline-data'
   mount_path: str = '/mnt/shared'
+  # The PVC `manifests` writes: its size and storage class (empty: the
+  # cluster's default); ReadWriteMany, as pods on several nodes share it.
+  pvc_size: str = '20Gi'
+  storage_class: str = ''
+  # CPU and memory of each task's pod, and of each kind of TFJob replica.
+  resources: ComponentResources = ComponentResources()
+  replica_resources: ReplicaResources = ReplicaResources()
   # Locations as the pods see them; pipeline_root must be storage all pods
   # share. data_root and schema_file must be set to compile for Kubeflow.
   pipeline_root: str = '/mnt/shared/pipeline'
@@ -356,6 +395,7 @@ class Config(Frozen):
           'namespace': self.kubeflow.namespace,
           'pvc': self.kubeflow.pvc,
           'mount_path': self.kubeflow.mount_path,
+          'resources': self.kubeflow.replica_resources,
         }
       )
     return spec

@@ -7,6 +7,8 @@ because kfp 2.x clients conflict with tfx 1.15's pins.
 """
 
 import datetime
+import functools
+import hashlib
 import json
 import pathlib
 import urllib.error
@@ -15,9 +17,12 @@ import urllib.request
 import uuid
 
 from components.cluster import SHARED_VOLUME
+from pipeline import kfp_entrypoint
 from pipeline.config import Config
 
 TARGETS = ('kubeflow', 'kubeflow-v2')
+# The v2 tasks' container command: TFX's v2 entrypoint behind ours.
+ENTRYPOINT = ('python', '-m', 'pipeline.kfp_entrypoint')
 DEFAULT_FILES = {'kubeflow': 'pipeline-v1.yaml', 'kubeflow-v2': 'pipeline-v2.yaml'}
 
 
@@ -51,6 +56,7 @@ def compile_pipeline(config: Config, target: str, output: pathlib.Path) -> pathl
     from tfx.orchestration.kubeflow import kubeflow_dag_runner as v1
 
     operators = v1.get_default_pipeline_operator_funcs(use_gcp_sa=False)
+    operators.append(functools.partial(_v1_resources, config.kubeflow.resources))
     if config.kubeflow.pvc:
       operators.append(
         onprem.mount_pvc(config.kubeflow.pvc, SHARED_VOLUME, config.kubeflow.mount_path)
@@ -81,6 +87,25 @@ def compile_pipeline(config: Config, target: str, output: pathlib.Path) -> pathl
   return output
 
 
+def _v1_resources(resources, op):
+  """Sets a KFP v1 ContainerOp's CPU and memory (its human name is the component id)."""
+  chosen = resources.of(op.human_name)
+  op.container.set_cpu_request(f'{chosen.cpu:g}').set_cpu_limit(f'{chosen.cpu_limit:g}')
+  op.container.set_memory_request(f'{chosen.memory_gb:g}G')
+  op.container.set_memory_limit(f'{chosen.memory_limit_gb:g}G')
+
+
+def _v2_resources(resources) -> dict:
+  """A v2 container's resources in the numeric fields every KFP 2.x driver reads
+  (cores; memory in GB, which the driver writes as `<n>G`)."""
+  return {
+    'cpuRequest': resources.cpu,
+    'cpuLimit': resources.cpu_limit,
+    'memoryRequest': resources.memory_gb,
+    'memoryLimit': resources.memory_limit_gb,
+  }
+
+
 def _finish_v2_spec(spec_file: pathlib.Path, config: Config):
   """What the KFP 2.x backend needs beyond TFX's spec.
 
@@ -90,6 +115,9 @@ def _finish_v2_spec(spec_file: pathlib.Path, config: Config):
   - No pre-cache-check hook: TFX adds its stock ExampleGen driver as one,
     which KFP 2.x never runs, and which would hand the executor the newest
     span's pattern where it expects the span pattern itself.
+  - Every task runs our entrypoint (`pipeline.kfp_entrypoint`), TFX's own
+    fed what the backend really sends, told where the last decided run is
+    recorded and the spec's hash, so a run with no new data stops early.
   - The PVC is mounted in every task through a Kubernetes platform spec,
     the second YAML document, as the kfp-kubernetes package writes it;
     without it the serving directory would be each pod's own disk.
@@ -102,8 +130,24 @@ def _finish_v2_spec(spec_file: pathlib.Path, config: Config):
   header = ''.join(line for line in text.splitlines(keepends=True) if line.startswith('#'))
   spec = yaml.safe_load(text)
   spec['root']['dag']['tasks'][EXAMPLE_GEN_ID]['cachingOptions'] = {'enableCache': False}
-  for executor in spec['deploymentSpec']['executors'].values():
+  executors = spec['deploymentSpec']['executors'].values()
+  for executor in executors:
     executor['container'].pop('lifecycle', None)
+  spec_hash = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+  state = f'{config.kubeflow.pipeline_root.rstrip("/")}/kfp-state/{config.pipeline_name}.json'
+  for label, executor in spec['deploymentSpec']['executors'].items():
+    container = executor['container']
+    container['resources'] = _v2_resources(
+      config.kubeflow.resources.of(label.removesuffix('_executor'))
+    )
+    container['command'] = list(ENTRYPOINT)
+    container['args'] = [
+      *container['args'],
+      kfp_entrypoint.STATE_FLAG,
+      state,
+      kfp_entrypoint.SPEC_HASH_FLAG,
+      spec_hash,
+    ]
   documents = [spec]
   kf = config.kubeflow
   if kf.pvc:

@@ -90,17 +90,17 @@ def test_v2_spec_has_every_component_in_the_image_and_no_resolver(v2, expected_e
   for executor in executors.values():
     assert set(executor) == {'container'}  # no resolver or importer executors
     assert executor['container']['image'] == IMAGE
-    assert executor['container']['command'] == [
-      'python',
-      '-m',
-      'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor',
-    ]
+    # Ours, over TFX's v2 entrypoint (which fails on OSS KFP 2.x; tests/test_kfp_backend.py).
+    assert executor['container']['command'] == list(kubeflow.ENTRYPOINT)
+    args = executor['container']['args']
+    assert args[args.index('--kfp_state') + 1] == f'{ROOT}/kfp-state/taxi-estimator.json'
+    assert len(args[args.index('--kfp_spec_hash') + 1]) == 64
   assert 'resolver' not in json.dumps(v2).lower()
   assert v2['pipelineInfo']['name'] == 'taxi-estimator'
 
 
 # The KFP 2.x backend's upload and run rules (kubeflow/pipelines backend,
-# tags 2.0.0 to 2.17.0; see ../shared/DESIGN.md).
+# tags 2.0.0 to 2.17.0: v2_template.go, driver/, component/).
 _K8S_NAME = re.compile(r'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
 
 
@@ -152,6 +152,12 @@ def test_v2_spec_loads_with_the_kfp2_sdk(kfp2_python, config, tmp_path):
   assert loaded['schema_version'] == '2.1.0' and loaded['name'] == 'taxi-estimator'
   assert len(loaded['tasks']) == 8 and loaded['platform_spec']
   assert len(loaded['pvc_mounts']) == 8
+  assert loaded['resources']['Trainer_executor'] == {
+    'cpuRequest': 2.0,
+    'cpuLimit': 2.0,
+    'memoryRequest': 8.0,
+    'memoryLimit': 8.0,
+  }
   assert all(
     mounts == [['pipeline-data', '/mnt/shared']] for mounts in loaded['pvc_mounts'].values()
   )

@@ -19,6 +19,14 @@ def main(path: str) -> None:
     documents = [d for d in yaml.safe_load_all(f) if d]
   # ignore_unknown_fields=False: any field the backend's protojson would refuse fails here.
   spec = json_format.ParseDict(documents[0], pipeline_spec_pb2.PipelineSpec())
+  # The backend reads the executors (a Struct in PipelineSpec) as this message.
+  deployment = json_format.ParseDict(
+    documents[0]['deploymentSpec'], pipeline_spec_pb2.PipelineDeploymentConfig()
+  )
+  resources = {
+    label: json_format.MessageToDict(executor.container.resources)
+    for label, executor in deployment.executors.items()
+  }
   mounts = {}
   if len(documents) > 1:
     platform = json_format.ParseDict(documents[1], pipeline_spec_pb2.PlatformSpec())
@@ -37,6 +45,7 @@ def main(path: str) -> None:
         'tasks': sorted(spec.root.dag.tasks),
         'pvc_mounts': mounts,
         'platform_spec': bool(component.platform_spec.platforms),
+        'resources': resources,
       }
     )
   )
