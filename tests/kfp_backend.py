@@ -4,9 +4,10 @@ Written from kubeflow/pipelines `backend/src/v2` at tag 2.17.0:
 
 - `driver/driver.go` `provisionOutputs`: each output's URI is
   `<root>/<pipeline>/<run>/<task>/<uuid>/<output>`, its name the output
-  key; with the API server's `PUBLISH_LOGS` on, an `executor-logs` output
-  of schemaTitle `system.Artifact`; the executor output file under the
-  task root.
+  key; with the API server's `PUBLISH_LOGS` on (2.5+), an `executor-logs`
+  output of schemaTitle `system.Artifact`; the executor output file under
+  the task root. Before 2.17 (`--version 2.0`, read at tag 2.0.5): no
+  uuid, no name, and the output file at a fixed path on the pod's disk.
 - `driver/resolve.go` and `metadata/client.go`
   (`GetOutputArtifactsByExecutionId`, `OutputArtifact.ToRuntimeArtifact`):
   an upstream artifact arrives with the MLMD id as its name, its type
@@ -47,6 +48,9 @@ import uuid
 import yaml
 
 EXECUTOR_LOGS = 'executor-logs'
+POD_OUTPUT_FILE = '/tmp/kfp_outputs/output_metadata.json'
+# A pod of its own for that file: a private mount namespace binding the pod's folder there.
+_POD_DISK = 'mkdir -p /tmp/kfp_outputs && mount --bind "$0" /tmp/kfp_outputs && exec "$@"'
 
 
 class Store:
@@ -111,7 +115,9 @@ def _sha(payload) -> str:
 class Backend:
   """One pipeline spec (and its Kubernetes platform spec) run as KFP 2.x runs it."""
 
-  def __init__(self, spec_file: pathlib.Path, root: str, store: Store, publish_logs: bool):
+  def __init__(
+    self, spec_file: pathlib.Path, root: str, store: Store, publish_logs: bool, version: str
+  ):
     documents = list(yaml.safe_load_all(spec_file.read_text()))
     self.spec = documents[0]
     platform = documents[1] if len(documents) > 1 else {}
@@ -119,6 +125,7 @@ class Backend:
     self.root = root
     self.store = store
     self.publish_logs = publish_logs
+    self.version = version
     self.name = self.spec['pipelineInfo']['name']
 
   def _order(self) -> list[str]:
@@ -187,13 +194,21 @@ class Backend:
     definitions = dict(component.get('outputDefinitions', {}).get('artifacts', {}))
     if self.publish_logs:
       definitions[EXECUTOR_LOGS] = {'artifactType': {'schemaTitle': 'system.Artifact'}}
-    task_root = f'{self.root.rstrip("/")}/{self.name}/{run_id}/{name}/{uuid.uuid4()}'
+    run_root = f'{self.root.rstrip("/")}/{self.name}/{run_id}'
+    if self.version == '2.0':
+      # 2.0 to 2.16: no salt in the URI, no name, and one fixed output file in
+      # each pod (`component.OutputMetadataFilepath`).
+      task_root, named, output_file = f'{run_root}/{name}', False, POD_OUTPUT_FILE
+    else:
+      task_root, named = f'{run_root}/{name}/{uuid.uuid4()}', True
+      # LocalPathForURI(task root) + output_metadata.json; the root is local here.
+      output_file = f'{task_root}/output_metadata.json'
     return {
       'artifacts': {
         key: {
           'artifacts': [
             {
-              'name': key,
+              **({'name': key} if named else {}),
               'uri': f'{task_root}/{key}',
               'type': spec['artifactType'],
               **({'metadata': spec['metadata']} if 'metadata' in spec else {}),
@@ -202,8 +217,7 @@ class Backend:
         }
         for key, spec in definitions.items()
       },
-      # LocalPathForURI(task root) + output_metadata.json; the root is local here.
-      'outputFile': f'{task_root}/output_metadata.json',
+      'outputFile': output_file,
     }
 
   def _fingerprint(self, executor_input, component, container, executor_label) -> str:
@@ -255,15 +269,18 @@ class Backend:
     if any('{{$' in part for part in command + args):
       raise ValueError(f'{name}: a placeholder this emulation does not fill: {args}')
     outputs = executor_input['outputs']['artifacts']
-    # The pod's output: the executor-logs file, else (no PUBLISH_LOGS) beside the outputs.
-    task_root = pathlib.Path(executor_input['outputs']['outputFile']).parent
+    # The pod's own disk: what it holds at the fixed output file's place.
+    pod = pathlib.Path(f'{self.root.rstrip("/")}/.pods/{self.name}/{run_id}/{name}/{uuid.uuid4()}')
+    pod.mkdir(parents=True)
+    # The pod's output: the executor-logs file, else (no PUBLISH_LOGS) the pod's log.
     log_path = pathlib.Path(
-      outputs[EXECUTOR_LOGS]['artifacts'][0]['uri']
-      if EXECUTOR_LOGS in outputs
-      else task_root / 'pod.log'
+      outputs[EXECUTOR_LOGS]['artifacts'][0]['uri'] if EXECUTOR_LOGS in outputs else pod / 'pod.log'
     )
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    code = _launch(command + args, log_path, kill_on)
+    argv = command + args
+    if executor_input['outputs']['outputFile'] == POD_OUTPUT_FILE:
+      argv = ['unshare', '--mount', 'sh', '-c', _POD_DISK, str(pod), *argv]
+    code = _launch(argv, log_path, kill_on)
     if code != 0:
       if EXECUTOR_LOGS in outputs:
         execution['outputs'][EXECUTOR_LOGS] = self.store.record_artifact(
@@ -274,6 +291,8 @@ class Backend:
       )
       return 'FAILED'
     output_file = pathlib.Path(executor_input['outputs']['outputFile'])
+    if str(output_file) == POD_OUTPUT_FILE:
+      output_file = pod / output_file.name
     executor_output = json.loads(output_file.read_text()) if output_file.exists() else {}
     for key, artifact_list in outputs.items():
       artifact = artifact_list['artifacts'][0]
@@ -305,11 +324,14 @@ def main(argv=None) -> int:
   parser.add_argument('--root', required=True, help='the run-time pipeline root')
   parser.add_argument('--store', type=pathlib.Path, required=True, help='the ML Metadata file')
   parser.add_argument('--publish-logs', choices=('true', 'false'), default='true')
+  parser.add_argument(
+    '--version', choices=('2.17', '2.0'), default='2.17', help="the backend's output layout"
+  )
   parser.add_argument('--kill', nargs=2, action='append', metavar=('TASK', 'LOG_LINE'), default=[])
   parser.add_argument('run_id')
   args = parser.parse_args(argv)
   store = Store(args.store)
-  backend = Backend(args.spec, args.root, store, args.publish_logs == 'true')
+  backend = Backend(args.spec, args.root, store, args.publish_logs == 'true', args.version)
   states = backend.run(args.run_id, kill=dict(args.kill))
   print(json.dumps({'run': args.run_id, 'tasks': states}))
   return 0 if all(s in ('COMPLETE', 'CACHED', 'DONE_BEFORE_RETRY') for s in states.values()) else 1

@@ -240,3 +240,19 @@ def test_tfx_own_entrypoint_fails_on_this_backend(cluster, tmp_path):
   result = cluster.run('control', spec=stock)
   assert result['returncode'] == 1 and result['tasks']['CsvExampleGen'] == 'FAILED'
   assert 'Could not import system.Artifact' in cluster.log('control', 'CsvExampleGen')
+
+
+def test_backends_before_2_17_without_published_logs(tmp_path, cluster):
+  """KFP 2.0 to 2.16 (2.0 to 2.4 publish no logs): a fixed output file on each pod's
+  disk, no names on outputs; a push, then a run with nothing new."""
+  old = Cluster(tmp_path, cluster.spec)
+  old.add_span(1)
+  options = ('--version', '2.0', '--publish-logs', 'false')
+  first = old.run('run-1', *options)
+  assert first['returncode'] == 0 and set(first['tasks'].values()) == {'COMPLETE'}, first
+  assert len(old.versions()) == 1
+  assert 'executor-logs' not in old.outputs('run-1', 'Pusher')
+  again = old.run('run-2', *options)
+  assert again['returncode'] == 0, again
+  assert old.outputs('run-2', 'Trainer')['model'][kfp_entrypoint.NOTHING_NEW_KEY] == 'true'
+  assert len(old.versions()) == 1

@@ -111,3 +111,48 @@ def test_a_blessing_against_the_serving_baseline_keeps_its_bookkeeping():
   assert not blessing.has_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY)
   current = constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
   assert blessing.get_string_custom_property(current) == '12'
+
+
+def test_a_task_after_nothing_new_exits_at_once_with_its_outputs_marked(tmp_path):
+  sent = _backend_input()
+  sent['inputs']['artifacts']['examples']['artifacts'][0]['metadata'].update(
+    {kfp_entrypoint.NOTHING_NEW_KEY: 'true', kfp_entrypoint.STAMP_KEY: 'abc'}
+  )
+  sent['outputs']['outputFile'] = str(tmp_path / 'task' / 'output_metadata.json')
+  args, beam_args = kfp_entrypoint.parse_flags(
+    [
+      '--executor_class_path',
+      'tfx.components.statistics_gen.executor.Executor',
+      '--json_serialized_invocation_args',
+      json.dumps(sent),
+      '--json_serialized_inputs_spec_args',
+      json.dumps(INPUTS_SPEC),
+      '--runner=DirectRunner',
+    ]
+  )
+  assert beam_args == ['--runner=DirectRunner']
+  assert kfp_entrypoint.run(args, beam_args) == kfp_entrypoint.NOTHING_NEW_KEY
+  written = json.loads((tmp_path / 'task' / 'output_metadata.json').read_text())
+  (statistics,) = written['artifacts']['statistics']['artifacts']
+  assert statistics['uri'].endswith('/StatisticsGen/u/statistics')
+  assert statistics['metadata'] == {
+    kfp_entrypoint.NOTHING_NEW_KEY: 'true',
+    kfp_entrypoint.STAMP_KEY: 'abc',
+  }
+  assert set(written['artifacts']) == {'statistics'}  # the logs are the launcher's
+
+
+@pytest.mark.parametrize('content', ['{"pipeline_inputs": ', '[1, 2]', 'null', '\x00\xff'])
+def test_a_damaged_state_file_means_the_run_does_the_work(tmp_path, content):
+  state = tmp_path / 'state.json'
+  state.write_text(content, errors='surrogateescape')
+  assert kfp_entrypoint._read_state(str(state)) == {}
+  assert kfp_entrypoint._read_state(str(tmp_path / 'missing.json')) == {}
+
+
+def test_the_state_is_replaced_whole(tmp_path):
+  state = tmp_path / 'kfp-state' / 'p.json'
+  kfp_entrypoint._write_state(str(state), {kfp_entrypoint.STAMP_KEY: 'a'})
+  kfp_entrypoint._write_state(str(state), {kfp_entrypoint.STAMP_KEY: 'b'})
+  assert kfp_entrypoint._read_state(str(state)) == {kfp_entrypoint.STAMP_KEY: 'b'}
+  assert [p.name for p in state.parent.iterdir()] == ['p.json']
