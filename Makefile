@@ -121,8 +121,8 @@ test: lint $(KFP2_STAMP) $(CHROMIUM_STAMP) ## Lint, then run the test suite (all
 
 # Its own tier: five pipeline runs, one after another, each task a process.
 .PHONY: test-kfp
-test-kfp: $(DEV_STAMP) ## Run the v2 spec on an emulated KFP 2.x backend, run after run (needs root: unshare)
-	$(PY) -m pytest -q -m kfp_backend $(ARGS)
+test-kfp: $(DEV_STAMP) $(KFP2_STAMP) ## Run the v2 spec on an emulated KFP 2.x backend, run after run (needs root: unshare)
+	$(PY) -m pytest -q -rP -m kfp_backend $(ARGS)
 
 .PHONY: test-fast
 test-fast: $(DEV_STAMP) $(KFP2_STAMP) ## Run the tests that do not run the whole pipeline

@@ -475,7 +475,9 @@ def _manifests(config, args):
 def _submit(config, args):
   host = kubeflow.kfp_host(config, args.host)
   if args.target == 'kubeflow-v2':  # before compiling: a missing root is a usage error
-    kubeflow.check_v2_pipeline_root(args.pipeline_root or config.kubeflow.v2_pipeline_root)
+    kubeflow.check_v2_pipeline_root(
+      args.pipeline_root or config.kubeflow.v2_pipeline_root, config.trainer.cluster
+    )
   if args.schedule:
     kubeflow.kfp_cron(args.schedule)
   package = _compile(config, args)

@@ -226,8 +226,8 @@ class KubeflowConfig(Frozen):
   # rename, which object stores do not offer).
   serving_dir: str = '/mnt/shared/serving'
   # KFP 2.x (target kubeflow-v2): where the backend stores artifacts, given at
-  # submission (also --pipeline-root): gs://bucket/path, or s3://bucket/path
-  # with tensorflow-io in the image. KFP 2.x takes no PVC path here.
+  # submission (also --pipeline-root): gs://, s3:// or minio://bucket/path
+  # (its launcher copies them to and from the pods). No PVC path here.
   v2_pipeline_root: str = ''
   # KFP API server of `python -m pipeline submit` (also --host).
   host: str = ''

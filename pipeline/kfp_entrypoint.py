@@ -14,7 +14,9 @@ executor input to it, this layer:
   id as their name, which TFX already accepts);
 - names no artifact TFX never saw in the blessing: the Evaluator's baseline
   is the model now serving, read from the serving directory, not an input,
-  so its id is 0 and TFX's `refactor_model_blessing` would fail.
+  so its id is 0 and TFX's `refactor_model_blessing` would fail;
+- points artifacts in S3 or MinIO (`s3://`, `minio://`) at the launcher's
+  copies on the pod's disk, and reports their remote URIs back.
 
 Nothing new: KFP's cache keys on artifact ids, and ExampleGen writes a new
 artifact every run, so its cache cannot tell that no span arrived. Instead
@@ -41,6 +43,14 @@ SPEC_HASH_FLAG = '--kfp_spec_hash'
 # Artifact metadata keys.
 STAMP_KEY = 'pipeline_inputs'
 NOTHING_NEW_KEY = 'nothing_new'
+
+# Where the launcher keeps S3 and MinIO artifacts on the pod's disk
+# (`LocalPathForURI`): it downloads every input there before the command and
+# uploads every output from there after it, so the image needs no S3 client,
+# credentials or TensorFlow file system. `gs://` is read and written
+# directly (TensorFlow and Beam have GCS built in), as on Vertex, so TFJob
+# replicas in other pods can read a Trainer's inputs there.
+LOCAL_PATHS = {'s3://': '/s3/', 'minio://': '/minio/'}
 
 INGEST_EXECUTOR = 'components.example_gen.SpanCsvExampleGenExecutor'
 PUSH_OUTPUT = 'pushed_model'
@@ -78,6 +88,50 @@ def _launcher_managed(artifact_list: dict) -> bool:
   return any(
     _title(a.get('type') or {}).startswith('system.') for a in artifact_list.get('artifacts', [])
   )
+
+
+def local_path(uri: str) -> str | None:
+  """Where the launcher keeps the artifact at `uri` on the pod's disk; None if nowhere."""
+  for scheme, root in LOCAL_PATHS.items():
+    if uri.startswith(scheme):
+      return root + uri[len(scheme) :]
+  return None
+
+
+def _artifacts(executor_input: dict):
+  for side in ('inputs', 'outputs'):
+    for artifact_list in executor_input.get(side, {}).get('artifacts', {}).values():
+      yield from artifact_list.get('artifacts', [])
+
+
+def localize(executor_input: dict) -> dict[str, str]:
+  """Points every object-store artifact at the launcher's local copy; returns
+  the local paths' remote URIs."""
+  remote = {}
+  for artifact in _artifacts(executor_input):
+    path = local_path(artifact.get('uri', ''))
+    if path:
+      remote[path] = artifact['uri']
+      artifact['uri'] = path
+  return remote
+
+
+def delocalize(executor_output: dict, remote: dict[str, str]):
+  """Puts back the remote URIs (in URIs and metadata) that `localize` replaced."""
+
+  def back(value):
+    if isinstance(value, str):
+      for path, uri in remote.items():
+        if value == path or value.startswith(path + '/'):
+          return uri + value[len(path) :]
+    return value
+
+  for artifact_list in executor_output.get('artifacts', {}).values():
+    for artifact in artifact_list.get('artifacts', []):
+      artifact['uri'] = back(artifact.get('uri', ''))
+      metadata = artifact.get('metadata') or {}
+      for key, value in metadata.items():
+        metadata[key] = back(value)
 
 
 def _input_metadata(executor_input: dict) -> list[dict]:
@@ -234,8 +288,10 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> str:
       return NOTHING_NEW_KEY
   else:
     stamp = next((m[STAMP_KEY] for m in upstream if STAMP_KEY in m), '')
+  remote = localize(executor_input)
   _run_tfx(args, executor_input, beam_args)
   executor_output = _mark_outputs(executor_input, _read_output(executor_input), {STAMP_KEY: stamp})
+  delocalize(executor_output, remote)
   _write_output(executor_input, executor_output)
   if PUSH_OUTPUT in executor_input['outputs'].get('artifacts', {}) and args.kfp_state and stamp:
     (pushed,) = executor_output['artifacts'][PUSH_OUTPUT]['artifacts']

@@ -175,23 +175,29 @@ class SubmitError(RuntimeError):
 
 
 # Pipeline roots KFP 2.x takes at submission (objectstore/config.go) that the
-# components, which write with TensorFlow's file systems, can also write:
-# gs:// natively, s3:// with tensorflow-io in the image.
-V2_PIPELINE_ROOT_SCHEMES = ('gs://', 's3://')
+# components reach: gs:// directly, s3:// and minio:// through the launcher's
+# copies on the pod's disk (pipeline.kfp_entrypoint).
+V2_PIPELINE_ROOT_SCHEMES = ('gs://', *kfp_entrypoint.LOCAL_PATHS)
 
 
-def check_v2_pipeline_root(root: str) -> str:
+def check_v2_pipeline_root(root: str, trainer_cluster: str = 'none') -> str:
   """`root` if KFP 2.x and the components can both use it; else ValueError naming the key."""
   if not root:
     raise ValueError(
       "config key 'kubeflow.v2_pipeline_root': KFP 2.x needs a pipeline root at "
-      'submission (gs://bucket/path or s3://bucket/path); pass --pipeline-root or set it'
+      'submission (gs://, s3:// or minio://bucket/path); pass --pipeline-root or set it'
     )
   if not root.startswith(V2_PIPELINE_ROOT_SCHEMES):
     raise ValueError(
       f"config key 'kubeflow.v2_pipeline_root': {root!r}: KFP 2.x stores artifacts "
-      'in an object store only; use gs://bucket/path or s3://bucket/path (the '
+      'in an object store only; use gs://, s3:// or minio://bucket/path (the '
       'PVC still holds the serving models and data)'
+    )
+  if trainer_cluster == 'kubeflow' and root.startswith(tuple(kfp_entrypoint.LOCAL_PATHS)):
+    raise ValueError(
+      f"config key 'kubeflow.v2_pipeline_root': {root!r}: with trainer.cluster=kubeflow "
+      "the TFJob's replicas read the Trainer's inputs from the pipeline root, and only "
+      "the Trainer's pod has the launcher's copies of s3:// or minio:// artifacts; use gs://"
     )
   return root
 
@@ -218,7 +224,9 @@ def submit(
   if target == 'kubeflow':
     return _submit_v1(package, host, config.pipeline_name, version, cron, experiment, namespace)
   if target == 'kubeflow-v2':
-    root = check_v2_pipeline_root(pipeline_root or config.kubeflow.v2_pipeline_root)
+    root = check_v2_pipeline_root(
+      pipeline_root or config.kubeflow.v2_pipeline_root, config.trainer.cluster
+    )
     return _submit_v2(
       package, host, config.pipeline_name, version, cron, experiment, namespace, root
     )

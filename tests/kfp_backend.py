@@ -27,11 +27,18 @@ Written from kubeflow/pipelines `backend/src/v2` at tag 2.17.0:
   output parameters' types, command and arguments, image and PVC names;
   a task with caching on reuses a completed execution's outputs.
 
-The object store is not emulated: the pipeline root is a local folder, which
-the TFX executors write directly as they write `gs://` or `s3://`. The run
-is one process per KFP run; ML Metadata is a JSON file between runs. Run it
-inside a private mount namespace with the PVC bind-mounted at its mountPath
-(see tests/test_kfp_backend.py).
+- `component/launcher_v2.go` `downloadArtifacts`, `prepareOutputFolders`,
+  `uploadOutputArtifacts`, `LocalPathForURI`: every input artifact in an
+  object store is downloaded to `/s3/<bucket>/<key>` (`/gcs/`, `/minio/`)
+  on the pod's disk before the command, and every output uploaded from
+  there after it; the task's own environment has no store credentials.
+
+The pipeline root is an `s3://` bucket (the endpoint and credentials in the
+environment, for the emulated launcher only), or a local folder. Each task
+runs in a mount namespace of its own with its pod's disk at those paths.
+The run is one process per KFP run; ML Metadata is a JSON file between
+runs. Run it inside a private mount namespace with the PVC bind-mounted at
+its mountPath (see tests/test_kfp_backend.py).
 """
 
 import argparse
@@ -49,8 +56,6 @@ import yaml
 
 EXECUTOR_LOGS = 'executor-logs'
 POD_OUTPUT_FILE = '/tmp/kfp_outputs/output_metadata.json'
-# A pod of its own for that file: a private mount namespace binding the pod's folder there.
-_POD_DISK = 'mkdir -p /tmp/kfp_outputs && mount --bind "$0" /tmp/kfp_outputs && exec "$@"'
 
 
 class Store:
@@ -126,6 +131,9 @@ class Backend:
     self.store = store
     self.publish_logs = publish_logs
     self.version = version
+    self.objects = ObjectStore()
+    # The pods' own disks.
+    self.pods = store.path.parent / 'pods'
     self.name = self.spec['pipelineInfo']['name']
 
   def _order(self) -> list[str]:
@@ -201,8 +209,7 @@ class Backend:
       task_root, named, output_file = f'{run_root}/{name}', False, POD_OUTPUT_FILE
     else:
       task_root, named = f'{run_root}/{name}/{uuid.uuid4()}', True
-      # LocalPathForURI(task root) + output_metadata.json; the root is local here.
-      output_file = f'{task_root}/output_metadata.json'
+      output_file = f'{local_path(task_root) or task_root}/output_metadata.json'
     return {
       'artifacts': {
         key: {
@@ -269,30 +276,32 @@ class Backend:
     if any('{{$' in part for part in command + args):
       raise ValueError(f'{name}: a placeholder this emulation does not fill: {args}')
     outputs = executor_input['outputs']['artifacts']
-    # The pod's own disk: what it holds at the fixed output file's place.
-    pod = pathlib.Path(f'{self.root.rstrip("/")}/.pods/{self.name}/{run_id}/{name}/{uuid.uuid4()}')
-    pod.mkdir(parents=True)
-    # The pod's output: the executor-logs file, else (no PUBLISH_LOGS) the pod's log.
-    log_path = pathlib.Path(
-      outputs[EXECUTOR_LOGS]['artifacts'][0]['uri'] if EXECUTOR_LOGS in outputs else pod / 'pod.log'
-    )
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    argv = command + args
-    if executor_input['outputs']['outputFile'] == POD_OUTPUT_FILE:
-      argv = ['unshare', '--mount', 'sh', '-c', _POD_DISK, str(pod), *argv]
-    code = _launch(argv, log_path, kill_on)
+    pod = Pod(self.pods / self.name / run_id / name / str(uuid.uuid4()), self.root)
+    # downloadArtifacts and prepareOutputFolders.
+    for artifact_list in executor_input['inputs']['artifacts'].values():
+      for artifact in artifact_list['artifacts']:
+        if local_path(artifact['uri']):
+          self.objects.download(artifact['uri'], pod.disk(local_path(artifact['uri'])))
+    for artifact_list in outputs.values():
+      uri = artifact_list['artifacts'][0]['uri']
+      pod.disk(local_path(uri) or uri).parent.mkdir(parents=True, exist_ok=True)
+    # The task's output: the executor-logs file, else (no PUBLISH_LOGS) the pod's log.
+    if EXECUTOR_LOGS in outputs:
+      uri = outputs[EXECUTOR_LOGS]['artifacts'][0]['uri']
+      log_path = pod.disk(local_path(uri) or uri)
+    else:
+      log_path = pod.dir / 'pod.log'
+    code = _launch(pod.command([*command, *args]), log_path, kill_on)
     if code != 0:
-      if EXECUTOR_LOGS in outputs:
-        execution['outputs'][EXECUTOR_LOGS] = self.store.record_artifact(
-          EXECUTOR_LOGS, outputs[EXECUTOR_LOGS]['artifacts'][0]
-        )
+      if EXECUTOR_LOGS in outputs:  # only the logs are recorded for a failed task
+        logs = outputs[EXECUTOR_LOGS]['artifacts'][0]
+        self.objects.upload(pod.disk(local_path(logs['uri']) or logs['uri']), logs['uri'])
+        execution['outputs'][EXECUTOR_LOGS] = self.store.record_artifact(EXECUTOR_LOGS, logs)
       self.store.executions.append(
         {**execution, 'state': 'FAILED', 'exit_code': code, 'log': str(log_path)}
       )
       return 'FAILED'
-    output_file = pathlib.Path(executor_input['outputs']['outputFile'])
-    if str(output_file) == POD_OUTPUT_FILE:
-      output_file = pod / output_file.name
+    output_file = pod.disk(executor_input['outputs']['outputFile'])
     executor_output = json.loads(output_file.read_text()) if output_file.exists() else {}
     for key, artifact_list in outputs.items():
       artifact = artifact_list['artifacts'][0]
@@ -302,15 +311,96 @@ class Backend:
           artifact['uri'] = given[0]['uri']
         if given[0].get('metadata'):
           artifact['metadata'] = {**artifact.get('metadata', {}), **given[0]['metadata']}
+      if local_path(artifact['uri']):
+        self.objects.upload(pod.disk(local_path(artifact['uri'])), artifact['uri'])
       execution['outputs'][key] = self.store.record_artifact(key, artifact)
     self.store.executions.append({**execution, 'state': 'COMPLETE', 'log': str(log_path)})
     return 'COMPLETE'
 
 
+def local_path(uri: str) -> str | None:
+  """`LocalPathForURI`: where the launcher keeps an object-store artifact on the pod's disk."""
+  for scheme, root in (('gs://', '/gcs/'), ('minio://', '/minio/'), ('s3://', '/s3/')):
+    if uri.startswith(scheme):
+      return root + uri[len(scheme) :]
+  return None
+
+
+class Pod:
+  """A task's pod: a disk of its own at the launcher's local paths, nothing else private."""
+
+  def __init__(self, directory: pathlib.Path, root: str):
+    self.dir = directory
+    self.dir.mkdir(parents=True)
+    self.mounts = [os.path.dirname(POD_OUTPUT_FILE)]
+    if local_path(root):
+      self.mounts.append('/' + local_path(root).split('/')[1])
+
+  def disk(self, path: str) -> pathlib.Path:
+    """`path` as this pod sees it, on the host: the pod's disk under its private mounts."""
+    if any(path == m or path.startswith(m + '/') for m in self.mounts):
+      return self.dir / path.lstrip('/')
+    return pathlib.Path(path)
+
+  def command(self, argv: list[str]) -> list[str]:
+    """`argv` run in a mount namespace of its own, the pod's disk bound at those paths."""
+    binds = ' && '.join(f'mkdir -p {m} "$0"{m} && mount --bind "$0"{m} {m}' for m in self.mounts)
+    return ['unshare', '--mount', 'sh', '-c', f'{binds} && exec "$@"', str(self.dir), *argv]
+
+
+class ObjectStore:
+  """The pipeline root's bucket, reached as the launcher reaches it (boto3 here; endpoint
+  and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)."""
+
+  def __init__(self):
+    self._client = None
+
+  @property
+  def client(self):
+    if self._client is None:
+      import boto3
+
+      self._client = boto3.client('s3')
+    return self._client
+
+  @staticmethod
+  def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.split('://', 1)[1].partition('/')
+    return bucket, key
+
+  def download(self, uri: str, destination: pathlib.Path):
+    """The object at `uri`, or every object under it, into `destination`."""
+    bucket, key = self._split(uri)
+    pages = self.client.get_paginator('list_objects_v2').paginate(Bucket=bucket, Prefix=key)
+    for item in (o for page in pages for o in page.get('Contents', [])):
+      if item['Key'] == key:
+        target = destination
+      elif item['Key'].startswith(key.rstrip('/') + '/'):
+        target = destination / item['Key'][len(key.rstrip('/')) + 1 :]
+      else:
+        continue
+      target.parent.mkdir(parents=True, exist_ok=True)
+      self.client.download_file(bucket, item['Key'], str(target))
+
+  def upload(self, source: pathlib.Path, uri: str):
+    """`source`, a file or a folder, to `uri`; nothing if it does not exist (a
+    component need not write every output, as the launcher allows)."""
+    bucket, key = self._split(uri)
+    if source.is_file():
+      self.client.upload_file(str(source), bucket, key)
+    for path in sorted(source.rglob('*')) if source.is_dir() else []:
+      if path.is_file():
+        self.client.upload_file(str(path), bucket, f'{key}/{path.relative_to(source)}')
+
+
 def _launch(argv: list[str], log_path: pathlib.Path, kill_on: str | None) -> int:
   """The user command, its output in the executor-logs file; killed when `kill_on` is logged."""
   with log_path.open('wb') as log:
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # The launcher's object-store credentials are not the user container's.
+    env = {k: v for k, v in os.environ.items() if not k.startswith('AWS_')}
+    process = subprocess.Popen(
+      argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
     while process.poll() is None:
       if kill_on and kill_on in log_path.read_text(errors='replace'):
         os.killpg(process.pid, signal.SIGKILL)

@@ -191,9 +191,14 @@ def test_cluster_settings_reach_the_trainer():
       'trainer.shared_dir=/mnt/shared/m',
       'kubeflow.pvc=models',
       'kubeflow.image=reg/taxi:2',
+      'kubeflow.replica_resources.ps.memory_gb=1',
     ]
   )
-  assert contract.dump(config.cluster_spec()) == {
+  dumped = contract.dump(config.cluster_spec())
+  resources = dumped.pop('resources')
+  assert resources['ps'] == {'cpu': 1.0, 'memory_gb': 1.0, 'cpu_limit': 1.0, 'memory_limit_gb': 2.0}
+  assert resources['chief'] == contract.dump(contract.ReplicaResources().chief)
+  assert dumped == {
     'mode': 'kubeflow',
     'workers': 2,
     'parameter_servers': 1,
@@ -202,7 +207,7 @@ def test_cluster_settings_reach_the_trainer():
     'timeout_s': 0,
     'shared_dir': '/mnt/shared/m',
     'image': 'reg/taxi:2',
-    'namespace': 'kubeflow',
+    'namespace': '',  # the pods' own, found at run time
     'pvc': 'models',
     'mount_path': '/mnt/shared',
     'expose': False,

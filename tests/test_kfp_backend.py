@@ -14,8 +14,10 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -26,6 +28,7 @@ from pipeline.config import PROJECT_ROOT, load_config
 pytestmark = [pytest.mark.e2e, pytest.mark.kfp_backend]
 
 MOUNT_PATH = '/mnt/shared'
+BUCKET = 'mlpipeline'  # KFP's MinIO bucket
 ROWS_PER_SPAN = 2500
 OVERRIDES = [
   'kubeflow.image=registry.example/taxi-estimator:test',
@@ -46,15 +49,59 @@ OVERRIDES = [
 ]
 
 
-class Cluster:
-  """A PVC, a pipeline root and ML Metadata kept between runs."""
+class S3:
+  """An S3-compatible server on loopback (moto, from build/kfp2: it needs pydantic 2)."""
 
-  def __init__(self, base: pathlib.Path, spec: pathlib.Path):
-    self.base, self.spec = base, spec
+  def __init__(self, base: pathlib.Path):
+    python = PROJECT_ROOT / 'build' / 'kfp2' / 'bin' / 'python'
+    if not python.exists():
+      subprocess.run(['make', '-s', '-C', str(PROJECT_ROOT), 'kfp2-env'], check=True)
+    with socket.socket() as probe:
+      probe.bind(('127.0.0.1', 0))
+      port = probe.getsockname()[1]
+    self.process = subprocess.Popen(
+      [str(python), '-m', 'moto.server', '-H', '127.0.0.1', '-p', str(port)],
+      stdout=(base / 's3.log').open('w'),
+      stderr=subprocess.STDOUT,
+    )
+    # What KFP's launcher is given (the kfp-launcher ConfigMap and its secret).
+    self.env = {
+      'AWS_ENDPOINT_URL': f'http://127.0.0.1:{port}',
+      'AWS_ACCESS_KEY_ID': 'minio',
+      'AWS_SECRET_ACCESS_KEY': 'minio123',
+      'AWS_DEFAULT_REGION': 'us-east-1',
+    }
+    import boto3
+
+    self.client = boto3.client(
+      's3',
+      endpoint_url=self.env['AWS_ENDPOINT_URL'],
+      aws_access_key_id='minio',
+      aws_secret_access_key='minio123',
+      region_name='us-east-1',
+    )
+    for _ in range(100):
+      try:
+        self.client.create_bucket(Bucket=BUCKET)
+        return
+      except Exception:  # not listening yet
+        time.sleep(0.2)
+    raise RuntimeError(f'the S3 server did not start: {(base / "s3.log").read_text()[-2000:]}')
+
+  def keys(self, prefix: str = '') -> list[str]:
+    pages = self.client.get_paginator('list_objects_v2').paginate(Bucket=BUCKET, Prefix=prefix)
+    return [o['Key'] for page in pages for o in page.get('Contents', [])]
+
+
+class Cluster:
+  """A PVC, an S3 pipeline root and ML Metadata kept between runs."""
+
+  def __init__(self, base: pathlib.Path, spec: pathlib.Path, s3: S3):
+    self.base, self.spec, self.s3 = base, spec, s3
     self.pvc = base / 'pvc'
-    self.root = base / 'root'
+    self.root = f's3://{BUCKET}/{base.name}'
     self.store = base / 'mlmd.json'
-    for path in (self.pvc, self.root, base / 'cwd'):
+    for path in (self.pvc, base / 'cwd'):
       path.mkdir(parents=True, exist_ok=True)
 
   def add_span(self, number: int):
@@ -100,7 +147,7 @@ class Cluster:
         *backend,
       ],
       cwd=self.base / 'cwd',
-      env={**env, 'PYTHONPATH': str(PROJECT_ROOT)},
+      env={**env, **self.s3.env, 'PYTHONPATH': str(PROJECT_ROOT)},
       capture_output=True,
       text=True,
       timeout=1200,
@@ -132,6 +179,13 @@ class Cluster:
       for key, i in execution['outputs'].items()
     }
 
+  def mlmd_artifact(self, run_id: str, task: str, key: str) -> dict:
+    store = self.mlmd()
+    (execution, *_) = [
+      e for e in reversed(store['executions']) if e['run'] == run_id and e['task'] == task
+    ]
+    return store['artifacts'][str(execution['outputs'][key])]
+
   def log(self, run_id: str, task: str) -> str:
     store = self.mlmd()
     (execution, *_) = [
@@ -141,14 +195,22 @@ class Cluster:
 
 
 @pytest.fixture(scope='module')
-def cluster(tmp_path_factory):
+def s3(tmp_path_factory):
+  server = S3(tmp_path_factory.mktemp('s3'))
+  yield server
+  server.process.terminate()
+  server.process.wait()
+
+
+@pytest.fixture(scope='module')
+def cluster(tmp_path_factory, s3):
   if shutil.which('unshare') is None:
     pytest.fail('the KFP backend tests need util-linux unshare (a private mount namespace)')
   base = tmp_path_factory.mktemp('kfp')
   spec = kubeflow.compile_pipeline(
     load_config(overrides=OVERRIDES), 'kubeflow-v2', base / 'v2.yaml'
   )
-  return Cluster(base, spec)
+  return Cluster(base, spec, s3)
 
 
 @pytest.fixture(scope='module')
@@ -183,6 +245,12 @@ def test_first_span_is_trained_and_pushed(sequence, cluster):
   pushed = cluster.outputs('run-1', 'Pusher')['pushed_model']
   assert pushed['pushed'] == 1.0 and pushed['pushed_version'] == sequence['first_versions'][0]
   assert 'executor-logs' in cluster.outputs('run-1', 'Pusher')  # PUBLISH_LOGS was on
+  # The artifacts are in the bucket, put there by the launcher from the pods' disks.
+  model = cluster.mlmd_artifact('run-1', 'Trainer', 'model')
+  assert model['uri'].startswith(f'{cluster.root}/taxi-estimator/run-1/Trainer/')
+  key = model['uri'].split(f'{BUCKET}/', 1)[1]
+  assert f'{key}/Format-Serving/saved_model.pb' in cluster.s3.keys(key)
+  assert cluster.s3.keys(f'{cluster.base.name}/taxi-estimator/run-1/Transform/')
 
 
 def test_next_span_is_warm_started_compared_and_pushed(sequence, cluster):
@@ -245,7 +313,7 @@ def test_tfx_own_entrypoint_fails_on_this_backend(cluster, tmp_path):
 def test_backends_before_2_17_without_published_logs(tmp_path, cluster):
   """KFP 2.0 to 2.16 (2.0 to 2.4 publish no logs): a fixed output file on each pod's
   disk, no names on outputs; a push, then a run with nothing new."""
-  old = Cluster(tmp_path, cluster.spec)
+  old = Cluster(tmp_path, cluster.spec, cluster.s3)
   old.add_span(1)
   options = ('--version', '2.0', '--publish-logs', 'false')
   first = old.run('run-1', *options)

@@ -156,3 +156,44 @@ def test_the_state_is_replaced_whole(tmp_path):
   kfp_entrypoint._write_state(str(state), {kfp_entrypoint.STAMP_KEY: 'b'})
   assert kfp_entrypoint._read_state(str(state)) == {kfp_entrypoint.STAMP_KEY: 'b'}
   assert [p.name for p in state.parent.iterdir()] == ['p.json']
+
+
+def test_s3_artifacts_are_read_and_written_where_the_launcher_copies_them():
+  sent = kfp_entrypoint.repair(_backend_input(), INPUTS_SPEC)
+  remote = kfp_entrypoint.localize(sent)
+  (examples,) = sent['inputs']['artifacts']['examples']['artifacts']
+  (statistics,) = sent['outputs']['artifacts']['statistics']['artifacts']
+  assert examples['uri'] == '/s3/bucket/root/p/run/CsvExampleGen/u/examples'
+  assert statistics['uri'] == '/s3/bucket/root/p/run/StatisticsGen/u/statistics'
+  written = {
+    'artifacts': {
+      'statistics': {
+        'artifacts': [
+          {
+            'uri': statistics['uri'],
+            'metadata': {'current_model': statistics['uri'] + '/Split-eval', 'span': 1.0},
+          }
+        ]
+      }
+    }
+  }
+  kfp_entrypoint.delocalize(written, remote)
+  (back,) = written['artifacts']['statistics']['artifacts']
+  assert back['uri'] == 's3://bucket/root/p/run/StatisticsGen/u/statistics'
+  assert back['metadata'] == {
+    'current_model': 's3://bucket/root/p/run/StatisticsGen/u/statistics/Split-eval',
+    'span': 1.0,
+  }
+
+
+@pytest.mark.parametrize(
+  'uri, local',
+  [
+    ('s3://b/k/x', '/s3/b/k/x'),
+    ('minio://mlpipeline/v2/x', '/minio/mlpipeline/v2/x'),
+    ('gs://b/k', None),  # TensorFlow and Beam reach GCS themselves
+    ('/mnt/shared/pipeline/x', None),
+  ],
+)
+def test_local_paths_are_the_launchers(uri, local):
+  assert kfp_entrypoint.local_path(uri) == local

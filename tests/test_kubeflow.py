@@ -418,12 +418,19 @@ def test_v2_schedule_creates_a_recurring_run(config, kfp_api, package):
   [
     ('', 'needs a pipeline root at submission'),
     ('/mnt/shared/pipeline', 'object store only'),
-    ('minio://mlpipeline/v2', 'object store only'),
+    ('mem://mlpipeline/v2', 'object store only'),  # KFP takes it; no pod can reach it
   ],
 )
 def test_v2_submit_refuses_a_missing_or_unusable_pipeline_root(config, package, root, needle):
   with pytest.raises(ValueError, match=needle):
     kubeflow.submit(config, 'kubeflow-v2', package, 'http://127.0.0.1:9', pipeline_root=root)
+
+
+def test_v2_cluster_training_needs_a_root_its_replicas_reach():
+  assert kubeflow.check_v2_pipeline_root('gs://b/r', 'kubeflow') == 'gs://b/r'
+  assert kubeflow.check_v2_pipeline_root('s3://b/r') == 's3://b/r'
+  with pytest.raises(ValueError, match="replicas read the Trainer's inputs"):
+    kubeflow.check_v2_pipeline_root('s3://b/r', 'kubeflow')
 
 
 def test_cron_conversion():
