@@ -299,6 +299,8 @@ def _trivial(task: str) -> str:
 
 
 def _infer_schema(data_root: str, label: str, task_section: dict):
+  from tensorflow_metadata.proto.v0 import schema_pb2
+
   from pipeline import schema as schema_lib
 
   schema = schema_lib.infer(schema_lib.statistics(os.path.join(data_root, '*')), label)
@@ -309,7 +311,7 @@ def _infer_schema(data_root: str, label: str, task_section: dict):
     if feature.name == label:
       # Every training row needs a label; ids outside the task's are anomalies.
       feature.presence.min_fraction = 1.0
-      if count and feature.type == feature.INT:
+      if count and feature.type == schema_pb2.INT:
         feature.int_domain.min, feature.int_domain.max = 0, count - 1
   return schema
 

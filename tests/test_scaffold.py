@@ -124,3 +124,20 @@ def test_schema_command_never_overwrites_without_force(tmp_path, capsys):
   assert code == 1
   assert 'exists; pass --force' in capsys.readouterr().err
   assert schema.read_text() == '# reviewed\n'
+
+
+@pytest.mark.parametrize('task, classes', [('binary', 2), ('multiclass', 3)])
+def test_init_bounds_an_integer_label_to_its_class_ids(tmp_path, task, classes):
+  from tensorflow_metadata.proto.v0 import schema_pb2
+
+  from pipeline import schema as schema_lib
+
+  data = tmp_path / 'data' / 't.csv'
+  data.parent.mkdir()
+  data.write_text('x,target\n' + ''.join(f'{i * 0.5},{i % classes}\n' for i in range(60)))
+  project = scaffold.init(tmp_path / 'project', data, 'target', task)
+  schema = schema_lib.load(project / scaffold.SCHEMA_FILE)
+  (label,) = [f for f in schema.feature if f.name == 'target']
+  assert label.type == schema_pb2.INT
+  assert (label.int_domain.min, label.int_domain.max) == (0, classes - 1)
+  assert label.presence.min_fraction == 1.0
