@@ -534,14 +534,19 @@ def _init(args) -> int:
   with _logs_to(pathlib.Path(log)) as err:
     from pipeline import scaffold
 
+    decided = {}
     try:
-      written = scaffold.init(args.directory, args.data, args.label, args.task, force=args.force)
+      written = scaffold.init(
+        args.directory, args.data, args.label, args.task, force=args.force, decided=decided
+      )
     except (OSError, ValueError) as e:
       print(f'error: {error_text(e)}', file=err)
       os.unlink(log)
       return EXIT_USAGE
   os.unlink(log)
   config = written / scaffold.CONFIG_FILE
+  for name, decision in decided.items():
+    print(f'{name!r}: {decision}')
   print(
     f'wrote {written}: {scaffold.CONFIG_FILE}, {scaffold.SCHEMA_FILE} and the package '
     f'{scaffold.package_name(written)}/'

@@ -27,8 +27,11 @@ CONFIG_FILE = 'pipeline.yaml'
 SCHEMA_FILE = 'schema.pbtxt'
 TEMPLATES = pathlib.Path(__file__).resolve().parent / 'templates'
 MODULE_FILES = ('__init__.py', 'preprocessing.py', 'inputs.py', 'model.py', 'trainer.py')
-# An integer column with at most this many distinct values is categorical.
+# An integer column is a code (categorical) when it has at most this many
+# distinct values, each seen in this many rows on average; otherwise it is a
+# number (a count, horsepower), which serving can extend beyond training.
 MAX_INT_CATEGORIES = 20
+MIN_ROWS_PER_CODE = 5
 # A string or integer column with (almost) one value per row names rows
 # (an id, free text): it is left out of the features.
 ID_SHARE = 0.9
@@ -49,13 +52,15 @@ class Column:
   numbers: list = dataclasses.field(default_factory=list)
   is_int: bool = True
   is_number: bool = True
+  # Every number larger than the one before, row after row (a row number).
+  increasing: bool = True
 
   def add(self, cell: str):
     if cell == '':
       self.empty += 1
       return
-    if len(self.values) <= 10_000:
-      self.values[cell] += 1
+    # Every value, however many: a column of ids must be seen to be one.
+    self.values[cell] += 1
     if self.is_number:
       try:
         number = float(cell)
@@ -65,6 +70,7 @@ class Column:
       if not math.isfinite(number):
         self.is_number = self.is_int = False
         return
+      self.increasing = self.increasing and (not self.numbers or number > self.numbers[-1])
       self.numbers.append(number)
       self.is_int = self.is_int and re.fullmatch(r'[-+]?\d+', cell.strip()) is not None
 
@@ -99,32 +105,47 @@ def read_columns(files: list[str]) -> tuple[dict[str, Column], int]:
   return columns, rows
 
 
-def feature_kinds(columns: dict[str, Column], rows: int, label: str) -> tuple[dict, dict]:
-  """(features, left out): each column's encoding, and why others are not features."""
-  features, left_out = {}, {}
+def feature_kinds(columns: dict[str, Column], rows: int, label: str) -> tuple[dict, dict, dict]:
+  """(features, left out, decisions): each feature's encoding, why other columns
+  are not features, and for every column but the label what was decided and why."""
+  features, left_out, decisions = {}, {}, {}
   for name, column in columns.items():
     if name == label:
       continue
     distinct = len(column.values)
     present = rows - column.empty
+    missing = f', empty in {column.empty} of {rows} rows' if column.empty else ''
     if present == 0:
       left_out[name] = 'always empty'
     elif distinct == 1:
       left_out[name] = 'a single value'
-    elif not column.is_number or column.is_int:
-      if column.is_int and distinct <= MAX_INT_CATEGORIES:
-        features[name] = ('CATEGORICAL', distinct)
-      elif distinct >= ID_SHARE * present and present >= 20:
-        left_out[name] = f'names rows: {distinct} distinct values in {present} rows'
-      elif column.is_int:
-        features[name] = ('NUMERIC', 0)
-      else:
-        features[name] = ('CATEGORICAL', min(distinct, MAX_VOCABULARY))
-    else:
+    elif column.is_int and column.increasing and distinct == present and present >= 20:
+      left_out[name] = f'names rows: an integer rising with every row ({present} rows)'
+    elif (
+      column.is_int and distinct <= MAX_INT_CATEGORIES and present >= MIN_ROWS_PER_CODE * distinct
+    ):
+      features[name] = ('CATEGORICAL', distinct)
+      decisions[name] = (
+        f'categorical: an integer code, {distinct} values, about {present // distinct} rows each'
+      )
+    elif not column.is_number and distinct >= ID_SHARE * present and present >= 20:
+      left_out[name] = f'names rows: {distinct} distinct values in {present} rows'
+    elif column.is_int and distinct == present and present >= 20:
+      left_out[name] = f'names rows: an integer with a distinct value in each of {present} rows'
+    elif column.is_number:
+      kind = 'an integer' if column.is_int else 'a number'
       features[name] = ('NUMERIC', 0)
+      decisions[name] = f'numeric: {kind}, {distinct} distinct values{missing}'
+    else:
+      size = min(distinct, MAX_VOCABULARY)
+      features[name] = ('CATEGORICAL', size)
+      kept = f', the {size} most frequent kept' if size < distinct else ''
+      decisions[name] = f'categorical: text, {distinct} values{kept}{missing}'
+    if name in left_out:
+      decisions[name] = f'left out: {left_out[name]}'
   if not features:
     raise ValueError('no column besides the label can be a feature')
-  return features, left_out
+  return features, left_out, decisions
 
 
 def task_config(task: str, column: Column, rows: int) -> tuple[dict, dict, dict]:
@@ -193,11 +214,18 @@ def _round_sig(x: float, digits: int = 4) -> float:
   return float(f'{x:.{digits}g}')
 
 
-def _features_py(features: dict, left_out: dict, data_name: str, rows: int) -> str:
+def safe_text(text: str) -> str:
+  """`text` fit for generated Python's docstrings and comments: letters, digits
+  and ` ._-` only (a file name or header from anywhere must never become code)."""
+  return re.sub(r'[^\w .-]', '_', text)
+
+
+def _features_py(features: dict, decisions: dict, data_name: str, rows: int) -> str:
   lines = [
     '"""The model\'s inputs: one mapping from raw column to how it is encoded.',
     '',
-    f'Generated by `python -m pipeline init` from {data_name} ({rows} rows); edit freely.',
+    f'Generated by `python -m pipeline init` from {safe_text(data_name)} ({rows} rows);',
+    'edit freely: move a column between NUMERIC and CATEGORICAL, or delete it.',
     '"""',
     '',
     'import dataclasses',
@@ -221,9 +249,9 @@ def _features_py(features: dict, left_out: dict, data_name: str, rows: int) -> s
     extra = f', vocab_size={size}' if kind == 'CATEGORICAL' else ''
     lines.append(f'    {name!r}: Feature(Kind.{kind}{extra}),')
   lines.append('}')
-  if left_out:
-    lines.append('# Left out:')
-    lines += [f'#   {name}: {why}' for name, why in left_out.items()]
+  # Names as Python literals (repr): a header cell can hold a line break.
+  lines.append('# How init read each column:')
+  lines += [f'#   {name!r}: {why}' for name, why in decisions.items()]
   lines += [
     '',
     '# Ids for values outside the vocabulary (rare, or new since training).',
@@ -317,9 +345,16 @@ def _infer_schema(data_root: str, label: str, task_section: dict):
 
 
 def init(
-  directory: pathlib.Path, data: pathlib.Path, label: str, task: str, force: bool = False
+  directory: pathlib.Path,
+  data: pathlib.Path,
+  label: str,
+  task: str,
+  force: bool = False,
+  decided: dict | None = None,
 ) -> pathlib.Path:
   """Writes the starting project for the CSV table at `data` into `directory`.
+
+  `decided`, if given, receives each column's decision (as `features.py`'s comment says it).
 
   Raises:
     FileExistsError: `directory` exists and `force` is not set.
@@ -336,7 +371,9 @@ def init(
   columns, rows = read_columns(files)
   if label not in columns:
     raise ValueError(f'--label {label!r} is not a column of {data}; columns: {", ".join(columns)}')
-  features, left_out = feature_kinds(columns, rows, label)
+  features, _, decisions = feature_kinds(columns, rows, label)
+  if decided is not None:
+    decided.update(decisions)
   task_section, gate, hparams = task_config(task, columns[label], rows)
   slices = [
     name for name, (kind, size) in features.items() if kind == 'CATEGORICAL' and size <= 10
@@ -369,9 +406,9 @@ def init(
     module_dir.mkdir()
     for name in MODULE_FILES:
       text = (TEMPLATES / f'{name}.tmpl').read_text()
-      text = text.replace('{package}', package).replace('{data_name}', data.name)
+      text = text.replace('{package}', package).replace('{data_name}', safe_text(data.name))
       (module_dir / name).write_text(text)
-    (module_dir / 'features.py').write_text(_features_py(features, left_out, data.name, rows))
+    (module_dir / 'features.py').write_text(_features_py(features, decisions, data.name, rows))
     umask = os.umask(0)
     os.umask(umask)
     staging.chmod(0o777 & ~umask)  # mkdtemp makes it private
