@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1.4
-# The pipeline image: Kubeflow runs every component in it, and the Trainer's
-# TFJob replicas too (`python -m components.replica`). It installs exactly
+# The pipeline image: Kubeflow runs every component in it (v2: `python -m
+# pipeline.kfp_entrypoint`), and the Trainer's TFJob replicas too
+# (`python -m components.replica`). It installs exactly
 # requirements.lock (what `make install` installs), so a pod computes what a
 # local run computes, plus the user's model code from the build context
 # `usercode`. Build it with `python -m pipeline image` (or `make image`),
@@ -27,4 +28,4 @@ RUN uv pip install --system --no-cache --no-deps -e .
 COPY --from=usercode . /pipeline/usercode/
 ENV PYTHONPATH=/pipeline/usercode
 ARG MODULE=trainer_module
-RUN python -c "import importlib, components.replica, pipeline.config; importlib.import_module('${MODULE}')"
+RUN python -c "import importlib, components.replica, pipeline.config, pipeline.kfp_entrypoint; importlib.import_module('${MODULE}')"
