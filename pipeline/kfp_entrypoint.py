@@ -145,6 +145,12 @@ def _input_metadata(executor_input: dict) -> list[dict]:
 # The executor output file is a local path on every backend (the launcher
 # maps the task root to /gcs/, /s3/ or /minio/), so a task with nothing to do
 # never imports TensorFlow for its file systems.
+def _upstream_stamp(upstream: list[dict]) -> str:
+  """The run's stamp, from the inputs that carry one: a task reading only the
+  curated schema (which reads no data) carries an empty one."""
+  return next((str(m[STAMP_KEY]) for m in upstream if m.get(STAMP_KEY)), '')
+
+
 def _write_output(executor_input: dict, executor_output: dict):
   path = executor_input['outputs']['outputFile']
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -265,7 +271,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> str:
   upstream = _input_metadata(executor_input)
   if any(str(m.get(NOTHING_NEW_KEY, '')) == 'true' for m in upstream):
     # Upstream found nothing new: this task has nothing to do either.
-    stamp = next((m[STAMP_KEY] for m in upstream if STAMP_KEY in m), '')
+    stamp = _upstream_stamp(upstream)
     log.info('nothing new since the last decided run: %s not run', args.executor_class_path)
     _write_output(
       executor_input, _mark_outputs(executor_input, {}, {NOTHING_NEW_KEY: 'true', STAMP_KEY: stamp})
@@ -287,7 +293,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> str:
       )
       return NOTHING_NEW_KEY
   else:
-    stamp = next((m[STAMP_KEY] for m in upstream if STAMP_KEY in m), '')
+    stamp = _upstream_stamp(upstream)
   remote = localize(executor_input)
   _run_tfx(args, executor_input, beam_args)
   executor_output = _mark_outputs(executor_input, _read_output(executor_input), {STAMP_KEY: stamp})

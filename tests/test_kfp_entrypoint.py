@@ -197,3 +197,12 @@ def test_s3_artifacts_are_read_and_written_where_the_launcher_copies_them():
 )
 def test_local_paths_are_the_launchers(uri, local):
   assert kfp_entrypoint.local_path(uri) == local
+
+
+def test_the_stamp_comes_from_an_input_that_read_data():
+  """The schema (ImportSchemaGen reads no data) carries an empty stamp, whatever the order."""
+  stamped = {kfp_entrypoint.STAMP_KEY: 'abc', 'span': 1.0}
+  schema = {kfp_entrypoint.STAMP_KEY: ''}
+  assert kfp_entrypoint._upstream_stamp([schema, stamped]) == 'abc'
+  assert kfp_entrypoint._upstream_stamp([stamped, schema]) == 'abc'
+  assert kfp_entrypoint._upstream_stamp([schema, {}]) == ''
