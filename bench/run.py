@@ -28,7 +28,8 @@ RESULTS = PROJECT_ROOT / 'bench' / 'results' / 'latest.json'
 # A ratio is fair only when nothing else ran: a 1-minute load average above
 # this many per CPU before the bench means other work shared the cores.
 QUIET_LOAD_PER_CPU = 0.25
-README = PROJECT_ROOT / 'README.md'
+# The document holding the speed table between the bench markers.
+README = PROJECT_ROOT / 'docs' / 'performance.md'
 README_START, README_END = '<!-- bench:start -->', '<!-- bench:end -->'
 
 
@@ -81,7 +82,7 @@ def _parser():
   parser.add_argument(
     '--readme',
     action='store_true',
-    help="rewrite the README's speed table (between its bench markers) from this run",
+    help="rewrite docs/performance.md's speed table (between its bench markers) from this run",
   )
   parser.add_argument('--workdir', help='where runs write (default: a temporary directory)')
   return parser
@@ -287,7 +288,7 @@ def quiet_warning(before: list[float], cpus: int) -> str | None:
 
 
 def readme_section(result: dict) -> str:
-  """The README's speed table: the side-by-side table with its date, commit and load."""
+  """docs/performance.md's speed table: the side-by-side table with its date, commit and load."""
   m = result['machine']
   heading = (
     f'Measured by `make bench` on {result["date"]}, commit {m.get("commit")}, {m["cpus"]} CPUs, '
@@ -425,7 +426,7 @@ def main(argv=None) -> int:
       print(table(result), flush=True)
       if args.readme:
         write_readme(result)
-        print(f'README speed table rewritten from this run: {README}', flush=True)
+        print(f'speed table rewritten from this run: {README}', flush=True)
     if args.throughput_steps:
       result['training_throughput'] = _section_stamp()
       training_throughput(

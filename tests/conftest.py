@@ -253,3 +253,13 @@ def rendered_images(page: pathlib.Path) -> tuple[int, int]:
   attributes = dict(re.findall(r'data-(images(?:-decoded)?)="(\d+)"', result.stdout))
   assert attributes, result.stdout[:2000] + result.stderr[-2000:]
   return int(attributes['images']), int(attributes['images-decoded'])
+
+
+@pytest.fixture(scope='session')
+def kfp2_python():
+  """The kfp 2.x environment's interpreter (build/kfp2, made by `make kfp2-env`):
+  kfp 2.x, kfp-kubernetes and kubeflow-training cannot share TFX's pins."""
+  python = PROJECT_ROOT / 'build' / 'kfp2' / 'bin' / 'python'
+  if not python.exists():
+    subprocess.run(['make', '-s', '-C', str(PROJECT_ROOT), 'kfp2-env'], check=True)
+  return python

@@ -130,15 +130,6 @@ def test_v2_spec_passes_the_kfp2_upload_rules(v2):
   assert 'defaultPipelineRoot' not in v2
 
 
-@pytest.fixture(scope='module')
-def kfp2_python():
-  """The kfp 2.x SDK's interpreter (build/kfp2, made by `make kfp2-env`)."""
-  python = PROJECT_ROOT / 'build' / 'kfp2' / 'bin' / 'python'
-  if not python.exists():
-    subprocess.run(['make', '-s', '-C', str(PROJECT_ROOT), 'kfp2-env'], check=True)
-  return python
-
-
 def test_v2_spec_loads_with_the_kfp2_sdk(kfp2_python, config, tmp_path):
   path = kubeflow.compile_pipeline(config, 'kubeflow-v2', tmp_path / 'v2.yaml')
   check = subprocess.run(

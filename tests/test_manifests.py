@@ -172,14 +172,6 @@ def _tfjob(**kwargs):
   )
 
 
-@pytest.fixture(scope='module')
-def kfp2_python():
-  python = PROJECT_ROOT / 'build' / 'kfp2' / 'bin' / 'python'
-  if not python.exists():
-    subprocess.run(['make', '-s', '-C', str(PROJECT_ROOT), 'kfp2-env'], check=True)
-  return python
-
-
 def _check_tfjobs(kfp2_python, jobs):
   done = subprocess.run(
     [str(kfp2_python), str(PROJECT_ROOT / 'tests' / 'kfp2' / 'check_tfjob.py')],
