@@ -20,6 +20,9 @@ DEFAULT_THROTTLE_SECS = 600
 # shape of its variables: a serving model trained with other values still
 # warm-starts, and Transform's cached output stays valid.
 TRAINING_ONLY_HPARAMS = ('learning_rate', 'batch_size', 'checkpoint_steps')
+# What R, pandas and spreadsheets write for a missing number (the config's
+# `missing_values` default); an empty cell is always missing.
+MISSING_VALUES = ('NA', 'N/A', 'NaN', 'nan', 'null', 'NULL', 'None', '#N/A')
 
 
 class Frozen(pydantic.BaseModel):

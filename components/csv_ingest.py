@@ -9,6 +9,10 @@ The examples are TFX's: a column's type is inferred over every file of a
 span as TFX infers it (INT if every value is an integer, else FLOAT if every
 value is a number, else STRING); an empty cell is a missing value (an empty
 list of the column's type); a column without any value is written untyped.
+Unlike TFX, a cell holding one of the `missing` tokens (`NA`, `null`, ...) is
+missing too in a column whose other values are all numbers: R and pandas
+write missing numbers so, and TFX would make the column text. In a text
+column the tokens stay values (`NA` may be a country code).
 Each file is one unit of work, so a distributed Beam runner spreads files.
 """
 
@@ -55,14 +59,23 @@ def _blocks(path: str, columns: list[str]):
     yield from reader
 
 
+def without_tokens(column: pa.Array, missing: tuple[str, ...]) -> pa.Array:
+  """`column` with the cells that hold a missing-value token (spaces aside) made null."""
+  if not missing:
+    return column
+  tokens = pc.is_in(pc.utf8_trim_whitespace(column), value_set=pa.array(missing, pa.string()))
+  return pc.if_else(pc.fill_null(tokens, False), pa.scalar(None, pa.string()), column)
+
+
 def _numeric_text(column: pa.Array) -> pa.Array:
   """What Python's int() and float() accept, in a form Arrow's cast accepts."""
   return pc.replace_substring_regex(pc.utf8_trim_whitespace(column), r'^\+', '')
 
 
-def value_type(column: pa.Array) -> int:
-  """TFX's inferred type of a column of strings (see `tfx_bsl.coders.csv_decoder`)."""
-  values = column.drop_null()
+def value_type(column: pa.Array, missing: tuple[str, ...] = ()) -> int:
+  """TFX's inferred type of a column of strings (see `tfx_bsl.coders.csv_decoder`),
+  the `missing` tokens set aside: a text column is text whatever they are."""
+  values = without_tokens(column, missing).drop_null()
   if not len(values):
     return UNKNOWN
   text = _numeric_text(values)
@@ -80,8 +93,10 @@ def value_type(column: pa.Array) -> int:
     return STRING
 
 
-def _as_lists(column: pa.Array, kind: int) -> pa.Array:
+def _as_lists(column: pa.Array, kind: int, missing: tuple[str, ...]) -> pa.Array:
   """A column as tf.Example feature values: one list per row, empty where missing."""
+  if kind in (INT, FLOAT):
+    column = without_tokens(column, missing)
   if kind == UNKNOWN:
     offsets = pa.array([None] * len(column) + [0], pa.int32())  # null: an untyped feature
     return pa.ListArray.from_arrays(offsets, pa.array([], pa.int64()))
@@ -129,12 +144,12 @@ class _InferTypes(beam.CombineFn):
     return accumulator
 
 
-def _file_types(path: str, columns: list[str]) -> dict[str, int]:
+def _file_types(path: str, columns: list[str], missing: tuple[str, ...]) -> dict[str, int]:
   types = dict.fromkeys(columns, UNKNOWN)
   for batch in _blocks(path, columns):
     for name, column in zip(columns, batch.columns, strict=True):
       if types[name] != STRING:
-        types[name] = max(types[name], value_type(column))
+        types[name] = max(types[name], value_type(column, missing))
   return types
 
 
@@ -146,8 +161,8 @@ class _WriteFile(beam.DoFn):
   bundle rewrites the same files. Yields (directory, examples written).
   """
 
-  def __init__(self, columns, buckets, destinations, prefix):
-    self._columns, self._prefix = columns, prefix
+  def __init__(self, columns, buckets, destinations, prefix, missing):
+    self._columns, self._prefix, self._missing = columns, prefix, missing
     self._buckets = np.asarray(buckets)
     self._destinations = destinations
 
@@ -169,7 +184,10 @@ class _WriteFile(beam.DoFn):
         continue
       split = np.searchsorted(self._buckets, buckets_of(batch, self._buckets[-1]), side='right')
       examples = pa.RecordBatch.from_arrays(
-        [_as_lists(c, types[n]) for n, c in zip(self._columns, batch.columns, strict=True)],
+        [
+          _as_lists(c, types[n], self._missing)
+          for n, c in zip(self._columns, batch.columns, strict=True)
+        ],
         self._columns,
       )
       # TFX's writer reshuffles every example; rows in a block are shuffled
@@ -192,15 +210,23 @@ class WriteSplitExamples(beam.PTransform):
   `buckets` are cumulative bucket counts, as TFX's: [2, 3] sends two thirds
   of the rows (by hash) to split 0 and one third to split 1. Split i goes to
   `destinations[i]`, or nowhere if None, in files named with `prefix`.
+  `missing`: the tokens that mean a missing number (see the module docstring).
   Expands to (directory, examples written) pairs.
   """
 
-  def __init__(self, files, buckets: list[int], destinations: list[str | None], prefix=''):
+  def __init__(
+    self,
+    files,
+    buckets: list[int],
+    destinations: list[str | None],
+    prefix='',
+    missing: tuple[str, ...] = (),
+  ):
     super().__init__()
     if len(buckets) != len(destinations):
       raise ValueError(f'{len(buckets)} buckets for {len(destinations)} destinations')
     self._files, self._buckets, self._destinations = list(files), buckets, destinations
-    self._prefix = prefix
+    self._prefix, self._missing = prefix, tuple(missing)
 
   def expand(self, pipeline):
     columns = header(self._files[0])
@@ -210,10 +236,10 @@ class WriteSplitExamples(beam.PTransform):
     files = pipeline | 'Files' >> beam.Create(list(enumerate(self._files)))
     types = (
       files
-      | 'FileTypes' >> beam.MapTuple(lambda _, path: _file_types(path, columns))
+      | 'FileTypes' >> beam.MapTuple(lambda _, path: _file_types(path, columns, self._missing))
       | 'InferTypes' >> beam.CombineGlobally(_InferTypes())
     )
     return files | 'Write' >> beam.ParDo(
-      _WriteFile(columns, self._buckets, self._destinations, self._prefix),
+      _WriteFile(columns, self._buckets, self._destinations, self._prefix, self._missing),
       beam.pvalue.AsSingleton(types),
     )

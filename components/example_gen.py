@@ -32,10 +32,11 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import proto_utils
 
-from components import csv_ingest, spans
+from components import contract, csv_ingest, spans
 from components.csv_check import DataError, check_csv_files
 
 WINDOW_KEY = 'span_window'
+MISSING_KEY = 'missing_values'  # a JSON list of the tokens read as a missing number
 # Custom properties of the Examples artifact: the spans read, as JSON.
 SPANS_PROPERTY = 'spans_read'
 TRAIN, EVAL, PREVIOUS = 'train', 'eval', 'previous'
@@ -115,6 +116,7 @@ class SpanCsvExampleGenExecutor(base_beam_executor.BaseBeamExecutor):
     examples = artifact_utils.get_single_instance(
       output_dict[standard_component_specs.EXAMPLES_KEY]
     )
+    missing = tuple(json.loads(exec_properties[MISSING_KEY]))
     written = [TRAIN, EVAL] + ([PREVIOUS] if chosen.previous else [])
     examples.split_names = artifact_utils.encode_split_names(written)
     split_dir = {name: artifact_utils.get_split_uri([examples], name) for name in written}
@@ -132,7 +134,7 @@ class SpanCsvExampleGenExecutor(base_beam_executor.BaseBeamExecutor):
           else None,
         ]
         _ = pipeline | f'Write[span-{span.number}]' >> csv_ingest.WriteSplitExamples(
-          files, buckets, destinations, prefix=f'span{span.number}-'
+          files, buckets, destinations, prefix=f'span{span.number}-', missing=missing
         )
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(
@@ -157,6 +159,7 @@ class _SpanExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
   PARAMETERS = {
     **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
     WINDOW_KEY: ExecutionParameter(type=int),
+    MISSING_KEY: ExecutionParameter(type=str),
   }
 
 
@@ -172,7 +175,13 @@ class SpanCsvExampleGen(CsvExampleGen):
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(SpanCsvExampleGenExecutor)
   DRIVER_CLASS = SpanDriver
 
-  def __init__(self, input_base: str, pattern: str = '*', window: int = 1):
+  def __init__(
+    self,
+    input_base: str,
+    pattern: str = '*',
+    window: int = 1,
+    missing_values: tuple[str, ...] = contract.MISSING_VALUES,
+  ):
     spans.has_span_spec(pattern)  # raises on a malformed pattern, at pipeline construction
     input_config = example_gen_pb2.Input(
       splits=[example_gen_pb2.Input.Split(name=spans.INPUT_SPLIT, pattern=pattern)]
@@ -184,6 +193,6 @@ class SpanCsvExampleGen(CsvExampleGen):
       output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
       output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
       examples=types.Channel(type=standard_artifacts.Examples),
-      **{WINDOW_KEY: window},
+      **{WINDOW_KEY: window, MISSING_KEY: json.dumps(list(missing_values))},
     )
     base_component.BaseComponent.__init__(self, spec=spec)

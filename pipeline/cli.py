@@ -11,7 +11,8 @@ import shutil
 import sys
 import time
 
-from pipeline import history, kubeflow, runlock, unchanged
+from components.contract import MISSING_VALUES
+from pipeline import history, kubeflow, runlock, scaffold, unchanged
 from pipeline.config import ConfigError, load_config, to_dict
 
 TASKS = ('binary', 'multiclass', 'regression')
@@ -75,12 +76,28 @@ def _parser():
     required=True,
     help='binary or multiclass classification, or regression',
   )
+  init.add_argument(
+    '--missing-values',
+    type=lambda text: tuple(t.strip() for t in text.split(',') if t.strip()),
+    default=MISSING_VALUES,
+    metavar='TOKENS',
+    help='comma-separated cells that mean a missing number (default: %(default)s; '
+    'an empty cell always does); written to pipeline.yaml as missing_values',
+  )
+  init.add_argument(
+    '--model',
+    choices=scaffold.MODELS,
+    default='custom',
+    help="custom: the package's own wide-and-deep model_fn (default); linear, dnn, "
+    "wide_deep: TF's canned Estimators (TF 2.15 has no boosted trees)",
+  )
   init.add_argument('--force', action='store_true', help='overwrite an existing project folder')
   for name, help_text in (
     ('run', 'run the whole pipeline on this machine'),
     ('runs', 'list past runs, newest first (show ID, compare A B)'),
     ('models', 'list the versions in the serving directory'),
     ('rollback', 'make an earlier model version serve again'),
+    ('predict', "a served model's predictions for the rows of a CSV file"),
     ('schema', 'regenerate the curated schema from the data'),
     ('image', 'build the pipeline image (locked versions and your module)'),
     ('compile', 'write the pipeline for Kubeflow Pipelines'),
@@ -124,6 +141,12 @@ def _parser():
         nargs='?',
         type=int,
         help='the version to serve (default: the one before the serving one)',
+      )
+    if name == 'predict':
+      command.add_argument('data', type=pathlib.Path, help='a CSV file with the raw columns')
+      command.add_argument('--model', help='a SavedModel folder (default: the version now serving)')
+      command.add_argument(
+        '--output', type=pathlib.Path, help='write the predictions here (default: stdout)'
       )
     if name == 'image':
       command.add_argument('--tag', required=True, help='the image name, e.g. registry/name:tag')
@@ -226,6 +249,13 @@ def short(text: str) -> str:
   return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 4] + ' ...'
 
 
+def _wrapped(error: BaseException) -> BaseException | None:
+  """The error `error` was raised from, or during; none after `raise ... from None`."""
+  if error.__cause__ is not None:
+    return error.__cause__
+  return None if error.__suppress_context__ else error.__context__
+
+
 def error_text(error: BaseException) -> str:
   """What went wrong, for a person: the error's own message, or, when it wraps
   another (Beam and TFMA re-raise with their own context, e.g. TFMA's
@@ -233,10 +263,8 @@ def error_text(error: BaseException) -> str:
   if isinstance(error, KeyboardInterrupt):
     return 'interrupted'
   root, seen = error, {id(error)}
-  while (root.__cause__ or root.__context__) is not None and id(
-    root.__cause__ or root.__context__
-  ) not in seen:
-    root = root.__cause__ or root.__context__
+  while (below := _wrapped(root)) is not None and id(below) not in seen:
+    root = below
     seen.add(id(root))
   if root is error:
     return _describe(error)
@@ -520,8 +548,38 @@ def _schema(config, args):
     raise FileExistsError(f'{output} exists; pass --force to overwrite it, or --output FILE')
   newest = check_spans(config.data_root, config.spans.pattern, 1).newest
   files = os.path.join(config.data_root, newest.pattern)
-  schema.write(schema.infer(schema.statistics(files), config.task.label), output)
+  stats = schema.statistics(files, config.missing_values)
+  schema.write(schema.infer(stats, config.task.label), output)
   print(f'wrote {output}; review the diff before committing it')
+
+
+def _predict(config, args) -> int:
+  # Loading the model imports TensorFlow: its chatter goes to a log.
+  with _logs_to(config.output_root / 'logs' / 'predict.log') as err:
+    from components import serving
+    from pipeline import predict
+
+    model = args.model
+    if not model:
+      pushed = serving.latest(config.push_dir)
+      if pushed is None:
+        print(f'error: no model serves in {config.push_dir}; pass --model DIR', file=err)
+        return EXIT_USAGE
+      model = pushed.path
+    try:
+      written, absent = predict.main(config, model, args.data, args.output)
+    except BrokenPipeError:
+      # The reader (`| head`) has what it wanted; Python must not flush into the closed pipe.
+      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+      return 0
+    except (OSError, ValueError) as e:
+      print(f'error: {error_text(e)}', file=err)
+      return EXIT_USAGE
+    if absent:
+      print(f'note: no column {", ".join(map(repr, absent))}: missing in every row', file=err)
+    if args.output:
+      print(f'wrote {written} predictions of {model} to {args.output}', file=err)
+  return 0
 
 
 def _init(args) -> int:
@@ -532,12 +590,17 @@ def _init(args) -> int:
   # TFDV's schema inference runs Beam and TF: their chatter goes to a
   # temporary log, kept only if init fails in an unexpected way.
   with _logs_to(pathlib.Path(log)) as err:
-    from pipeline import scaffold
-
     decided = {}
     try:
       written = scaffold.init(
-        args.directory, args.data, args.label, args.task, force=args.force, decided=decided
+        args.directory,
+        args.data,
+        args.label,
+        args.task,
+        force=args.force,
+        decided=decided,
+        missing_values=args.missing_values,
+        model=args.model,
       )
     except (OSError, ValueError) as e:
       print(f'error: {error_text(e)}', file=err)
@@ -580,6 +643,8 @@ def main(argv=None) -> int:
       except (ValueError, OSError) as e:
         print(f'error: {error_text(e)}', file=err)
         return EXIT_USAGE if isinstance(e, ValueError) else EXIT_FAILED
+  if args.command == 'predict':
+    return _predict(config, args)
   if args.command in ('schema', 'compile', 'submit', 'image', 'manifests'):
     command = {
       'schema': _schema,

@@ -14,6 +14,7 @@ import pydantic
 import yaml
 
 from components.contract import (
+  MISSING_VALUES,
   ClusterSpec,
   DriftPolicy,
   Frozen,
@@ -261,6 +262,9 @@ class Config(Frozen):
   # One run at a time per output root and serving directory: a run that
   # finds either in use waits this long for it, then gives up (0: at once).
   run_lock_wait_s: Number = 0.0
+  # Cells read as a missing number in a numeric column, as an empty cell is
+  # (in a text column they stay values: `NA` may be a code).
+  missing_values: tuple[str, ...] = MISSING_VALUES
   task: Task = TaskField
   spans: SpansConfig = SpansConfig()
   drift: DriftPolicy = DriftPolicy()
@@ -282,6 +286,13 @@ class Config(Frozen):
   def _dotted(cls, value):
     if not all(part.isidentifier() for part in value.split('.')):
       raise ValueError(f'must be a dotted Python module path, got {value!r}')
+    return value
+
+  @pydantic.validator('missing_values')
+  def _tokens(cls, value):
+    for token in value:
+      if not token or token != token.strip():
+        raise ValueError(f'{token!r}: a token must be non-empty, without surrounding spaces')
     return value
 
   @pydantic.validator('run_lock_wait_s')

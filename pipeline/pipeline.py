@@ -34,7 +34,10 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
 
   # Ingests the newest spans of CSV files, refusing malformed ones with the file and line.
   example_gen = SpanCsvExampleGen(
-    input_base=locations.data_root, pattern=config.spans.pattern, window=config.spans.window
+    input_base=locations.data_root,
+    pattern=config.spans.pattern,
+    window=config.spans.window,
+    missing_values=config.missing_values,
   ).with_id(EXAMPLE_GEN_ID)
   # Statistics of every split, which validation checks against the schema.
   statistics_gen = StatisticsGen(examples=example_gen.outputs['examples'])

@@ -20,13 +20,23 @@ import tempfile
 
 import yaml
 
+from components.contract import MISSING_VALUES
 from components.csv_check import check_csv_files
 from components.metrics import gate_metrics
 
 CONFIG_FILE = 'pipeline.yaml'
 SCHEMA_FILE = 'schema.pbtxt'
 TEMPLATES = pathlib.Path(__file__).resolve().parent / 'templates'
-MODULE_FILES = ('__init__.py', 'preprocessing.py', 'inputs.py', 'model.py', 'trainer.py')
+MODULE_FILES = (
+  '__init__.py',
+  'preprocessing.py',
+  'inputs.py',
+  'model.py',
+  'canned.py',
+  'trainer.py',
+)
+# What `init --model` offers: our custom model_fn, or one of TF's canned Estimators.
+MODELS = ('custom', 'linear', 'dnn', 'wide_deep')
 # An integer column is a code (categorical) when it has at most this many
 # distinct values, each seen in this many rows on average; otherwise it is a
 # number (a count, horsepower), which serving can extend beyond training.
@@ -38,8 +48,13 @@ ID_SHARE = 0.9
 MAX_VOCABULARY = 1000
 # How the first model is trained: about this many passes over the data,
 # within these bounds of steps.
-EPOCHS, MIN_STEPS, MAX_STEPS = 30, 500, 10_000
-BATCH_SIZE = 32
+EPOCHS, MIN_STEPS, MAX_STEPS = 40, 500, 20_000
+# Small batches learn more per pass; a large table gets larger ones, so it
+# gets as many passes in as many steps.
+BATCH_SIZE, LARGE_BATCH_SIZE, LARGE_TABLE = 32, 128, 10_000
+# A DNN over a few hundred rows learns them by heart: below LARGE_TABLE rows
+# its weights are held small and a share of its units dropped in training.
+SMALL_TABLE_REGULARIZATION = {'l2': 0.01, 'dropout': 0.3}
 
 
 @dataclasses.dataclass
@@ -49,15 +64,21 @@ class Column:
   name: str
   values: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   empty: int = 0
+  # Cells holding a missing-value token: missing if the column is numeric, values if text.
+  tokens: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   numbers: list = dataclasses.field(default_factory=list)
   is_int: bool = True
   is_number: bool = True
-  # Every number larger than the one before, row after row (a row number).
+  # Every number larger (smaller) than the one before, row after row (a row number).
   increasing: bool = True
+  decreasing: bool = True
 
-  def add(self, cell: str):
+  def add(self, cell: str, missing: frozenset = frozenset()):
     if cell == '':
       self.empty += 1
+      return
+    if cell in missing:
+      self.tokens[cell] += 1
       return
     # Every value, however many: a column of ids must be seen to be one.
     self.values[cell] += 1
@@ -70,9 +91,20 @@ class Column:
       if not math.isfinite(number):
         self.is_number = self.is_int = False
         return
-      self.increasing = self.increasing and (not self.numbers or number > self.numbers[-1])
+      if self.numbers:
+        self.increasing = self.increasing and number > self.numbers[-1]
+        self.decreasing = self.decreasing and number < self.numbers[-1]
       self.numbers.append(number)
       self.is_int = self.is_int and re.fullmatch(r'[-+]?\d+', cell.strip()) is not None
+
+  def settle(self):
+    """Once every cell is added: the tokens are missing numbers, or text values."""
+    if self.is_number and self.values:
+      self.empty += sum(self.tokens.values())
+    else:
+      self.values.update(self.tokens)
+      self.is_number = self.is_int = self.increasing = self.decreasing = False
+    self.tokens.clear()
 
 
 def package_name(directory: pathlib.Path) -> str:
@@ -88,7 +120,11 @@ def _pipeline_name(directory: pathlib.Path) -> str:
   return name[:63].rstrip('-') if name[0].isalnum() else ('p-' + name)[:63]
 
 
-def read_columns(files: list[str]) -> tuple[dict[str, Column], int]:
+def read_columns(
+  files: list[str], missing_values: tuple[str, ...] = MISSING_VALUES
+) -> tuple[dict[str, Column], int]:
+  """Every column of the CSV `files` (one header), and the number of rows."""
+  missing = frozenset(missing_values)
   columns, rows = None, 0
   for path in files:
     with open(path, newline='', encoding='utf-8') as f:
@@ -101,7 +137,9 @@ def read_columns(files: list[str]) -> tuple[dict[str, Column], int]:
           continue
         rows += 1
         for name, cell in zip(header, row, strict=False):  # a short row leaves cells out
-          columns[name].add(cell.strip())
+          columns[name].add(cell.strip(), missing)
+  for column in columns.values():
+    column.settle()
   return columns, rows
 
 
@@ -114,13 +152,19 @@ def feature_kinds(columns: dict[str, Column], rows: int, label: str) -> tuple[di
       continue
     distinct = len(column.values)
     present = rows - column.empty
-    missing = f', empty in {column.empty} of {rows} rows' if column.empty else ''
+    missing = f', missing in {column.empty} of {rows} rows' if column.empty else ''
     if present == 0:
       left_out[name] = 'always empty'
     elif distinct == 1:
       left_out[name] = 'a single value'
-    elif column.is_int and column.increasing and distinct == present and present >= 20:
-      left_out[name] = f'names rows: an integer rising with every row ({present} rows)'
+    elif (
+      column.is_int
+      and (column.increasing or column.decreasing)
+      and distinct == present
+      and present >= 20
+    ):
+      way = 'rising' if column.increasing else 'falling'
+      left_out[name] = f'names rows: an integer {way} with every row ({present} rows)'
     elif (
       column.is_int and distinct <= MAX_INT_CATEGORIES and present >= MIN_ROWS_PER_CODE * distinct
     ):
@@ -233,8 +277,8 @@ def _features_py(features: dict, decisions: dict, data_name: str, rows: int) -> 
     '',
     '',
     'class Kind(enum.Enum):',
-    "  NUMERIC = 'numeric'  # a number: z-score; an empty cell gets the mean",
-    "  CATEGORICAL = 'categorical'  # a string or small integer: vocabulary id",
+    "  NUMERIC = 'numeric'  # a number: z-score and a missing flag (an empty cell: 0, 1)",
+    "  CATEGORICAL = 'categorical'  # text or an integer code: vocabulary id, embedded",
     '',
     '',
     '@dataclasses.dataclass(frozen=True)',
@@ -282,8 +326,11 @@ def _config_yaml(
   slice_features: list,
   rows: int,
   package: str,
+  missing_values: tuple[str, ...],
 ) -> str:
-  train_steps = max(MIN_STEPS, min(MAX_STEPS, EPOCHS * rows // BATCH_SIZE))
+  batch_size = BATCH_SIZE if rows < LARGE_TABLE else LARGE_BATCH_SIZE
+  # The Trainer sees two thirds of the rows (the rest is the eval split).
+  train_steps = max(MIN_STEPS, min(MAX_STEPS, EPOCHS * (2 * rows // 3) // batch_size))
   config = {
     'pipeline_name': _pipeline_name(directory),
     'module': package,
@@ -292,16 +339,18 @@ def _config_yaml(
     'schema_file': SCHEMA_FILE,
     'output_root': 'outputs',
     'serving_dir': '',
+    'missing_values': list(missing_values),
     'task': task_section,
     'trainer': {
       'train_steps': train_steps,
       # One pass over the eval split (a third of the rows) is enough.
-      'eval_steps': rows // BATCH_SIZE + 1,
+      'eval_steps': rows // batch_size + 1,
       'warm_start': True,
       'hparams': {
-        'batch_size': BATCH_SIZE,
-        'learning_rate': 0.05,
-        'hidden_units': [32, 16],
+        'batch_size': batch_size,
+        'learning_rate': 0.003,
+        'hidden_units': [64, 32],
+        **(SMALL_TABLE_REGULARIZATION if rows < LARGE_TABLE else {}),
         'checkpoint_steps': 1000,
         **hparams,
       },
@@ -326,12 +375,13 @@ def _trivial(task: str) -> str:
   }[task]
 
 
-def _infer_schema(data_root: str, label: str, task_section: dict):
+def _infer_schema(data_root: str, label: str, task_section: dict, missing_values):
   from tensorflow_metadata.proto.v0 import schema_pb2
 
   from pipeline import schema as schema_lib
 
-  schema = schema_lib.infer(schema_lib.statistics(os.path.join(data_root, '*')), label)
+  stats = schema_lib.statistics(os.path.join(data_root, '*'), missing_values)
+  schema = schema_lib.infer(stats, label)
   count = task_section.get('num_classes') or (
     2 if task_section['type'] == 'binary' and 'classes' not in task_section else 0
   )
@@ -351,15 +401,21 @@ def init(
   task: str,
   force: bool = False,
   decided: dict | None = None,
+  missing_values: tuple[str, ...] = MISSING_VALUES,
+  model: str = 'custom',
 ) -> pathlib.Path:
   """Writes the starting project for the CSV table at `data` into `directory`.
 
-  `decided`, if given, receives each column's decision (as `features.py`'s comment says it).
+  `decided`, if given, receives each column's decision (as `features.py`'s comment
+  says it); `missing_values` are the cells read as a missing number; `model`
+  one of MODELS, the Estimator the package builds.
 
   Raises:
     FileExistsError: `directory` exists and `force` is not set.
     ValueError, DataError: the data or label do not fit the task (the message says why).
   """
+  if model not in MODELS:
+    raise ValueError(f'--model {model!r}: expected one of {", ".join(MODELS)}')
   directory = directory.resolve()
   data = data.resolve()
   if directory.exists() and not force:
@@ -368,7 +424,7 @@ def init(
     raise FileNotFoundError(f'--data {data} does not exist')
   data_dir = data if data.is_dir() else data.parent
   files = check_csv_files(str(data_dir), '*' if data.is_dir() else data.name)
-  columns, rows = read_columns(files)
+  columns, rows = read_columns(files, missing_values)
   if label not in columns:
     raise ValueError(f'--label {label!r} is not a column of {data}; columns: {", ".join(columns)}')
   features, _, decisions = feature_kinds(columns, rows, label)
@@ -394,13 +450,23 @@ def init(
       (staging / 'data' / data.name).symlink_to(data)
       data_root = 'data'
     schema = _infer_schema(
-      str(data_dir if data.is_dir() else staging / 'data'), label, task_section
+      str(data_dir if data.is_dir() else staging / 'data'), label, task_section, missing_values
     )
     from pipeline import schema as schema_lib
 
     schema_lib.write(schema, staging / SCHEMA_FILE)
     (staging / CONFIG_FILE).write_text(
-      _config_yaml(directory, data_root, task_section, gate, hparams, slices, rows, package)
+      _config_yaml(
+        directory,
+        data_root,
+        task_section,
+        gate,
+        {'estimator': model, **hparams},
+        slices,
+        rows,
+        package,
+        missing_values,
+      )
     )
     module_dir = staging / package
     module_dir.mkdir()

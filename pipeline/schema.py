@@ -4,6 +4,7 @@ The checked-in schema is what ExampleValidator holds every new data drop to;
 `python -m pipeline schema` regenerates it after a deliberate data change.
 """
 
+import os
 import pathlib
 
 import tensorflow_data_validation as tfdv
@@ -40,9 +41,27 @@ def curate(schema: schema_pb2.Schema, label: str) -> schema_pb2.Schema:
   return schema
 
 
-def statistics(files: str):
-  """TFDV statistics of the CSV files matching the glob `files`."""
-  return tfdv.generate_statistics_from_csv(data_location=files)
+def statistics(files: str, missing_values: tuple[str, ...]):
+  """TFDV statistics of the CSV files matching the glob `files`, as ExampleGen reads them.
+
+  The files go through the pipeline's own CSV ingest (not TFDV's CSV reader),
+  so a missing-value token in a numeric column is missing here too and the
+  types are the ones ExampleGen writes.
+  """
+  import tempfile
+
+  import apache_beam as beam
+  from tensorflow.io import gfile
+
+  from components import csv_ingest
+
+  paths = sorted(gfile.glob(files))
+  if not paths:
+    raise FileNotFoundError(f'no file matches {files}')
+  with tempfile.TemporaryDirectory(prefix='schema-stats-') as tmp:
+    with beam.Pipeline() as pipeline:
+      _ = pipeline | csv_ingest.WriteSplitExamples(paths, [1], [tmp], missing=missing_values)
+    return tfdv.generate_statistics_from_tfrecord(data_location=os.path.join(tmp, '*'))
 
 
 def infer(stats, label: str) -> schema_pb2.Schema:

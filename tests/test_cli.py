@@ -37,6 +37,16 @@ def test_error_text_of_a_plain_error_is_its_message():
   assert cli.error_text(KeyError('k')) == "KeyError: 'k'"
 
 
+def test_error_text_of_an_error_raised_from_none_is_its_message():
+  try:
+    try:
+      float('abc')
+    except ValueError:
+      raise ValueError('t.csv line 2: column age holds abc, expected a number') from None
+  except ValueError as e:
+    assert cli.error_text(e) == 't.csv line 2: column age holds abc, expected a number'
+
+
 @pytest.mark.parametrize(
   'override, key, needle',
   [

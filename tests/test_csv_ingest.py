@@ -41,13 +41,15 @@ def tfx_examples(directory, out) -> list[bytes]:
   return _read(out / 'tfx')
 
 
-def our_examples(directory, out, buckets) -> list[list[bytes]]:
+def our_examples(directory, out, buckets, missing=()) -> list[list[bytes]]:
   files = sorted(str(p) for p in directory.glob('*.csv'))
   destinations = [out / f'ours-{index}' for index in range(len(buckets))]
   for d in destinations:
     d.mkdir(parents=True)
   with beam.Pipeline() as pipeline:
-    _ = pipeline | csv_ingest.WriteSplitExamples(files, buckets, [str(d) for d in destinations])
+    _ = pipeline | csv_ingest.WriteSplitExamples(
+      files, buckets, [str(d) for d in destinations], missing=missing
+    )
   return [
     sorted(
       _canonical(r)
@@ -93,3 +95,23 @@ def test_buckets_are_a_hash_of_the_cells():
   )
   buckets = csv_ingest.buckets_of(batch, 1000)
   assert buckets[0] == buckets[1] and np.all((buckets >= 0) & (buckets < 1000))
+
+
+def test_missing_tokens_are_missing_numbers_and_values_of_text(tmp_path):
+  """R's and pandas' `NA` in a numeric column is a missing number, not text; in a
+  text column (`NA` may be a country) it stays a value; a column of tokens is empty."""
+  from components.contract import MISSING_VALUES
+
+  data, out = tmp_path / 'data', tmp_path / 'out'
+  data.mkdir()
+  (data / 'a.csv').write_text('n,i,t,only\n1.5,3,NA,NA\nNA, null ,x,null\n 2 ,NaN,NA,\n')
+  (ours,) = our_examples(data, out, [1], missing=MISSING_VALUES)
+  rows = sorted(
+    (tuple(tf.train.Example.FromString(r).features.feature[k] for k in 'nito') for r in ours),
+    key=lambda f: f[2].bytes_list.value[0],
+  )
+  numbers = [list(n.float_list.value) for n, *_ in rows]
+  assert sorted(numbers) == [[], [1.5], [2.0]]
+  assert sorted(list(i.int64_list.value) for _, i, *_ in rows) == [[], [], [3]]
+  assert [t.bytes_list.value[0] for *_, t, _ in rows] == [b'NA', b'NA', b'x']
+  assert all(o.WhichOneof('kind') is None for *_, o in rows)

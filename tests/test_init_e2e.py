@@ -38,26 +38,28 @@ from {package}.features import FEATURES, Kind, num_ids, transformed_name
 
 def build(run_config, warm_start):
   columns = [
-      tf.feature_column.numeric_column(transformed_name(key)) if feature.kind is Kind.NUMERIC
+      tf.feature_column.numeric_column(transformed_name(key), shape=(2,))
+      if feature.kind is Kind.NUMERIC
       else tf.feature_column.categorical_column_with_identity(
           transformed_name(key), num_buckets=num_ids(feature), default_value=0)
       for key, feature in FEATURES.items()]
   return tf_estimator.LinearClassifier(columns, config=run_config, warm_start_from=warm_start)
 """
-ORIGINAL_ESTIMATOR = """  estimator = tf_estimator.Estimator(
+ORIGINAL_ESTIMATOR = """    estimator = tf_estimator.Estimator(
       model_fn=model.model_fn, config=run_config, warm_start_from=warm_start,
       params={**hp, 'task': args['task']})"""
 
 
 def _swap_in_canned_estimator(project: pathlib.Path):
   (package,) = [p for p in project.iterdir() if p.name.endswith('_model')]
-  (package / 'canned.py').write_text(CANNED.replace('{package}', package.name))
+  (package / 'own.py').write_text(CANNED.replace('{package}', package.name))
   trainer = package / 'trainer.py'
   text = trainer.read_text()
   assert ORIGINAL_ESTIMATOR in text
   trainer.write_text(
-    text.replace(ORIGINAL_ESTIMATOR, '  estimator = canned.build(run_config, warm_start)').replace(
-      f'from {package.name} import inputs, model', f'from {package.name} import canned, inputs'
+    text.replace(ORIGINAL_ESTIMATOR, '    estimator = own.build(run_config, warm_start)').replace(
+      f'from {package.name} import canned, inputs, model',
+      f'from {package.name} import canned, inputs, own',
     )
   )
 
@@ -214,3 +216,44 @@ def test_a_swapped_in_canned_estimator_runs_unchanged(projects):
   predict = serving.load_predictor(summary['pushed_path'], 'logistic')
   rows = _rows(table, 10)
   assert predict([serialize(r, _raw_spec(project), drop=('churned',)) for r in rows]).shape == (10,)
+
+
+def _predict_cli(project, rows, tmp_path):
+  """`python -m pipeline predict` on `rows` written as CSV, one `score` cell as R writes NA."""
+  import csv
+
+  rows = [dict(r) for r in rows]
+  rows[0]['score'] = 'NA'
+  data = tmp_path / 'rows.csv'
+  with open(data, 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  result = subprocess.run(
+    [sys.executable, '-m', 'pipeline', 'predict', '--config', str(project / 'pipeline.yaml'), data],
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert result.returncode == 0, result.stderr
+  return list(csv.reader(result.stdout.splitlines())), rows
+
+
+def test_predict_serves_csv_rows_with_class_names(projects, tmp_path):
+  project, table, _, _, summary = projects['binary']
+  out, rows = _predict_cli(project, _rows(table, 20), tmp_path)
+  assert out[0] == ['class', 'p(no)', 'p(yes)']
+  rows[0]['score'] = ''  # what the CLI sent for NA
+  predict = serving.load_predictor(summary['pushed_path'], 'logistic')
+  expected = predict([serialize(r, _raw_spec(project), drop=('churned',)) for r in rows])
+  got = np.array([float(line[2]) for line in out[1:]])
+  np.testing.assert_allclose(got, expected, atol=1e-5)
+  assert [line[0] for line in out[1:]] == ['yes' if p > 0.5 else 'no' for p in expected]
+
+
+def test_predict_serves_regression_values(projects, tmp_path):
+  project, table, _, _, _ = projects['regression']
+  out, _ = _predict_cli(project, _rows(table, 20), tmp_path)
+  assert out[0] == ['prediction'] and len(out) == 21
+  truth = np.array([float(r['price']) for r in _rows(table, 20)])
+  assert np.sqrt(np.mean((np.array([float(v) for (v,) in out[1:]]) - truth) ** 2)) < truth.std()

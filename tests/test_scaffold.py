@@ -26,7 +26,7 @@ def test_feature_kinds_follow_the_column_types(tmp_path):
   assert 'churned' not in features  # the label
   assert 'names rows' in left_out['customer_id']
   assert set(decisions) == set(features) | set(left_out)
-  assert decisions['score'] == 'numeric: a number, 177 distinct values, empty in 20 of 200 rows'
+  assert decisions['score'] == 'numeric: a number, 177 distinct values, missing in 20 of 200 rows'
   assert decisions['city'] == 'categorical: text, 4 values'
 
 
@@ -215,3 +215,61 @@ def test_generated_python_holds_hostile_names_as_data(tmp_path, monkeypatch):
   assert not (tmp_path / 'PWNED').exists()
   for line in source.splitlines():
     assert not line.lstrip().startswith('import os')
+
+
+def test_a_large_table_with_an_id_and_na_cells(tmp_path):
+  """50,000 rows as R writes them: row names first, `NA` for a missing number.
+  The id is left out, the NAs are missing numbers (in the schema too), and a
+  text column keeps `NA` as a value."""
+  import random
+
+  from tensorflow_metadata.proto.v0 import schema_pb2
+
+  from pipeline import schema as schema_lib
+
+  rng = random.Random(1)
+  ids = list(range(1, 50_001))
+  rng.shuffle(ids)
+  data = tmp_path / 'data' / 't.csv'
+  data.parent.mkdir()
+  with data.open('w') as f:
+    f.write('"rownames","weight","region","y"\n')
+    for i in ids:
+      weight = 'NA' if i % 7 == 0 else f'{rng.uniform(1, 9):.2f}'
+      f.write(f'"{i}",{weight},"{rng.choice(["NA", "EU", "AS"])}",{i % 2}\n')
+  decided = {}
+  project = scaffold.init(tmp_path / 'project', data, 'y', 'binary', decided=decided)
+  missing = sum(1 for i in ids if i % 7 == 0)
+  assert decided == {
+    'rownames': 'left out: names rows: an integer with a distinct value in each of 50000 rows',
+    'weight': f'numeric: a number, {len(columns_of(data)["weight"].values)} distinct values, '
+    f'missing in {missing} of 50000 rows',
+    'region': 'categorical: text, 3 values',
+  }
+  schema = {f.name: f for f in schema_lib.load(project / scaffold.SCHEMA_FILE).feature}
+  assert schema['weight'].type == schema_pb2.FLOAT
+  assert schema['region'].type == schema_pb2.BYTES
+  assert 'NA' in (project / 'pipeline.yaml').read_text()
+  features_py = next(project.glob('*_model/features.py')).read_text()
+  assert "'rownames': left out: names rows" in features_py
+  assert "'weight': Feature(Kind.NUMERIC)" in features_py
+
+
+def columns_of(path):
+  return scaffold.read_columns([str(path)])[0]
+
+
+def test_missing_tokens_are_configurable(tmp_path):
+  path = tmp_path / 't.csv'
+  path.write_text('a,b\n1,-\n-,2\n3,NA\n')
+  columns, _ = scaffold.read_columns([str(path)], missing_values=('-',))
+  assert columns['a'].is_number and columns['a'].empty == 1
+  assert not columns['b'].is_number and set(columns['b'].values) == {'-', '2', 'NA'}
+
+
+def test_falling_integers_name_rows(tmp_path):
+  path = tmp_path / 't.csv'
+  path.write_text('n,x,y\n' + ''.join(f'{100 - i},{i % 4},{i % 2}\n' for i in range(40)))
+  columns, rows = scaffold.read_columns([str(path)])
+  _, left_out, _ = scaffold.feature_kinds(columns, rows, 'y')
+  assert left_out == {'n': 'names rows: an integer falling with every row (40 rows)'}
