@@ -136,6 +136,10 @@ test-e2e: $(DEV_STAMP) $(CHROMIUM_STAMP) ## Run only the end-to-end pipeline tes
 bench: $(DEV_STAMP) ## Benchmark against TFX's own taxi pipeline; writes bench/results/latest.json (ARGS="--reps 1")
 	$(PY) -m bench $(ARGS)
 
+.PHONY: bench-tables
+bench-tables: $(DEV_STAMP) ## init + run on public tables against scikit-learn; writes bench/results/tables.json and the README's table
+	$(PY) -m bench.tables $(ARGS)
+
 .PHONY: schema
 schema: $(STAMP) ## Regenerate the bundled taxi schema from the bundled data (review the diff)
 	$(PY) -m pipeline schema --force $(ARGS)

@@ -26,6 +26,7 @@ PROJECTS = {
   'multiclass': 'multiclass',
   'regression': 'regression',
   'swapped': 'binary',
+  'wide_deep': 'multiclass',  # made with `init --model wide_deep`
 }
 
 # A user's own Estimator: TF's canned LinearClassifier over the same features.
@@ -84,7 +85,15 @@ def projects(tmp_path_factory):
 
   inits = {
     name: start(
-      'init', str(root / name), '--data', str(tables[task]), '--label', LABELS[task], '--task', task
+      'init',
+      str(root / name),
+      '--data',
+      str(tables[task]),
+      '--label',
+      LABELS[task],
+      '--task',
+      task,
+      *(['--model', name] if name == 'wide_deep' else []),
     )
     for name, task in PROJECTS.items()
   }
@@ -257,3 +266,12 @@ def test_predict_serves_regression_values(projects, tmp_path):
   assert out[0] == ['prediction'] and len(out) == 21
   truth = np.array([float(r['price']) for r in _rows(table, 20)])
   assert np.sqrt(np.mean((np.array([float(v) for (v,) in out[1:]]) - truth) ** 2)) < truth.std()
+
+
+def test_a_canned_classifier_serves_the_class_names(projects, tmp_path):
+  project, table, _, _, summary = projects['wide_deep']
+  assert 'estimator: wide_deep' in (project / 'pipeline.yaml').read_text()
+  assert summary['metrics']['accuracy'] > 0.6
+  out, rows = _predict_cli(project, _rows(table, 30), tmp_path)
+  assert out[0] == ['class', 'p(setosa)', 'p(versicolor)', 'p(virginica)']
+  assert sum(line[0] == row['species'] for line, row in zip(out[1:], rows, strict=True)) > 18
