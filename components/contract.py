@@ -268,3 +268,23 @@ class DriftGate(Frozen):
   policy: DriftPolicy = DriftPolicy()
   # Where accepted drifts are recorded (storage that outlives runs).
   records_dir: str = ''
+
+
+# The Evaluator's blessing records the comparison under this key (JSON of
+# `components.evaluation.judge_change`).
+CHANGE_KEY = 'change'
+
+
+class ChangeGate(Frozen):
+  """How the Evaluator compares the candidate with the model now serving
+  (see `components.evaluation.judge_change`)."""
+
+  # TFMA's name of the gated metric, and its direction.
+  metric: str
+  higher_is_better: bool
+  # How much worse than the serving model's the candidate's metric may be,
+  # beyond the noise of the eval rows.
+  max_change: float = 0.0
+  # Non-empty: a person's reason to replace the serving model whatever the
+  # comparison says (`run --replace-serving REASON`); the threshold still holds.
+  replace_reason: str = ''

@@ -3,6 +3,7 @@
 import argparse
 import contextlib
 import datetime
+import json
 import logging
 import os
 import pathlib
@@ -163,6 +164,12 @@ def _parser():
         action='store_true',
         help='train on the newest span even if it drifted from the previous '
         'one (same as --set drift.accept=true); remembered for these spans',
+      )
+      command.add_argument(
+        '--replace-serving',
+        metavar='REASON',
+        help='push the new model even if it scores worse than the serving one '
+        '(the threshold still holds); REASON is kept in the run history',
       )
     if name in ('compile', 'submit'):
       command.add_argument(
@@ -625,6 +632,12 @@ def main(argv=None) -> int:
   overrides = list(args.set)
   if getattr(args, 'accept_drift', False):
     overrides.append('drift.accept=true')
+  if getattr(args, 'replace_serving', None) is not None:
+    if not args.replace_serving.strip():
+      print('error: --replace-serving needs a reason', file=sys.stderr)
+      return EXIT_USAGE
+    # JSON is YAML: the reason stays one string whatever it holds.
+    overrides.append(f'evaluator.replace_serving={json.dumps(args.replace_serving.strip())}')
   try:
     config = load_config(args.config, overrides)
   except ConfigError as e:

@@ -125,6 +125,9 @@ class EvaluatorConfig(Frozen):
   # candidate's may be (0: at least as good).
   max_change: Number = 0.0
   slice_features: tuple[str, ...] = ()
+  # Non-empty: why this run may replace the serving model even if it scores
+  # worse (`run --replace-serving REASON`); the threshold still holds.
+  replace_serving: str = ''
 
   @pydantic.validator('max_change')
   def _non_negative(cls, value):

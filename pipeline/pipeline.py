@@ -6,7 +6,7 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import trainer_pb2, transform_pb2
 
 from components import contract
-from components.evaluation import ServingBaselineEvaluator, eval_config
+from components.evaluation import ServingBaselineEvaluator, change_gate, eval_config
 from components.example_gen import EVAL, TRAIN, SpanCsvExampleGen
 from components.pushing import CheckedPusher
 from components.training import ARCHITECTURE_KEY, EstimatorTrainerExecutor, architecture
@@ -92,19 +92,19 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
       )
     ),
   )
-  # Blesses the model only if good enough and not worse than the one serving;
+  # Blesses the model only if good enough and not worse than the one serving
+  # beyond the noise of the eval rows;
   # smoke-checks its serving model meanwhile, in a fresh process.
   evaluator = ServingBaselineEvaluator(
     examples=example_gen.outputs['examples'],
     model=trainer.outputs['model'],
     eval_config=eval_config(
-      config.task,
-      config.gate_metric,
-      config.evaluator.threshold,
-      config.evaluator.max_change,
-      config.evaluator.slice_features,
+      config.task, config.gate_metric, config.evaluator.threshold, config.evaluator.slice_features
     ),
     baseline_push_dir=push_dir,
+    gate=change_gate(
+      config.task, config.gate_metric, config.evaluator.max_change, config.evaluator.replace_serving
+    ),
   ).with_id('Evaluator')
   # Publishes a blessed model that passed the smoke check, atomically, if the
   # model it was compared with still serves.

@@ -1,8 +1,10 @@
 """The run summary: component states, eval metrics, blessing and push, from MLMD."""
 
+import json
 import os
 
 from components import serving
+from components.contract import CHANGE_KEY
 from pipeline.config import Config
 
 # Component states in the summary.
@@ -163,7 +165,8 @@ def _add_evaluation(result, outputs, config):
     uri = outputs['evaluation'].uri
     if os.path.exists(uri):
       result.update(_metrics(uri, config))
-      result['gate'] = _gate(uri, result, config)
+      change = _prop(outputs['blessing'], CHANGE_KEY) if 'blessing' in outputs else None
+      result['gate'] = _gate(uri, result, config, json.loads(change) if change else None)
       result['blessing_reason'] = result['gate']['reason']
   if 'blessing' in outputs:
     result['blessed'] = _prop(outputs['blessing'], 'blessed') == 1
@@ -276,8 +279,9 @@ def _confusion_matrix(uri, num_classes) -> list[list[int]] | None:
   return None
 
 
-def _gate(uri, result, config) -> dict:
-  """The gated metric for the candidate and the serving model, and why the
+def _gate(uri, result, config, change: dict | None) -> dict:
+  """The gated metric for the candidate and the serving model, the comparison
+  of the two (`change`, see components.evaluation.judge_change), and why the
   model was or was not blessed."""
   import tensorflow_model_analysis as tfma
 
@@ -295,25 +299,39 @@ def _gate(uri, result, config) -> dict:
     'serving': base,
     'threshold': threshold,
     'max_change': max_change,
+    'change': change,
   }
   validation = tfma.load_validation_result(uri)
-  if validation.validation_ok:
-    text = f'{name} {value:.4f} {">=" if higher else "<="} threshold {threshold:g}'
-    if base is not None:
-      text += (
-        f" and not {'below' if higher else 'above'} the serving model's "
-        f'{base:.4f} by more than {max_change:g}'
-      )
-    else:
-      text += '; no model was serving, so no change threshold applied'
-  else:
+  if not validation.validation_ok:
     failures = [
       _failure_text(f, config.task.type, higher)
       for per_slice in validation.metric_validations_per_slice
       for f in per_slice.failures
     ]
-    text = '; '.join(failures) or 'validation failed'
-  gate['reason'] = text
+    gate['reason'] = '; '.join(failures) or 'validation failed'
+    return gate
+  text = f'{name} {value:.4f} {">=" if higher else "<="} threshold {threshold:g}'
+  if change is None:
+    gate['reason'] = text + '; no model was serving, so no comparison applied'
+    return gate
+  compared = (
+    f"{change['verdict']} than the serving model's {base:.4f}"
+    if change['verdict'] != 'within noise'
+    else f"within the noise of the serving model's {base:.4f}"
+  )
+  interval = (
+    f'(difference {change["diff"]:+.4f}, '
+    f'95% interval {change["low"]:+.4f} to {change["high"]:+.4f})'
+  )
+  if change['blocks']:
+    gate['reason'] = (
+      f"{name} {value:.4f} is worse than the serving model's {base:.4f} beyond the noise "
+      f'by more than {max_change:g} {interval}'
+    )
+  elif change.get('replace_reason') and change['verdict'] == 'worse':
+    gate['reason'] = f'{text}; {compared} {interval}, replacing it: {change["replace_reason"]}'
+  else:
+    gate['reason'] = f'{text}; {compared} {interval}'
   return gate
 
 

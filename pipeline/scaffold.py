@@ -52,9 +52,13 @@ EPOCHS, MIN_STEPS, MAX_STEPS = 40, 500, 20_000
 # Small batches learn more per pass; a large table gets larger ones, so it
 # gets as many passes in as many steps.
 BATCH_SIZE, LARGE_BATCH_SIZE, LARGE_TABLE = 32, 128, 10_000
-# A DNN over a few hundred rows learns them by heart: below LARGE_TABLE rows
-# its weights are held small and a share of its units dropped in training.
-SMALL_TABLE_REGULARIZATION = {'l2': 0.01, 'dropout': 0.3}
+# A DNN over a few hundred rows learns them by heart: on smaller tables its
+# weights are held smaller and more of its units dropped in training
+# (rows below, hparams), the first that applies.
+REGULARIZATION = (
+  (1_000, {'l2': 0.01, 'dropout': 0.3}),
+  (LARGE_TABLE, {'l2': 0.001, 'dropout': 0.1}),
+)
 
 
 @dataclasses.dataclass
@@ -350,7 +354,7 @@ def _config_yaml(
         'batch_size': batch_size,
         'learning_rate': 0.003,
         'hidden_units': [64, 32],
-        **(SMALL_TABLE_REGULARIZATION if rows < LARGE_TABLE else {}),
+        **next((hp for below, hp in REGULARIZATION if rows < below), {}),
         'checkpoint_steps': 1000,
         **hparams,
       },

@@ -29,8 +29,7 @@ def curate(schema: schema_pb2.Schema, label: str) -> schema_pb2.Schema:
       # An optional column may be empty in a whole (small) data drop.
       feature.presence.ClearField('min_count')
       if feature.HasField('value_count'):
-        # CsvExampleGen turns an empty cell into a feature with no values,
-        # which TFDV's CSV statistics (used to infer) count as absent instead.
+        # A missing cell is a feature with no values.
         feature.value_count.min = 0
     if feature.name == label:
       # Required for training and evaluation, absent when serving; a label
@@ -72,7 +71,21 @@ def infer(stats, label: str) -> schema_pb2.Schema:
       f'the label column {label!r} is not in the data; columns: {", ".join(sorted(names))}'
     )
   # Sparse (VarLen) features: many columns have missing values.
-  return curate(tfdv.infer_schema(stats, infer_feature_shape=False), label)
+  schema = tfdv.infer_schema(stats, infer_feature_shape=False)
+  # ExampleGen writes a missing cell as a feature with no values, which TFDV
+  # counts as present: such a column is optional.
+  optional = {}
+  for d in stats.datasets:
+    for f in d.features:
+      kind = f.WhichOneof('stats')
+      common = getattr(f, kind).common_stats if kind else None
+      if common and common.min_num_values == 0:
+        optional[f.path.step[0]] = common.max_num_values
+  for feature in schema.feature:
+    if feature.name in optional:
+      feature.presence.min_fraction = 0.0
+      feature.value_count.min, feature.value_count.max = 0, max(1, optional[feature.name])
+  return curate(schema, label)
 
 
 def load(path: str) -> schema_pb2.Schema:

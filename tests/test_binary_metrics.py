@@ -138,7 +138,7 @@ def _combiners(config):
 
 
 def test_histogram_metrics_add_no_combiner_to_the_aucs():
-  full = eval_config(BinaryTask(label='y'), 'auc', 0.5, 0.0, [])
+  full = eval_config(BinaryTask(label='y'), 'auc', 0.5, [])
   without = tfma.EvalConfig()
   without.CopyFrom(full)
   metrics = [m for m in full.metrics_specs[0].metrics if m.class_name != 'HistogramBinaryMetrics']

@@ -325,3 +325,31 @@ def test_damaged_version_and_partly_deleted_cache_are_passed_over(first_run, wor
   assert summary['gate']['serving'] is not None  # compared with the intact version
   assert summary['blessed'] is True and summary['pushed_path']
   assert summary['pushed_version'] > int(fake.name)
+
+
+def test_a_worse_model_is_held_back_unless_a_person_replaces_the_serving_one(first_run, workspace):
+  """The comparison with the serving model is on the same eval rows, with TFMA's
+  confidence interval: a model worse beyond the noise is not pushed; with
+  `--replace-serving REASON` it is, and the run's record keeps the reason."""
+  serving_dir = str(workspace / 'out' / 'serving')
+  before = serving.versions(serving_dir)
+  worse = ('trainer.train_steps=1', 'trainer.warm_start=false', 'evaluator.threshold=0.3')
+  process, summary = run_cli(workspace, *worse)
+  assert process.returncode == EXIT_NOT_PUSHED, process.stderr
+  change = summary['gate']['change']
+  assert change['verdict'] == 'worse' and change['blocks'] is True
+  assert change['low'] <= change['diff'] <= change['high'] < 0
+  assert 'beyond the noise' in summary['blessing_reason'] and '95% interval' in process.stdout
+  assert serving.versions(serving_dir) == before
+
+  reason = 'the serving model: leaky feature'
+  process, summary = run_pipeline(
+    workspace, *SMALL_RUN, *worse, flags=['--replace-serving', reason]
+  )
+  assert process.returncode == EXIT_PUSHED, process.stderr
+  assert states(summary)['Trainer'] == 'cached'
+  assert summary['gate']['change']['replace_reason'] == reason
+  assert f'replacing it: {reason}' in summary['blessing_reason']
+  assert serving.versions(serving_dir) == [*before, summary['pushed_version']]
+  record = json.loads((workspace / 'out' / 'runs' / summary['run_id'] / 'summary.json').read_text())
+  assert record['gate']['change']['replace_reason'] == reason

@@ -118,6 +118,10 @@ def test_span_2_trains_warm_from_span_1s_model_and_is_compared_with_it(span2, sp
   # The Evaluator compared the candidate with span 1's model, on span 2's eval rows.
   assert summary['gate']['serving'] is not None
   assert f"serving model's {summary['gate']['serving']:.4f}" in summary['blessing_reason']
+  # On the same rows, with the interval of the difference (TFMA's jackknife).
+  change = summary['gate']['change']
+  assert change['low'] <= change['diff'] <= change['high'] and not change['blocks']
+  assert '95% interval' in summary['blessing_reason']
   assert served(root) == [first, summary['pushed_version']]
   # Same distribution: every drift measurement is under its threshold.
   measured = {m['feature']: m for m in summary['drift']['measurements']}

@@ -248,6 +248,9 @@ def test_a_large_table_with_an_id_and_na_cells(tmp_path):
   }
   schema = {f.name: f for f in schema_lib.load(project / scaffold.SCHEMA_FILE).feature}
   assert schema['weight'].type == schema_pb2.FLOAT
+  # Optional: a missing cell is a feature with no values.
+  assert schema['weight'].presence.min_fraction == 0.0
+  assert (schema['weight'].value_count.min, schema['weight'].value_count.max) == (0, 1)
   assert schema['region'].type == schema_pb2.BYTES
   assert 'NA' in (project / 'pipeline.yaml').read_text()
   features_py = next(project.glob('*_model/features.py')).read_text()
