@@ -223,6 +223,15 @@ def bench_table(key: str, table: Table, work: pathlib.Path, model: str = 'custom
   pushed = serving.latest(str(project / 'outputs' / 'serving'))
   if pushed is None:
     raise RuntimeError(f'{key}: the run pushed no model; see {log}')
+  alone = _evaluator_s(project)
+  # The same model again, now that it serves: only the Evaluator runs (a
+  # changed gate), comparing it with itself on the same rows. The difference
+  # in its time is what the comparison with the serving model costs.
+  _pipeline(
+    'run', '--config', str(project / 'pipeline.yaml'), '--set', 'evaluator.max_change=1e-9', log=log
+  )
+  compared = _evaluator_s(project)
+  change = json.loads((project / 'outputs' / 'latest_summary.json').read_text())['gate']['change']
   with open(test_file, newline='') as f:
     rows = list(csv.DictReader(f))
   truth = [row[table.label] for row in rows]
@@ -247,8 +256,17 @@ def bench_table(key: str, table: Table, work: pathlib.Path, model: str = 'custom
     **base,
     'init_s': round(init_s, 1),
     'run_s': round(run_s, 1),
+    'evaluator_s': alone,
+    'evaluator_compared_s': compared,
+    'self_comparison': change['verdict'],
     'left_out': _left_out(project),
   }
+
+
+def _evaluator_s(project: pathlib.Path) -> float:
+  summary = json.loads((project / 'outputs' / 'latest_summary.json').read_text())
+  (seconds,) = [c['seconds'] for c in summary['components'] if c['name'] == 'Evaluator']
+  return seconds
 
 
 def _task_section(project: pathlib.Path) -> dict:
@@ -272,8 +290,11 @@ def meets(result: dict) -> bool:
 
 def markdown(results: list[dict]) -> str:
   lines = [
-    '| table | task, rows | metric | ours | linear | hist. GB | within margin | init + run |',
-    '|---|---|---|---:|---:|---:|:-:|---:|',
+    (
+      '| table | task, rows | metric | ours | linear | hist. GB | within margin | init + run '
+      '| Evaluator alone / compared |'
+    ),
+    '|---|---|---|---:|---:|---:|:-:|---:|---:|',
   ]
   for r in results:
     digits = 0 if r['metric'] == 'rmse' and r['ours'] > 100 else 3
@@ -281,7 +302,8 @@ def markdown(results: list[dict]) -> str:
     lines.append(
       f'| {r["table"]} (`{r["source"]}`) | {r["task"]}, {r["rows"]} | {r["metric"]} | '
       + ' | '.join(cells)
-      + f' | {"yes" if meets(r) else "**no**"} | {r["init_s"] + r["run_s"]:.0f} s |'
+      + f' | {"yes" if meets(r) else "**no**"} | {r["init_s"] + r["run_s"]:.0f} s '
+      + f'| {r["evaluator_s"]:.0f} s / {r["evaluator_compared_s"]:.0f} s |'
     )
   return '\n'.join(lines)
 
