@@ -97,8 +97,13 @@ def predictions(model_dir: str, serialized: list[bytes]) -> tuple[list[str], lis
     classes = [c.decode() for c in outputs['classes'].numpy()[0]]
     rows = [[classes[int(s.argmax())], *(round(float(p), 6) for p in s)] for s in scores]
     return ['class', *(f'p({c})' for c in classes)], rows
-  (values,) = [v for k, v in outputs.items() if k in ('outputs', 'predictions')]
-  return ['prediction'], [[round(float(v), 6)] for v in values.numpy().reshape(-1)]
+  values = [v for k, v in outputs.items() if k in ('outputs', 'predictions')]
+  if len(values) != 1:
+    raise ValueError(
+      f'{model_dir}: its default signature returns {", ".join(sorted(outputs))}; '
+      'expected classes and scores (a classifier) or outputs (a regressor)'
+    )
+  return ['prediction'], [[round(float(v), 6)] for v in values[0].numpy().reshape(-1)]
 
 
 def main(config, model_dir: str, data: pathlib.Path, output: pathlib.Path | None):
