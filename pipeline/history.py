@@ -17,6 +17,18 @@ from pipeline.config import Config
 SUMMARY = 'summary.json'
 LATEST = 'latest_summary.json'
 RUNNING, INTERRUPTED = 'running', 'interrupted'
+# A summary file that is not a run record (truncated, or not ours) is listed so.
+UNREADABLE = 'unreadable'
+# Keys of a run record and the types their values must have to be read.
+_SHAPE = {
+  'run_id': (str,),
+  'status': (str,),
+  'gate': (dict, type(None)),
+  'inputs': (dict, type(None)),
+  'training': (dict, type(None)),
+  'drift': (dict, type(None)),
+  'components': (list,),
+}
 
 
 def write_summary(config: Config, summary: dict) -> pathlib.Path:
@@ -54,10 +66,7 @@ def recover(config: Config, run_id: str) -> list[str]:
   notes = []
   latest_path = config.output_root / LATEST
   for path in sorted(config.runs_dir.glob(f'*/{SUMMARY}')) if config.runs_dir.is_dir() else []:
-    try:
-      summary = json.loads(path.read_text())
-    except (OSError, ValueError):
-      continue
+    summary = read_record(path)
     if summary.get('status') != RUNNING or summary.get('run_id') == run_id:
       continue
     summary.update(
@@ -107,15 +116,41 @@ def _cancel_running_executions(config: Config) -> list[str]:
   return sorted(set(names))
 
 
+def read_record(path: pathlib.Path) -> dict:
+  """The run record at `path`; if it is not one (unreadable, truncated, not an
+  object, a field of the wrong type), a stand-in with status `unreadable`
+  that names the file, so no reader of the history crashes on it."""
+  try:
+    record = json.loads(path.read_text())
+    problem = None
+  except (OSError, ValueError) as e:
+    record, problem = None, f'{e.__class__.__name__}: {e}'.splitlines()[0][:200]
+  if problem is None:
+    if not isinstance(record, dict):
+      problem = f'a JSON {type(record).__name__}, not a run record'
+    else:
+      wrong = [k for k, types in _SHAPE.items() if k in record and not isinstance(record[k], types)]
+      missing = [k for k in ('run_id', 'status') if k not in record]
+      if wrong or missing:
+        problem = 'not a run record: ' + ', '.join(
+          [f'{k} missing' for k in missing]
+          + [f'{k} is a {type(record[k]).__name__}' for k in wrong]
+        )
+  if problem is None:
+    return record
+  return {
+    'run_id': path.parent.name,
+    'status': UNREADABLE,
+    'error': f'{path}: {problem}',
+    'summary_file': str(path),
+  }
+
+
 def load_runs(config: Config) -> list[dict]:
-  """Every run record in this output root, newest first (unreadable ones skipped)."""
-  records = []
-  for path in config.runs_dir.glob(f'*/{SUMMARY}') if config.runs_dir.is_dir() else []:
-    try:
-      records.append(json.loads(path.read_text()))
-    except (OSError, ValueError):
-      continue
-  return sorted(records, key=lambda r: r.get('run_id', ''), reverse=True)
+  """Every run record in this output root, newest first (see `read_record`)."""
+  paths = config.runs_dir.glob(f'*/{SUMMARY}') if config.runs_dir.is_dir() else []
+  records = [read_record(path) for path in paths]
+  return sorted(records, key=lambda r: r['run_id'], reverse=True)
 
 
 def load_run(config: Config, run_id: str) -> dict:
