@@ -33,7 +33,7 @@ def check_csv_files(input_base: str, pattern: str = '*') -> list[str]:
     raise DataError(f'data directory {input_base} has no files matching {pattern!r}')
   header, header_file, rows = None, None, 0
   for path in files:
-    with open(path, newline='', encoding='utf-8') as f:
+    with open(path, newline='', encoding='utf-8-sig') as f:
       reader = csv.reader(f)
       try:
         file_header = next(reader, None)

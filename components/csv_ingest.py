@@ -34,7 +34,7 @@ _INT64_TEXT = r'^[+-]?\d+$'
 def header(path: str) -> list[str]:
   """The column names of a CSV file (its first line)."""
   with beam.io.filesystems.FileSystems.open(path) as f:
-    return next(csv.reader([f.readline().decode('utf-8')]), [])
+    return next(csv.reader([f.readline().decode('utf-8-sig')]), [])
 
 
 def _read_options(columns):

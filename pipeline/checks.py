@@ -25,8 +25,15 @@ def read_schema(path: str) -> schema_pb2.Schema:
         f"config key 'schema_file': {path} does not exist "
         '(create one with `python -m pipeline init` or `python -m pipeline schema`)'
       )
-    with open(path) as f:
-      text = f.read()
+    try:
+      with open(path, encoding='utf-8') as f:
+        text = f.read()
+    except OSError as e:
+      raise ConfigError(f"config key 'schema_file': {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+      raise ConfigError(
+        f"config key 'schema_file': {path} is not a schema: not UTF-8 text"
+      ) from None
   try:
     return text_format.Parse(text, schema_pb2.Schema())
   except text_format.ParseError as e:

@@ -308,6 +308,8 @@ class Config(Frozen):
   def _local(cls, value):
     if _is_uri(str(value)):
       raise ValueError('must be a folder on this machine')
+    if str(value) and pathlib.Path(value).exists() and not pathlib.Path(value).is_dir():
+      raise ValueError(f'{value} is a file, not a folder')
     return value
 
   _mounted = pydantic.validator('serving_dir', allow_reuse=True)(_push_destination)

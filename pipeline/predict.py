@@ -29,7 +29,7 @@ def examples(path: pathlib.Path, schema, label: str, missing_values: tuple[str, 
 
   types = {f.name: f.type for f in schema.feature if f.name != label}
   missing = frozenset(missing_values)
-  with open(path, newline='', encoding='utf-8') as f:
+  with open(path, newline='', encoding='utf-8-sig') as f:
     reader = csv.reader(f)
     header = next(reader, None)
     if not header:

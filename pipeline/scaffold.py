@@ -137,7 +137,7 @@ def read_columns(
   missing = frozenset(missing_values)
   columns, rows = None, 0
   for path in files:
-    with open(path, newline='', encoding='utf-8') as f:
+    with open(path, newline='', encoding='utf-8-sig') as f:
       reader = csv.reader(f)
       header = next(reader)
       if columns is None:

@@ -101,3 +101,24 @@ def test_help_lists_the_exit_codes(capsys):
     assert (
       'exit codes of `run`:' in out and '  4   nothing new' in out and '  75  another run' in out
     )
+
+
+@pytest.mark.parametrize('content', [b'\xff\xfe\x00\x01binary', b'feature { name: '])
+def test_a_schema_file_that_is_no_schema_is_one_line_naming_key_and_file(tmp_path, capsys, content):
+  schema = tmp_path / 'schema.pbtxt'
+  schema.write_bytes(content)
+  out = tmp_path / 'out'
+  code = cli.main(['run', '--set', f'output_root={out}', '--set', f'schema_file={schema}'])
+  err = capsys.readouterr().err
+  assert code == 2
+  assert f"config key 'schema_file': {schema} is not a schema" in err
+  assert err.strip().count('\n') == 0
+
+
+def test_an_output_root_that_is_a_file_is_one_line_exit_2(tmp_path, capsys):
+  taken = tmp_path / 'outputs'
+  taken.write_text('not a folder')
+  code = cli.main(['run', '--set', f'output_root={taken}'])
+  err = capsys.readouterr().err
+  assert code == 2 and "'output_root'" in err and 'is a file, not a folder' in err
+  assert err.strip().count('\n') == 0 and taken.read_text() == 'not a folder'

@@ -115,3 +115,15 @@ def test_missing_tokens_are_missing_numbers_and_values_of_text(tmp_path):
   assert sorted(list(i.int64_list.value) for _, i, *_ in rows) == [[], [], [3]]
   assert [t.bytes_list.value[0] for *_, t, _ in rows] == [b'NA', b'NA', b'x']
   assert all(o.WhichOneof('kind') is None for *_, o in rows)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+  from components.csv_check import check_csv_files
+
+  data, out = tmp_path / 'data', tmp_path / 'out'
+  data.mkdir()
+  (data / 'a.csv').write_bytes('\ufeffid,x\n1,2.5\n'.encode())
+  assert check_csv_files(str(data)) == [str(data / 'a.csv')]
+  assert csv_ingest.header(str(data / 'a.csv')) == ['id', 'x']
+  (ours,) = our_examples(data, out, [1])
+  assert set(tf.train.Example.FromString(ours[0]).features.feature) == {'id', 'x'}
