@@ -18,6 +18,7 @@ Each file is one unit of work, so a distributed Beam runner spreads files.
 
 import csv
 import hashlib
+import io
 
 import apache_beam as beam
 import numpy as np
@@ -32,13 +33,14 @@ _INT64_TEXT = r'^[+-]?\d+$'
 
 
 def header(path: str) -> list[str]:
-  """The column names of a CSV file (its first line)."""
+  """The column names of a CSV file (its first record: a quoted name may hold a line break)."""
   with beam.io.filesystems.FileSystems.open(path) as f:
-    return next(csv.reader([f.readline().decode('utf-8-sig')]), [])
+    return next(csv.reader(io.TextIOWrapper(f, encoding='utf-8-sig', newline='')), [])
 
 
 def _read_options(columns):
-  return pcsv.ReadOptions(block_size=_BLOCK_BYTES, column_names=columns, skip_rows=1)
+  # Rows after the names are CSV records; `skip_rows` would count lines.
+  return pcsv.ReadOptions(block_size=_BLOCK_BYTES, column_names=columns, skip_rows_after_names=1)
 
 
 def _blocks(path: str, columns: list[str]):

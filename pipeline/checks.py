@@ -8,6 +8,7 @@ import os
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from components.column_names import check_names
 from components.csv_check import check_csv_files
 from pipeline import usercode
 from pipeline.config import Config, ConfigError
@@ -41,8 +42,13 @@ def read_schema(path: str) -> schema_pb2.Schema:
 
 
 def check_against_schema(config: Config, schema: schema_pb2.Schema) -> None:
-  """The label and slice features must be columns of the schema."""
+  """Transform can take every column of the schema; the label and slice
+  features are among them."""
   columns = {f.name for f in schema.feature}
+  try:
+    check_names(sorted(columns), f"config key 'schema_file': {config.schema_file}")
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
   listed = ', '.join(sorted(columns))
   if config.task.label not in columns:
     raise ConfigError(

@@ -20,6 +20,7 @@ import tempfile
 
 import yaml
 
+from components.column_names import check_names
 from components.contract import MISSING_VALUES
 from components.csv_check import check_csv_files
 from components.metrics import gate_metrics
@@ -284,6 +285,8 @@ def _features_py(features: dict, decisions: dict, data_name: str, rows: int) -> 
     '',
     'import dataclasses',
     'import enum',
+    'import re',
+    'import zlib',
     '',
     '',
     'class Kind(enum.Enum):',
@@ -315,8 +318,16 @@ def _features_py(features: dict, decisions: dict, data_name: str, rows: int) -> 
     '',
     '',
     'def transformed_name(key: str) -> str:',
-    '  """A feature\'s name after Transform; raw names stay free for TFMA slicing."""',
-    "  return key + '_xf'",
+    '  """A feature\'s name after Transform; raw names stay free for TFMA slicing.',
+    '',
+    '  TF names variables after it (canned Estimators), so a column name holding',
+    '  anything else than letters, digits and `_.-` is spelled safely, with a',
+    '  checksum keeping two such names apart.',
+    '  """',
+    "  if re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]*', key):",
+    "    return key + '_xf'",
+    "  safe = re.sub(r'[^A-Za-z0-9_.-]', '_', key)",
+    "  return f'f_{safe}_{zlib.crc32(key.encode()):08x}_xf'",
     '',
     '',
     'def num_ids(feature: Feature) -> int:',
@@ -435,6 +446,7 @@ def init(
   data_dir = data if data.is_dir() else data.parent
   files = check_csv_files(str(data_dir), '*' if data.is_dir() else data.name)
   columns, rows = read_columns(files, missing_values)
+  check_names(columns, str(data))
   if label not in columns:
     raise ValueError(f'--label {label!r} is not a column of {data}; columns: {", ".join(columns)}')
   features, _, decisions = feature_kinds(columns, rows, label)

@@ -38,10 +38,26 @@ def _row(rng: random.Random, task: str, index: int) -> dict:
 LABELS = {'binary': 'churned', 'multiclass': 'species', 'regression': 'price'}
 
 
-def write_table(path: pathlib.Path, task: str, rows: int, seed: int = 0) -> pathlib.Path:
-  """A CSV table for `task` (label column LABELS[task]) of `rows` rows at `path`."""
+# Header cells as a table from anywhere may spell them (line breaks, quotes,
+# backslashes, `#`, `"""`, HTML, non-ASCII), each one TensorFlow accepts.
+HOSTILE_NAMES = {
+  'size': 'size (m\u00b2)\r\n"quoted" # x',
+  'age': "age', 'a>ge",
+  'city': '<b>city \\ """',
+  'plan': "plan's\ttier \u2028 caf\u00e9",
+  'score': 'score\nimport os; os.system("touch PWNED") #',
+}
+
+
+def write_table(
+  path: pathlib.Path, task: str, rows: int, seed: int = 0, names: dict | None = None
+) -> pathlib.Path:
+  """A CSV table for `task` (label column LABELS[task]) of `rows` rows at `path`;
+  `names` renames columns in the header (e.g. HOSTILE_NAMES)."""
   rng = random.Random(seed)
   records = [_row(rng, task, i) for i in range(rows)]
+  if names:
+    records = [{names.get(k, k): v for k, v in r.items()} for r in records]
   path.parent.mkdir(parents=True, exist_ok=True)
   with open(path, 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=list(records[0]))

@@ -66,6 +66,22 @@ def test_run_refuses_a_config_that_does_not_fit_the_schema_or_module(
   assert not list((tmp_path / 'runs').iterdir())  # nothing ran, nothing was kept
 
 
+def test_run_refuses_a_schema_column_transform_cannot_take(tmp_path, capsys):
+  import pathlib
+
+  from pipeline import config as config_lib
+
+  schema = pathlib.Path(config_lib.load_config().schema_file).read_text()
+  bad = tmp_path / 'schema.pbtxt'
+  bad.write_text(schema.replace('name: "company"', 'name: "<i>company</i>"'))
+  code = cli.main(
+    ['run', '--set', f'output_root={tmp_path / "out"}', '--set', f'schema_file={bad}']
+  )
+  err = capsys.readouterr().err
+  assert code == 2 and err.strip().count('\n') == 0
+  assert f"config key 'schema_file': {bad}: column '<i>company</i>'" in err
+
+
 def _collected(pushed=False, **states):
   names = ('CsvExampleGen', 'ExampleValidator', 'Trainer', 'Evaluator', 'Pusher')
   return {

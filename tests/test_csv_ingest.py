@@ -127,3 +127,15 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
   assert csv_ingest.header(str(data / 'a.csv')) == ['id', 'x']
   (ours,) = our_examples(data, out, [1])
   assert set(tf.train.Example.FromString(ours[0]).features.feature) == {'id', 'x'}
+
+
+def test_a_quoted_name_may_hold_a_line_break(tmp_path):
+  """The header is the first CSV record, not the first line."""
+  data, out = tmp_path / 'data', tmp_path / 'out'
+  data.mkdir()
+  (data / 'a.csv').write_bytes(b'"size\r\n(m2)","say ""hi"""\n1.5,a\n2,"b\nc"\n')
+  assert csv_ingest.header(str(data / 'a.csv')) == ['size\r\n(m2)', 'say "hi"']
+  (ours,) = our_examples(data, out, [1])
+  examples = [tf.train.Example.FromString(e).features.feature for e in ours]
+  assert sorted(e['size\r\n(m2)'].float_list.value[0] for e in examples) == [1.5, 2.0]
+  assert sorted(e['say "hi"'].bytes_list.value[0] for e in examples) == [b'a', b'b\nc']

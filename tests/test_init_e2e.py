@@ -17,7 +17,7 @@ import pytest
 from components import serving
 from pipeline.report import COMPONENTS
 from tests.conftest import serialize
-from tests.tables import LABELS, label_std, write_table
+from tests.tables import HOSTILE_NAMES, LABELS, label_std, write_table
 
 pytestmark = pytest.mark.e2e
 ROWS = 400
@@ -73,6 +73,13 @@ def projects(tmp_path_factory):
     task: write_table(root / 'tables' / task / f'{task}.csv', task, ROWS, seed=1)
     for task in set(PROJECTS.values())
   }
+  # The canned model (TF variables named after features) reads a header from anywhere.
+  tables['wide_deep'] = write_table(
+    root / 'tables' / 'hostile' / 'multiclass.csv', 'multiclass', ROWS, seed=1, names=HOSTILE_NAMES
+  )
+
+  def table(name):
+    return tables.get(name, tables[PROJECTS[name]])
 
   def start(*args):
     return subprocess.Popen(
@@ -88,7 +95,7 @@ def projects(tmp_path_factory):
       'init',
       str(root / name),
       '--data',
-      str(tables[task]),
+      str(table(name)),
       '--label',
       LABELS[task],
       '--task',
@@ -109,7 +116,7 @@ def projects(tmp_path_factory):
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     results[name] = (
       root / name,
-      tables[PROJECTS[name]],
+      table(name),
       outputs[name],
       (process.returncode, stdout, stderr),
       summary,
@@ -269,8 +276,14 @@ def test_predict_serves_regression_values(projects, tmp_path):
 
 
 def test_a_canned_classifier_serves_the_class_names(projects, tmp_path):
-  project, table, _, _, summary = projects['wide_deep']
+  """Its table's header holds every hostile form (tests.tables.HOSTILE_NAMES):
+  the names stay data, and the model is trained, sliced and served by them."""
+  project, table, (init_out, _), _, summary = projects['wide_deep']
   assert 'estimator: wide_deep' in (project / 'pipeline.yaml').read_text()
+  assert not list(project.parent.rglob('PWNED'))
+  for name in HOSTILE_NAMES.values():
+    assert repr(name) in init_out
+  assert any(key.startswith(HOSTILE_NAMES['city'] + '=') for key in summary['slices'])
   assert summary['metrics']['accuracy'] > 0.6
   out, rows = _predict_cli(project, _rows(table, 30), tmp_path)
   assert out[0] == ['class', 'p(setosa)', 'p(versicolor)', 'p(virginica)']

@@ -276,3 +276,14 @@ def test_falling_integers_name_rows(tmp_path):
   columns, rows = scaffold.read_columns([str(path)])
   _, left_out, _ = scaffold.feature_kinds(columns, rows, 'y')
   assert left_out == {'n': 'names rows: an integer falling with every row (40 rows)'}
+
+
+def test_init_refuses_a_column_name_transform_cannot_take(tmp_path, capfd):
+  table = write_table(tmp_path / 'data' / 't.csv', 'binary', 50, names={'city': '<b>city</b>'})
+  code = cli.main(
+    ['init', str(tmp_path / 'p'), '--data', str(table), '--label', 'churned', '--task', 'binary']
+  )
+  err = capfd.readouterr().err
+  assert code == 2 and err.count('\n') == 1
+  assert f"{table}: column '<b>city</b>': TensorFlow refuses it" in err
+  assert not (tmp_path / 'p').exists()
