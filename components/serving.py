@@ -27,6 +27,8 @@ PUSH_RECORD = os.path.join('assets.extra', 'push.json')
 BASELINE_MODEL_URI = 'assets.extra'
 EVAL_MODEL_DIR = os.path.join(BASELINE_MODEL_URI, 'Format-TFMA')
 PUSH_LOCK = '.push.lock'
+# Where damaged versions are moved; TF Serving ignores a name that is not a number.
+DAMAGED_DIR = '.damaged'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +44,12 @@ class PushedVersion:
     eval_model = os.path.join(self.path, EVAL_MODEL_DIR)
     if not os.path.exists(eval_model):
       return None
-    problem = saved_model_problem(eval_model, signature=None)
+    files = self.record.get('files')
+    problem = saved_model_problem(eval_model, signature=None) or (
+      _files_problem(self.path, files, lambda f: f.startswith(EVAL_MODEL_DIR + os.sep))
+      if isinstance(files, dict)
+      else None
+    )
     if problem:
       _LOG.warning(
         'Serving version %d: its eval model %s is damaged (%s); no comparison with it is possible.',
@@ -80,8 +87,69 @@ def saved_model_problem(path: str, signature: str | None = 'serving_default') ->
   return None
 
 
+def _files(root: str) -> dict[str, int]:
+  """Every file under `root` but the push record, by relative path, with its size."""
+  found = {}
+  for folder, _, names in os.walk(root):
+    for name in names:
+      path = os.path.join(folder, name)
+      relative = os.path.relpath(path, root)
+      if relative != PUSH_RECORD:
+        found[relative] = os.path.getsize(path)
+  return found
+
+
+def _variables_problem(path: str) -> str | None:
+  """For a version with no file list (pushed by another tool): are the
+  variables the index names all there?"""
+  folder = os.path.join(path, 'variables')
+  names = os.listdir(folder) if os.path.isdir(folder) else []
+  shards = [n for n in names if n.startswith('variables.data-')]
+  if 'variables.index' not in names:
+    return 'variables/variables.index is missing' if shards else None
+  total = int(shards[0].rsplit('-of-', 1)[1]) if shards else 1
+  for shard in range(total):
+    name = f'variables.data-{shard:05d}-of-{total:05d}'
+    if name not in names:
+      return f'variables/{name} is missing'
+  return None
+
+
+def version_problem(path: str) -> str | None:
+  """What keeps the version at `path` from loading, or None if it is intact.
+
+  Cheap, with no TensorFlow load: its saved_model.pb parses and has the
+  serving signature, and every file the push recorded is there with its
+  size (or, for a version pushed by another tool, every variables shard).
+  """
+  problem = saved_model_problem(path)
+  if problem:
+    return problem
+  files = push_record(path).get('files')
+  if not isinstance(files, dict):
+    return _variables_problem(path)
+  # TF Serving never reads assets.extra/ (the eval model: see baseline_model_uri).
+  return _files_problem(path, files, lambda f: not f.startswith(BASELINE_MODEL_URI + os.sep))
+
+
+def _files_problem(path: str, files: dict, wanted) -> str | None:
+  """The first file of `files` (relative path: size) under `path` that is
+  gone or changed size, among those `wanted` selects."""
+  for relative, size in sorted(files.items()):
+    if not wanted(relative):
+      continue
+    try:
+      actual = os.path.getsize(os.path.join(path, relative))
+    except OSError:
+      return f'{relative} is missing'
+    if actual != size:
+      return f'{relative} has {actual} bytes, {size} when pushed'
+  return None
+
+
 def versions(push_dir: str) -> list[int]:
-  """Every version directory under `push_dir`, intact or not, oldest first."""
+  """Every version directory under `push_dir`, intact or not, oldest first
+  (not those `set_aside` moved)."""
   if not os.path.isdir(push_dir):
     return []
   return sorted(
@@ -97,11 +165,45 @@ def damaged(push_dir: str) -> list[tuple[int, str, str]]:
   found = []
   for version in reversed(versions(push_dir)):
     path = os.path.join(push_dir, str(version))
-    problem = saved_model_problem(path)
+    problem = version_problem(path)
     if not problem:
       break
     found.append((version, path, problem))
   return found
+
+
+def set_aside(push_dir: str) -> list[tuple[int, str, str]]:
+  """Moves every damaged version newer than the newest intact one into
+  `<push_dir>/.damaged/` (kept, never deleted), so TF Serving, which serves
+  the highest number it finds, serves the intact one. Returns (version,
+  where it now is, problem) of each."""
+  if not damaged(push_dir):
+    return []
+  moved = []
+  with _push_lock(push_dir):
+    for version, path, problem in damaged(push_dir):
+      target = os.path.join(push_dir, DAMAGED_DIR, str(version))
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      suffix = 1
+      while os.path.exists(target):
+        target = os.path.join(push_dir, DAMAGED_DIR, f'{version}-{suffix}')
+        suffix += 1
+      os.rename(path, target)
+      moved.append((version, target, problem))
+  return moved
+
+
+def set_aside_versions(push_dir: str) -> list[tuple[int, str, str]]:
+  """(version, path, problem) of every version `set_aside` moved, oldest first."""
+  folder = os.path.join(push_dir, DAMAGED_DIR)
+  if not os.path.isdir(folder):
+    return []
+  found = []
+  for name in os.listdir(folder):
+    path = os.path.join(folder, name)
+    if os.path.isdir(path) and name.split('-')[0].isdigit():
+      found.append((int(name.split('-')[0]), path, version_problem(path) or 'set aside'))
+  return sorted(found)
 
 
 def latest(push_dir: str) -> PushedVersion | None:
@@ -202,7 +304,7 @@ def republish(push_dir: str, version: int, expected_serving: int, record: dict) 
       f'version {version} is not in {push_dir} '
       f'(versions: {", ".join(map(str, versions(push_dir))) or "none"})'
     )
-  problem = saved_model_problem(source)
+  problem = version_problem(source)
   if problem:
     raise ValueError(f'version {version} at {source} is damaged ({problem}); it cannot serve')
   original = push_record(source)
@@ -224,10 +326,15 @@ def republish(push_dir: str, version: int, expected_serving: int, record: dict) 
 
 def _rename_into_place(staging: str, push_dir: str, record: dict) -> PushedVersion:
   # Unix time as version (TFX's convention), but always above the newest.
-  version = max(int(time.time()), max(versions(push_dir), default=0) + 1)
+  # Above every version, those set aside too: a number is never reused.
+  taken = versions(push_dir) + [v for v, _, _ in set_aside_versions(push_dir)]
+  version = max(int(time.time()), max(taken, default=0) + 1)
+  files = _files(staging)
   while True:
     target = os.path.join(push_dir, str(version))
-    full_record = {**record, 'version': version, 'pushed_at': time.time()}
+    # The file list makes a later damage (a deleted variables shard) visible
+    # without loading the model.
+    full_record = {**record, 'version': version, 'pushed_at': time.time(), 'files': files}
     os.makedirs(os.path.join(staging, 'assets.extra'), exist_ok=True)
     with open(os.path.join(staging, PUSH_RECORD), 'w') as f:
       json.dump(full_record, f, indent=2, sort_keys=True)

@@ -87,7 +87,7 @@ def models_table(rows: list[dict]) -> list[str]:
     notes = (
       (['SERVING'] if row['serving'] else [])
       + ([f'copy of {row[models.ROLLBACK_OF]} (rollback)'] if row[models.ROLLBACK_OF] else [])
-      + ([f'damaged: {row["damaged"]}'] if row['damaged'] else [])
+      + ([f'DAMAGED: {row["damaged"]}'] if row['damaged'] else [])
     )
     lines.append(
       f'{row["version"]:<11} {pushed:<16} {row["run_id"] or "?":<21} {metric:<16} '

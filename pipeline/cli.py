@@ -328,13 +328,13 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
     for note in history.recover(config, run_id):
       print(f'note: {note}', flush=True)
     damaged = [
-      {'version': v, 'path': p, 'problem': problem}
-      for v, p, problem in serving.damaged(config.push_dir)
+      {'version': v, 'path': os.path.join(config.push_dir, str(v)), 'moved_to': to, 'problem': why}
+      for v, to, why in serving.set_aside(config.push_dir)
     ]
     for version in damaged:
       print(
         f'warning: serving version {version["version"]} at {version["path"]} is damaged '
-        f'({version["problem"]}); passed over',
+        f'({version["problem"]}); moved aside to {version["moved_to"]}',
         file=console,
         flush=True,
       )

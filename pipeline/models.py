@@ -26,18 +26,26 @@ def list_models(config: Config) -> list[dict]:
   it serves."""
   push_dir = config.push_dir
   current = serving.latest(push_dir)
-  broken = {version: problem for version, _, problem in serving.damaged(push_dir)}
   runs = {r['run_id']: r for r in history.load_runs(config)}
+  found = [
+    (version, path, serving.version_problem(path))
+    for version in serving.versions(push_dir)
+    for path in [os.path.join(push_dir, str(version))]
+  ]
+  found += [
+    (version, path, f'{problem}; moved aside to {path}')
+    for version, path, problem in serving.set_aside_versions(push_dir)
+  ]
   rows = []
-  for version in reversed(serving.versions(push_dir)):
-    record = serving.push_record(os.path.join(push_dir, str(version)))
+  for version, path, problem in sorted(found, reverse=True):
+    record = serving.push_record(path)
     run = runs.get(record.get('pipeline_run_id') or '', {})
     gate = run.get('gate') or {}
     rows.append(
       {
         'version': version,
         'serving': bool(current and current.version == version),
-        'damaged': broken.get(version),
+        'damaged': problem,
         'pushed_at': record.get('pushed_at'),
         'run_id': record.get('pipeline_run_id'),
         'metric': gate.get('metric'),
@@ -65,6 +73,7 @@ def rollback(config: Config, version: int | None = None) -> dict:
   run_id = datetime.datetime.now().strftime('%Y%m%dT%H%M%S-') + secrets.token_hex(2)
   locked = {'output root': config.output_root, 'serving directory': pathlib.Path(push_dir)}
   with runlock.hold(run_id, locked, config.run_lock_wait_s):
+    serving.set_aside(push_dir)
     current = serving.latest(push_dir)
     if current is None:
       raise ValueError(f'no model serves from {push_dir}: nothing to roll back')
@@ -98,6 +107,6 @@ def rollback(config: Config, version: int | None = None) -> dict:
 
 def _previous_intact(push_dir: str, serving_version: int) -> int:
   for candidate in reversed([v for v in serving.versions(push_dir) if v < serving_version]):
-    if serving.saved_model_problem(os.path.join(push_dir, str(candidate))) is None:
+    if serving.version_problem(os.path.join(push_dir, str(candidate))) is None:
       return candidate
   raise ValueError(f'no intact version older than {serving_version} in {push_dir}')

@@ -82,7 +82,8 @@ def ended(config: Config) -> dict:
   """The serving models and drift acceptances as a run leaves them."""
   push_dir = pathlib.Path(config.push_dir)
   return {
-    'serving': _tree_stats(push_dir, '*.pb') if '://' not in config.push_dir else 'remote',
+    # Every file: a deleted variables shard is a change too.
+    'serving': _tree_stats(push_dir) if '://' not in config.push_dir else 'remote',
     'drift_records': _tree_stats(pathlib.Path(config.local_locations().drift_records)),
   }
 

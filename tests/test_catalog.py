@@ -74,6 +74,21 @@ def test_models_lists_every_version_and_which_serves(config, three_versions):
   assert rows[0]['value'] == pytest.approx(0.93) and rows[0]['spans']['train'] == [3]
 
 
+def test_models_says_damaged_and_where_a_set_aside_version_went(config, three_versions, capfd):
+  newest = os.path.join(config.push_dir, str(three_versions[2]))
+  (gone,) = [f for f in serving.push_record(newest)['files'] if f.startswith('fingerprint')]
+  os.remove(os.path.join(newest, gone))
+  # A rollback (as a run) first moves the damaged newest version aside.
+  assert cli.main(['rollback', '--set', f'output_root={config.output_root}']) == 0
+  capfd.readouterr()
+  assert cli.main(['models', '--set', f'output_root={config.output_root}']) == 0
+  out = capfd.readouterr().out
+  moved = os.path.join(config.push_dir, serving.DAMAGED_DIR, str(three_versions[2]))
+  (line,) = [x for x in out.splitlines() if x.startswith(str(three_versions[2]))]
+  assert f'DAMAGED: {gone} is missing; moved aside to {moved}' in line
+  assert 'SERVING' not in line and os.path.isdir(moved)
+
+
 def test_rollback_republishes_the_previous_version_as_the_newest(config, three_versions, capfd):
   assert cli.main(['rollback', '--set', f'output_root={config.output_root}']) == 0
   assert f'version {three_versions[1]} serves again' in capfd.readouterr().out

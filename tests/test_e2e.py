@@ -313,13 +313,19 @@ def test_damaged_version_and_partly_deleted_cache_are_passed_over(first_run, wor
   intact = serving.latest(str(serving_dir))
   fake = serving_dir / str(intact.version + 1000)
   shutil.copytree(intact.path, fake)
-  (fake / 'saved_model.pb').write_bytes(b'\xff\xff garbage')
+  (shard,) = (fake / 'variables').glob('variables.data-*')
+  shard.unlink()  # the model no longer loads; its saved_model.pb still parses
   models = workspace / 'out' / 'pipeline' / 'Trainer' / 'model'
   for graph in models.glob('*/Format-Serving/saved_model.pb'):
     graph.unlink()  # the rest of the model stays
   process, summary = run_cli(workspace, 'evaluator.max_change=1.0')
   assert process.returncode == 0, process.stderr
   assert f'warning: serving version {fake.name} at {fake} is damaged' in process.stderr
+  assert f'variables/{shard.name} is missing' in process.stderr
+  # Moved aside, kept, recorded; never the one that serves.
+  assert not fake.exists() and (serving_dir / '.damaged' / fake.name / 'saved_model.pb').exists()
+  (moved,) = summary['damaged_versions']
+  assert moved['moved_to'] == str(serving_dir / '.damaged' / fake.name)
   assert 'Format-Serving/saved_model.pb is missing' in process.stdout
   assert states(summary)['Transform'] == 'cached' and states(summary)['Trainer'] == 'executed'
   assert summary['gate']['serving'] is not None  # compared with the intact version

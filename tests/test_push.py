@@ -22,6 +22,7 @@ def _model(tmp_path, name='m'):
   (model / 'variables').mkdir(parents=True)
   (model / 'saved_model.pb').write_bytes(_saved_model_pb())
   (model / 'variables' / 'variables.index').write_bytes(b'idx')
+  (model / 'variables' / 'variables.data-00000-of-00001').write_bytes(b'weights')
   eval_model = tmp_path / f'{name}_eval'
   eval_model.mkdir()
   (eval_model / 'saved_model.pb').write_bytes(_saved_model_pb('eval'))
@@ -125,6 +126,45 @@ def test_a_damaged_newest_version_is_passed_over_and_named(tmp_path, damage, pro
   assert serving.push(model, eval_model, push_dir, {}).version > bad.version
 
 
+@pytest.mark.parametrize(
+  'damage, problem',
+  [
+    ('variables/variables.data-00000-of-00001', 'variables.data-00000-of-00001 is missing'),
+    ('variables/variables.index', 'variables/variables.index is missing'),
+  ],
+)
+@pytest.mark.parametrize('recorded', [True, False], ids=['pushed here', 'pushed by another tool'])
+def test_a_version_missing_a_file_is_damaged_and_set_aside(tmp_path, damage, problem, recorded):
+  """A version whose saved_model.pb parses but whose variables are gone would
+  fail to load (and to warm-start from): it is damaged, moved aside (kept),
+  and the next version goes above it."""
+  model, eval_model = _model(tmp_path)
+  push_dir = str(tmp_path / 's')
+  good = serving.push(model, eval_model, push_dir, {})
+  bad = serving.push(model, eval_model, push_dir, {})
+  if not recorded:
+    os.remove(os.path.join(bad.path, serving.PUSH_RECORD))
+  os.remove(os.path.join(bad.path, damage))
+  assert problem in serving.version_problem(bad.path)
+  assert serving.latest(push_dir).version == good.version
+  ((version, moved_to, found),) = serving.set_aside(push_dir)
+  assert (version, found) == (bad.version, serving.version_problem(moved_to))
+  assert moved_to == os.path.join(push_dir, serving.DAMAGED_DIR, str(bad.version))
+  assert serving.versions(push_dir) == [good.version]
+  assert serving.set_aside_versions(push_dir) == [(bad.version, moved_to, found)]
+  assert serving.set_aside(push_dir) == []
+  assert serving.push(model, eval_model, push_dir, {}).version > bad.version
+
+
+def test_a_changed_file_is_damage_too(tmp_path):
+  model, eval_model = _model(tmp_path)
+  pushed = serving.push(model, eval_model, str(tmp_path / 's'), {})
+  pathlib.Path(pushed.path, 'variables', 'variables.index').write_bytes(b'i')
+  assert serving.version_problem(pushed.path) == (
+    f'variables{os.sep}variables.index has 1 bytes, 3 when pushed'
+  )
+
+
 def test_a_damaged_eval_model_is_no_baseline_but_still_serves(tmp_path):
   model, eval_model = _model(tmp_path)
   pushed = serving.push(model, eval_model, str(tmp_path / 's'), {})
@@ -133,6 +173,16 @@ def test_a_damaged_eval_model_is_no_baseline_but_still_serves(tmp_path):
   latest = serving.latest(str(tmp_path / 's'))
   assert latest.version == pushed.version
   assert latest.baseline_model_uri is None
+
+
+def test_an_eval_model_missing_a_file_is_no_baseline(tmp_path):
+  model, eval_model = _model(tmp_path)
+  pathlib.Path(eval_model, 'variables').mkdir()
+  pathlib.Path(eval_model, 'variables', 'variables.index').write_bytes(b'idx')
+  pushed = serving.push(model, eval_model, str(tmp_path / 's'), {})
+  os.remove(os.path.join(pushed.path, serving.EVAL_MODEL_DIR, 'variables', 'variables.index'))
+  latest = serving.latest(str(tmp_path / 's'))
+  assert latest.version == pushed.version and latest.baseline_model_uri is None
 
 
 def test_push_is_a_compare_and_swap_on_the_serving_version(tmp_path):
