@@ -38,7 +38,8 @@ def run_measured(command, log_path) -> tuple[float, float, int]:
 
 def latest_run(metadata_path: str):
   """(component seconds by node id, evaluation URI) of the newest run in MLMD."""
-  from pipeline.report import execution_seconds, executions_by_node, open_store, output_artifacts
+  from pipeline.report import execution_seconds, executions_by_node, output_artifacts
+  from pipeline.store import open_store
 
   store = open_store(metadata_path)
   runs = store.get_contexts_by_type('pipeline_run')

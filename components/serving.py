@@ -19,6 +19,8 @@ import shutil
 import time
 import uuid
 
+from components import manifest
+
 _LOG = logging.getLogger(__name__)
 
 PUSH_RECORD = os.path.join('assets.extra', 'push.json')
@@ -46,7 +48,7 @@ class PushedVersion:
       return None
     files = self.record.get('files')
     problem = saved_model_problem(eval_model, signature=None) or (
-      _files_problem(self.path, files, lambda f: f.startswith(EVAL_MODEL_DIR + os.sep))
+      manifest.problem(self.path, files, 'pushed', lambda f: f.startswith(EVAL_MODEL_DIR + os.sep))
       if isinstance(files, dict)
       else None
     )
@@ -87,18 +89,6 @@ def saved_model_problem(path: str, signature: str | None = 'serving_default') ->
   return None
 
 
-def _files(root: str) -> dict[str, int]:
-  """Every file under `root` but the push record, by relative path, with its size."""
-  found = {}
-  for folder, _, names in os.walk(root):
-    for name in names:
-      path = os.path.join(folder, name)
-      relative = os.path.relpath(path, root)
-      if relative != PUSH_RECORD:
-        found[relative] = os.path.getsize(path)
-  return found
-
-
 def _variables_problem(path: str) -> str | None:
   """For a version with no file list (pushed by another tool): are the
   variables the index names all there?"""
@@ -129,22 +119,9 @@ def version_problem(path: str) -> str | None:
   if not isinstance(files, dict):
     return _variables_problem(path)
   # TF Serving never reads assets.extra/ (the eval model: see baseline_model_uri).
-  return _files_problem(path, files, lambda f: not f.startswith(BASELINE_MODEL_URI + os.sep))
-
-
-def _files_problem(path: str, files: dict, wanted) -> str | None:
-  """The first file of `files` (relative path: size) under `path` that is
-  gone or changed size, among those `wanted` selects."""
-  for relative, size in sorted(files.items()):
-    if not wanted(relative):
-      continue
-    try:
-      actual = os.path.getsize(os.path.join(path, relative))
-    except OSError:
-      return f'{relative} is missing'
-    if actual != size:
-      return f'{relative} has {actual} bytes, {size} when pushed'
-  return None
+  return manifest.problem(
+    path, files, 'pushed', lambda f: not f.startswith(BASELINE_MODEL_URI + os.sep)
+  )
 
 
 def versions(push_dir: str) -> list[int]:
@@ -329,7 +306,7 @@ def _rename_into_place(staging: str, push_dir: str, record: dict) -> PushedVersi
   # Above every version, those set aside too: a number is never reused.
   taken = versions(push_dir) + [v for v, _, _ in set_aside_versions(push_dir)]
   version = max(int(time.time()), max(taken, default=0) + 1)
-  files = _files(staging)
+  files = manifest.files(staging, skip=(PUSH_RECORD,))
   while True:
     target = os.path.join(push_dir, str(version))
     # The file list makes a later damage (a deleted variables shard) visible

@@ -49,7 +49,7 @@ def check_against_schema(config: Config, schema: schema_pb2.Schema) -> None:
     check_names(sorted(columns), f"config key 'schema_file': {config.schema_file}")
   except ValueError as e:
     raise ConfigError(str(e)) from None
-  listed = ', '.join(sorted(columns))
+  listed = ', '.join(map(repr, sorted(columns)))
   if config.task.label not in columns:
     raise ConfigError(
       f"config key 'task.label': {config.task.label!r} is not a column of "

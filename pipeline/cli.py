@@ -321,10 +321,13 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
   inputs = None
   with _logs_to(log_file) as console:
     from components import serving
-    from pipeline import checks
+    from pipeline import checks, store
 
-    # Records that died with their process, and damaged serving versions,
-    # before anything relies on them.
+    # A damaged metadata store, records that died with their process, and
+    # damaged serving versions, before anything relies on them.
+    note = store.set_aside_if_damaged(config.metadata_path, run_id)
+    if note:
+      print(f'note: {note}', flush=True)
     for note in history.recover(config, run_id):
       print(f'note: {note}', flush=True)
     damaged = [
@@ -375,6 +378,12 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
         if failed:
           error = f'{failed[0]} failed: {error}'
         logging.getLogger(__name__).exception('run %s failed', run_id)
+      try:
+        # What this run made (even if it failed later) is whole: recorded so
+        # the next run can tell if it is still.
+        cache_check.record_manifests(config.metadata_path)
+      except Exception:  # a cache left unrecorded is checked by its type instead
+        logging.getLogger(__name__).exception('run %s: manifests not recorded', run_id)
     from pipeline import report
 
     collected = report.collect(config, run_id, progress.timings if progress else {})

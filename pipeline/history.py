@@ -97,7 +97,7 @@ def _cancel_running_executions(config: Config) -> list[str]:
     return []
   from ml_metadata.proto import metadata_store_pb2
 
-  from pipeline.report import open_store
+  from pipeline.store import open_store
 
   store = open_store(config.metadata_path)
   running = [

@@ -37,7 +37,8 @@ def examples(path: pathlib.Path, schema, label: str, missing_values: tuple[str, 
     unknown = [c for c in header if c not in types and c != label]
     if unknown:
       raise DataError(
-        f'{path}: column {unknown[0]!r} is not in the schema; expected columns: {", ".join(types)}'
+        f'{path}: column {unknown[0]!r} is not in the schema; '
+        f'expected columns: {", ".join(map(repr, types))}'
       )
     # A column the model may not use (an id left out of the features): absent
     # is missing in every row, as a client may send it.

@@ -6,6 +6,7 @@ import os
 from components import serving
 from components.contract import CHANGE_KEY
 from pipeline.config import Config
+from pipeline.store import open_store
 
 # Component states in the summary.
 EXECUTED, CACHED, FAILED, SKIPPED = 'executed', 'cached', 'failed', 'skipped'
@@ -47,16 +48,6 @@ def _prop(artifact, name):
   if value is None:
     return None
   return value.string_value or value.int_value
-
-
-def open_store(metadata_path):
-  """The ML Metadata store of a pipeline's SQLite file."""
-  from ml_metadata import metadata_store
-  from tfx.orchestration import metadata
-
-  return metadata_store.MetadataStore(
-    metadata.sqlite_metadata_connection_config(str(metadata_path))
-  )
 
 
 def executions_by_node(store, run_context) -> dict:

@@ -448,7 +448,9 @@ def init(
   columns, rows = read_columns(files, missing_values)
   check_names(columns, str(data))
   if label not in columns:
-    raise ValueError(f'--label {label!r} is not a column of {data}; columns: {", ".join(columns)}')
+    raise ValueError(
+      f'--label {label!r} is not a column of {data}; columns: {", ".join(map(repr, columns))}'
+    )
   features, _, decisions = feature_kinds(columns, rows, label)
   if decided is not None:
     decided.update(decisions)

@@ -7,12 +7,12 @@ successful run records what it read (`inputs` in its summary): hashes of the
 config and runner, of every source file of the user's code, of this
 project's code, of the schema, of the data files' names, sizes and
 modification times, and the installed stack's versions, taken when it
-started; and of the serving directory and drift acceptances, taken when it
-ended. A run whose inputs equal the newest record's, when that run
+started; and of the serving directory, drift acceptances and metadata
+store's size, taken when it ended. A run whose inputs equal the newest record's, when that run
 succeeded, cannot decide anything new: it is answered from that record.
 
 Anything else takes the full path: a changed input, a failed or interrupted
-last run, remote data, a cleaned output root.
+last run, remote data, a cleaned output root, a damaged metadata store.
 """
 
 import hashlib
@@ -20,6 +20,7 @@ import importlib.metadata
 import json
 import pathlib
 
+from pipeline import store
 from pipeline.config import PROJECT_ROOT, Config, to_dict
 
 # The installed libraries whose upgrade could change what a run computes.
@@ -85,6 +86,8 @@ def ended(config: Config) -> dict:
     # Every file: a deleted variables shard is a change too.
     'serving': _tree_stats(push_dir) if '://' not in config.push_dir else 'remote',
     'drift_records': _tree_stats(pathlib.Path(config.local_locations().drift_records)),
+    # A store emptied or cut short since: its cache is gone, so the run must run.
+    'store_bytes': config.metadata_path.stat().st_size if config.metadata_path.exists() else 0,
   }
 
 
@@ -100,7 +103,7 @@ def last_if_unchanged(config: Config, runner: str, records: list[dict]) -> dict 
 
   `records` are the output root's run records, newest first.
   """
-  if not records or not config.metadata_path.exists():
+  if not records or not config.metadata_path.exists() or store.problem(config.metadata_path):
     return None
   last = records[0]
   inputs = last.get('inputs')

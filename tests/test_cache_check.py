@@ -3,7 +3,7 @@
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import cache_check
-from pipeline.report import open_store
+from pipeline.store import open_store
 
 
 def _store_with(tmp_path, type_name, uri, split_names=None):
@@ -62,3 +62,34 @@ def test_an_empty_pushed_model_folder_is_whole(tmp_path):
   uri.mkdir(parents=True)
   _store, _artifact_id = _store_with(tmp_path, 'PushedModel', uri)
   assert cache_check.invalidate_incomplete(tmp_path / 'metadata.sqlite') == []
+
+
+def test_a_file_missing_from_a_recorded_artifact_is_not_reused(tmp_path):
+  """A vocabulary deleted from a cached Transform graph: its type's required
+  files are all there, but its manifest names what is gone."""
+  uri = tmp_path / 'Transform' / 'transform_graph' / '4'
+  for name in (
+    'transform_fn/saved_model.pb',
+    'transform_fn/assets/vocab_company',
+    'transformed_metadata/schema.pbtxt',
+  ):
+    (uri / name).parent.mkdir(parents=True, exist_ok=True)
+    (uri / name).write_bytes(b'12345')
+  store, artifact_id = _store_with(tmp_path, 'TransformGraph', uri)
+  assert cache_check.record_manifests(tmp_path / 'metadata.sqlite') == 1
+  assert cache_check.record_manifests(tmp_path / 'metadata.sqlite') == 0  # once
+  assert cache_check.invalidate_incomplete(tmp_path / 'metadata.sqlite') == []
+  (uri / 'transform_fn' / 'assets' / 'vocab_company').unlink()
+  assert cache_check.problem('TransformGraph', str(uri), []) is None  # by type: looks whole
+  (note,) = cache_check.invalidate_incomplete(tmp_path / 'metadata.sqlite')
+  assert 'transform_fn/assets/vocab_company is missing' in note and str(uri) in note
+  assert _state(store, artifact_id) == metadata_store_pb2.Artifact.DELETED
+
+
+def test_a_file_cut_short_is_named_with_both_sizes(tmp_path):
+  uri = _examples(tmp_path)
+  _store_with(tmp_path, 'Examples', uri, '["train", "eval"]')
+  cache_check.record_manifests(tmp_path / 'metadata.sqlite')
+  (uri / 'Split-eval' / 'part-0.gz').write_bytes(b'')
+  (note,) = cache_check.invalidate_incomplete(tmp_path / 'metadata.sqlite')
+  assert 'Split-eval/part-0.gz has 0 bytes, 1 when made' in note

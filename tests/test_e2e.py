@@ -134,7 +134,7 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
 def test_every_execution_is_complete_in_mlmd(first_run, workspace):
   from ml_metadata.proto import metadata_store_pb2
 
-  from pipeline.report import open_store
+  from pipeline.store import open_store
 
   _, summary = first_run
   store = open_store(workspace / 'out' / 'metadata.sqlite')
@@ -281,7 +281,7 @@ def test_concurrent_runs_one_runs_the_other_is_refused(first_run, workspace):
 def test_a_killed_run_is_recorded_as_interrupted(first_run, workspace):
   from ml_metadata.proto import metadata_store_pb2
 
-  from pipeline.report import open_store
+  from pipeline.store import open_store
 
   versions_before = serving.versions(str(workspace / 'out' / 'serving'))
   # The upstream is cached; the Trainer has far to go when it is killed.

@@ -239,7 +239,8 @@ def _predict_cli(project, rows, tmp_path):
   import csv
 
   rows = [dict(r) for r in rows]
-  rows[0]['score'] = 'NA'
+  (score,) = [name for name in rows[0] if name.startswith('score')]
+  rows[0][score] = 'NA'
   data = tmp_path / 'rows.csv'
   with open(data, 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
