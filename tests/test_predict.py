@@ -45,7 +45,10 @@ def test_a_column_the_file_lacks_is_missing_and_reported(tmp_path):
 @pytest.mark.parametrize(
   'text, message',
   [
-    ('age,cty\n1,x\n', "column 'cty' is not in the schema; expected columns: 'age', 'rooms', 'city'"),
+    (
+      'age,cty\n1,x\n',
+      "column 'cty' is not in the schema; expected columns: 'age', 'rooms', 'city'",
+    ),
     ('age,rooms\n1,2.5\n', "line 2: column 'rooms' holds '2.5', expected an integer"),
     ('age,rooms\nold,2\n', "line 2: column 'age' holds 'old', expected a number"),
     ('age,rooms\ninf,2\n', "line 2: column 'age' holds 'inf', expected a number"),
