@@ -29,6 +29,8 @@ PUSH_RECORD = os.path.join('assets.extra', 'push.json')
 BASELINE_MODEL_URI = 'assets.extra'
 EVAL_MODEL_DIR = os.path.join(BASELINE_MODEL_URI, 'Format-TFMA')
 PUSH_LOCK = '.push.lock'
+# A version is copied under this prefix, then renamed into place.
+_STAGING = '.incoming-'
 # Where damaged versions are moved; TF Serving ignores a name that is not a number.
 DAMAGED_DIR = '.damaged'
 
@@ -170,6 +172,21 @@ def set_aside(push_dir: str) -> list[tuple[int, str, str]]:
   return moved
 
 
+def remove_staging(push_dir: str) -> list[str]:
+  """Removes the half-copied versions (`.incoming-*`) a killed push left
+  behind; returns their paths. Callers hold the serving directory's run
+  lock, so no push is under way."""
+  if not os.path.isdir(push_dir):
+    return []
+  removed = []
+  with _push_lock(push_dir):
+    for name in sorted(os.listdir(push_dir)):
+      if name.startswith(_STAGING):
+        shutil.rmtree(os.path.join(push_dir, name), ignore_errors=True)
+        removed.append(os.path.join(push_dir, name))
+  return removed
+
+
 def set_aside_versions(push_dir: str) -> list[tuple[int, str, str]]:
   """(version, path, problem) of every version `set_aside` moved, oldest first."""
   folder = os.path.join(push_dir, DAMAGED_DIR)
@@ -247,7 +264,7 @@ def push(
   from tfx.utils import io_utils  # copies from gs:// or s3:// artifacts too
 
   os.makedirs(push_dir, exist_ok=True)
-  staging = os.path.join(push_dir, f'.incoming-{uuid.uuid4().hex}')
+  staging = os.path.join(push_dir, f'{_STAGING}{uuid.uuid4().hex}')
   try:
     io_utils.copy_dir(serving_model, staging)
     if eval_model:
@@ -285,7 +302,7 @@ def republish(push_dir: str, version: int, expected_serving: int, record: dict) 
   if problem:
     raise ValueError(f'version {version} at {source} is damaged ({problem}); it cannot serve')
   original = push_record(source)
-  staging = os.path.join(push_dir, f'.incoming-{uuid.uuid4().hex}')
+  staging = os.path.join(push_dir, f'{_STAGING}{uuid.uuid4().hex}')
   try:
     shutil.copytree(source, staging)
     with _push_lock(push_dir):

@@ -325,7 +325,7 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
 
     # A damaged metadata store, records that died with their process, and
     # damaged serving versions, before anything relies on them.
-    note = store.set_aside_if_damaged(config.metadata_path, run_id)
+    note = store.set_aside_if_damaged(config.metadata_path, config.pipeline_root, run_id)
     if note:
       print(f'note: {note}', flush=True)
     for note in history.recover(config, run_id):
@@ -341,6 +341,9 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
         file=console,
         flush=True,
       )
+    staged = serving.remove_staging(config.push_dir)
+    if staged:
+      print(f'note: {len(staged)} half-copied version(s) of a killed push removed', flush=True)
     progress = None
     try:
       # Fail fast, before any component runs. The user's module imports

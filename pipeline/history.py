@@ -12,6 +12,7 @@ import pathlib
 import shutil
 import time
 
+from pipeline import runlock
 from pipeline.config import Config
 
 SUMMARY = 'summary.json'
@@ -83,18 +84,37 @@ def recover(config: Config, run_id: str) -> list[str]:
     except (OSError, ValueError):
       pass
     notes.append(f'run {summary["run_id"]} was interrupted; recorded as interrupted')
-  canceled = _cancel_running_executions(config)
+  canceled, ids = _cancel_running_executions(config)
   if canceled:
+    removed = _remove_partial_outputs(config.pipeline_root, ids)
     notes.append(
       f'{len(canceled)} component execution(s) left running by a dead run '
       f'({", ".join(canceled)}) recorded as canceled'
+      + (f'; {len(removed)} partial output folder(s) removed' if removed else '')
     )
   return notes
 
 
-def _cancel_running_executions(config: Config) -> list[str]:
+def _remove_partial_outputs(pipeline_root: pathlib.Path, execution_ids: set[int]) -> list[str]:
+  """Removes what executions that never finished wrote: TFX names each
+  output folder (and its own working folders) by the execution's id,
+  `<root>/<node>/<output>/<id>` and `<root>/<node>/.system/<kind>/<id>`.
+  Nothing in them was published, so nothing refers to them."""
+  removed = []
+  if not pipeline_root.is_dir():
+    return removed
+  for pattern in ('*/*/*', '*/.system/*/*'):
+    for folder in pipeline_root.glob(pattern):
+      if folder.name.isdigit() and int(folder.name) in execution_ids and folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(str(folder))
+  return removed
+
+
+def _cancel_running_executions(config: Config) -> tuple[list[str], set[int]]:
+  """(the nodes, the execution ids) of executions left RUNNING, now CANCELED."""
   if not config.metadata_path.exists():
-    return []
+    return [], set()
   from ml_metadata.proto import metadata_store_pb2
 
   from pipeline.store import open_store
@@ -113,7 +133,7 @@ def _cancel_running_executions(config: Config) -> list[str]:
     ]
   if running:
     store.put_executions(running)
-  return sorted(set(names))
+  return sorted(set(names)), {e.id for e in running}
 
 
 def read_record(path: pathlib.Path) -> dict:
@@ -150,6 +170,15 @@ def load_runs(config: Config) -> list[dict]:
   """Every run record in this output root, newest first (see `read_record`)."""
   paths = config.runs_dir.glob(f'*/{SUMMARY}') if config.runs_dir.is_dir() else []
   records = [read_record(path) for path in paths]
+  if any(r.get('status') == RUNNING for r in records) and not runlock.held(config.output_root):
+    # A running run holds the output root's lock until its process ends:
+    # without it, the run is gone (the next run writes this into its record).
+    records = [
+      {**r, 'status': INTERRUPTED, 'error': 'its process is gone; it stopped before it finished'}
+      if r.get('status') == RUNNING
+      else r
+      for r in records
+    ]
   return sorted(records, key=lambda r: r['run_id'], reverse=True)
 
 

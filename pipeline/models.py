@@ -74,6 +74,7 @@ def rollback(config: Config, version: int | None = None) -> dict:
   locked = {'output root': config.output_root, 'serving directory': pathlib.Path(push_dir)}
   with runlock.hold(run_id, locked, config.run_lock_wait_s):
     serving.set_aside(push_dir)
+    serving.remove_staging(push_dir)
     current = serving.latest(push_dir)
     if current is None:
       raise ValueError(f'no model serves from {push_dir}: nothing to roll back')

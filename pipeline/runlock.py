@@ -84,3 +84,19 @@ def hold(run_id: str, directories: dict[str, pathlib.Path], wait_s: float = 0) -
       with contextlib.suppress(OSError):
         os.ftruncate(fd, 0)
       os.close(fd)  # releases the lock
+
+
+def held(directory: pathlib.Path) -> bool:
+  """Whether some process (this one included) holds `directory`'s run lock now."""
+  path = pathlib.Path(directory) / LOCK_FILE
+  try:
+    fd = os.open(path, os.O_RDONLY)
+  except OSError:
+    return False
+  try:
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    return False
+  except BlockingIOError:
+    return True
+  finally:
+    os.close(fd)  # releases the probe's lock, if it got one

@@ -103,7 +103,11 @@ def last_if_unchanged(config: Config, runner: str, records: list[dict]) -> dict 
 
   `records` are the output root's run records, newest first.
   """
-  if not records or not config.metadata_path.exists() or store.problem(config.metadata_path):
+  if (
+    not records
+    or not config.metadata_path.exists()
+    or store.problem(config.metadata_path, config.pipeline_root)
+  ):
     return None
   last = records[0]
   inputs = last.get('inputs')

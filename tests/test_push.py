@@ -254,3 +254,14 @@ def test_the_pusher_pushes_only_after_a_passed_smoke_check(tmp_path, serving_che
   (pushed,) = outputs['pushed_model']
   assert pushed.get_int_custom_property('pushed') == 1
   assert serving.latest(push_dir).record['model_uri'] == inputs['model'][0].uri
+
+
+def test_half_copied_versions_of_a_killed_push_are_removed(tmp_path):
+  model, eval_model = _model(tmp_path)
+  push_dir = str(tmp_path / 's')
+  pushed = serving.push(model, eval_model, push_dir, {})
+  leftover = pathlib.Path(push_dir, '.incoming-0123abcd', 'variables')
+  leftover.mkdir(parents=True)
+  assert serving.remove_staging(push_dir) == [str(leftover.parent)]
+  assert not leftover.parent.exists() and serving.versions(push_dir) == [pushed.version]
+  assert serving.remove_staging(push_dir) == []

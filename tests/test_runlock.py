@@ -90,6 +90,15 @@ def test_executions_left_running_are_marked_canceled(tmp_path):
     type_id=execution_type, last_known_state=metadata_store_pb2.Execution.COMPLETE
   )
   running_id, done_id = store.put_executions([running, done])
+  # What each wrote: the killed one's folders go, the finished one's stay.
+  root = config.pipeline_root / 'Trainer'
+  partial = [
+    root / 'model' / str(running_id),
+    root / '.system' / 'executor_execution' / str(running_id),
+  ]
+  whole = [root / 'model' / str(done_id), root / '.system' / 'executor_execution' / str(done_id)]
+  for folder in partial + whole:
+    (folder / 'sub').mkdir(parents=True)
   context_type = store.put_context_type(metadata_store_pb2.ContextType(name='node'))
   (context_id,) = store.put_contexts(
     [metadata_store_pb2.Context(type_id=context_type, name='my-pipeline.Trainer')]
@@ -99,10 +108,31 @@ def test_executions_left_running_are_marked_canceled(tmp_path):
   )
   notes = history.recover(config, 'new-run')
   assert notes == [
-    '1 component execution(s) left running by a dead run (Trainer) recorded as canceled'
+    (
+      '1 component execution(s) left running by a dead run (Trainer) recorded as canceled; '
+      '2 partial output folder(s) removed'
+    )
   ]
+  assert [f.exists() for f in partial + whole] == [False, False, True, True]
   states = {e.id: e.last_known_state for e in store.get_executions()}
   assert states == {
     running_id: metadata_store_pb2.Execution.CANCELED,
     done_id: metadata_store_pb2.Execution.COMPLETE,
   }
+
+
+def test_runs_shows_a_run_whose_process_is_gone_as_interrupted(tmp_path):
+  """A running run holds the output root's lock; a record that says running
+  without anyone holding it belongs to a run that died."""
+  config = load_config(overrides=[f'output_root={tmp_path}'])
+  history.start(config, 'dead-run', 'local', tmp_path / 'log')
+  with runlock.hold('live-run', {'output root': tmp_path}):
+    assert runlock.held(tmp_path)
+    assert history.load_runs(config)[0]['status'] == 'running'
+  assert not runlock.held(tmp_path)
+  (record,) = history.load_runs(config)
+  assert record['status'] == 'interrupted' and 'process is gone' in record['error']
+  # Only shown so: the record is the next run's to rewrite.
+  assert json.loads((config.runs_dir / 'dead-run' / 'summary.json').read_text())['status'] == (
+    'running'
+  )

@@ -22,10 +22,32 @@ def filled(tmp_path):
   return path
 
 
+def _artifacts(tmp_path):
+  root = tmp_path / 'pipeline'
+  (root / 'CsvExampleGen' / 'examples' / '1').mkdir(parents=True)
+  return root
+
+
 def test_a_sound_store_or_none_has_no_problem(filled, tmp_path):
-  assert store.problem(filled) is None
-  assert store.problem(tmp_path / 'absent.sqlite') is None
-  assert store.set_aside_if_damaged(filled, 'r1') is None and filled.exists()
+  root = _artifacts(tmp_path)
+  assert store.problem(filled, root) is None
+  assert store.problem(tmp_path / 'absent.sqlite', tmp_path / 'no-artifacts') is None
+  assert store.set_aside_if_damaged(filled, root, 'r1') is None
+  assert filled.exists() and root.exists()
+
+
+@pytest.mark.parametrize('how', ['deleted', 'emptied'])
+def test_a_store_gone_or_emptied_beside_its_artifacts_is_damaged(filled, tmp_path, how):
+  """A new store would number executions from 1 again, into the old artifacts' folders."""
+  root = _artifacts(tmp_path)
+  if how == 'deleted':
+    filled.unlink()
+  else:
+    filled.write_bytes(b'')
+  assert 'the artifacts it recorded are there' in store.problem(filled, root)
+  assert store.set_aside_if_damaged(filled, root, 'r2')
+  assert not root.exists()
+  assert (tmp_path / 'damaged' / 'r2' / 'pipeline' / 'CsvExampleGen' / 'examples' / '1').is_dir()
 
 
 @pytest.mark.parametrize(
@@ -42,13 +64,14 @@ def test_a_damaged_store_is_named_and_moved_aside(filled, damage):
   filled.write_bytes(damage(filled.read_bytes()))
   journal = filled.with_name(filled.name + '-journal')
   journal.write_bytes(b'j')
-  found = store.problem(filled)
+  root = _artifacts(filled.parent)
+  found = store.problem(filled, root)
   assert found
-  note = store.set_aside_if_damaged(filled, 'r1')
-  moved = f'{filled}.damaged-r1'
+  note = store.set_aside_if_damaged(filled, root, 'r1')
+  target = filled.parent / 'damaged' / 'r1'
   assert note == (
-    f'the metadata store {filled} is damaged ({found}); moved aside to {moved}; '
-    'a new one is built and every component runs again'
+    f'the metadata store {filled} is damaged ({found}); moved aside with its artifacts to '
+    f'{target}; a new one is built and every component runs again'
   )
-  assert not filled.exists() and os.path.exists(moved) and os.path.exists(moved + '-journal')
-  assert not journal.exists()
+  assert not filled.exists() and not journal.exists() and not root.exists()
+  assert sorted(os.listdir(target)) == ['metadata.sqlite', 'metadata.sqlite-journal', 'pipeline']
