@@ -3,6 +3,7 @@
 A mistake here stops the run with one line before any data work (exit 2).
 """
 
+import glob
 import os
 
 from google.protobuf import text_format
@@ -67,6 +68,8 @@ def preflight(config: Config, data: bool = True) -> None:
   """Every check that needs no data processing; raises ConfigError, or DataError
   for the CSV files of the spans a run reads (if `data`)."""
   check_against_schema(config, read_schema(config.schema_file))
+  if data and '://' not in config.data_root:
+    check_data_root(config.data_root, config.spans.pattern)
   if data and '://' not in config.data_root and '{' not in config.spans.pattern:
     # A flat folder needs no span resolution: its files are checked before
     # TFX and the user's module are imported (about 10 s), so a bad file
@@ -86,6 +89,16 @@ def preflight(config: Config, data: bool = True) -> None:
     check_spans(config.data_root, config.spans.pattern, config.spans.window)
   if config.trainer.cluster == 'local' and not config.trainer.expose_cluster:
     check_private_network()
+
+
+def check_data_root(data_root: str, pattern: str) -> None:
+  """A local `data_root` must be a folder holding files (a config mistake,
+  exit 2); what is in them is the data's business (DataError, exit 5)."""
+  if not os.path.isdir(data_root):
+    what = 'is not a folder' if os.path.exists(data_root) else 'does not exist'
+    raise ConfigError(f"config key 'data_root': {data_root} {what}")
+  if '{' not in pattern and not glob.glob(os.path.join(data_root, pattern)):
+    raise ConfigError(f"config key 'data_root': {data_root} has no files matching {pattern!r}")
 
 
 def check_private_network() -> None:

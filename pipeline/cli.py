@@ -13,6 +13,7 @@ import sys
 import time
 
 from components.contract import MISSING_VALUES
+from components.csv_check import DataError
 from pipeline import history, kubeflow, runlock, scaffold, unchanged
 from pipeline.config import ConfigError, load_config, to_dict
 
@@ -24,7 +25,7 @@ EXIT_FAILED = 1  # something broke; the serving model is untouched
 EXIT_USAGE = 2  # a bad command line, config or user module: nothing ran
 EXIT_NOT_PUSHED = 3  # a new model was trained but not pushed (not blessed, or refused)
 EXIT_NOTHING_NEW = 4  # no new data or code: nothing was trained
-EXIT_DATA_REFUSED = 5  # the data failed validation or drifted: nothing was trained
+EXIT_DATA_REFUSED = 5  # the data was refused (malformed, invalid, drifted): nothing was trained
 # Another run holds the output root or serving directory: try again later
 # (sysexits' EX_TEMPFAIL, which schedulers know as "retry").
 EXIT_LOCKED = 75
@@ -32,7 +33,7 @@ EXIT_CODES_HELP = f"""exit codes of `run`:
   {EXIT_PUSHED}   a new model was trained, blessed and pushed
   {EXIT_NOT_PUSHED}   a new model was trained but not pushed (the serving model is unchanged)
   {EXIT_NOTHING_NEW}   nothing new (no new span, code or config): nothing was trained
-  {EXIT_DATA_REFUSED}   the data failed validation or drifted: nothing was trained
+  {EXIT_DATA_REFUSED}   the data was refused (malformed, invalid, drifted): nothing was trained
   {EXIT_FAILED}   the run failed (the serving model is unchanged)
   {EXIT_USAGE}   a bad command line, config or user module: nothing ran
   {EXIT_LOCKED}  another run holds the output root or serving directory"""
@@ -296,7 +297,7 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
   run_dir = config.runs_dir / run_id
   log_file = run_dir / 'pipeline.log'
   started = time.monotonic()
-  status, error = 'succeeded', None
+  status, error, refused = 'succeeded', None, False
   print(f'run {run_id} ({runner} runner): logs in {log_file}', flush=True)
 
   def on_start(name):
@@ -354,7 +355,7 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
       shutil.rmtree(run_dir, ignore_errors=True)
       raise  # a mistake in the config or the module: nothing ran
     except (Exception, KeyboardInterrupt) as e:
-      status, error = 'failed', error_text(e)
+      status, error, refused = 'failed', error_text(e), isinstance(e, DataError)
     if status != 'failed':
       from pipeline import usercode
 
@@ -373,6 +374,7 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
         runners.run(config, run_id, progress, runner, training)
       except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
         status, error = 'failed', short(error_text(e))
+        refused = isinstance(e, DataError)
         failed = [
           name
           for name, (state, _) in (progress.timings if progress else {}).items()
@@ -393,7 +395,7 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
     summary = {
       'run_id': run_id,
       'status': status,
-      'outcome': outcome(status, collected),
+      'outcome': outcome(status, collected, refused),
       'error': error,
       **collected,
       'damaged_versions': damaged,
@@ -444,13 +446,14 @@ def _answer_unchanged(config, run_id, runner, previous, started, on_finish, cons
   return summary
 
 
-def outcome(status: str, collected: dict) -> str:
-  """What the run did, one of OUTCOMES, from its status and `report.collect`'s summary."""
+def outcome(status: str, collected: dict, refused: bool = False) -> str:
+  """What the run did, one of OUTCOMES, from its status and `report.collect`'s
+  summary; `refused`: a DataError (a malformed CSV file) stopped it."""
   from pipeline.report import EXECUTED, FAILED
 
   states = {c['name']: c['state'] for c in collected['components']}
   if status != 'succeeded':
-    return 'data_refused' if states.get('ExampleValidator') == FAILED else 'failed'
+    return 'data_refused' if refused or states.get('ExampleValidator') == FAILED else 'failed'
   if collected['pushed_path']:
     return 'pushed'
   # A new evaluation (of a new model, or of a cached one under a changed

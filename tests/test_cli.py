@@ -53,6 +53,8 @@ def test_error_text_of_an_error_raised_from_none_is_its_message():
     ('task.label=tip_amount', 'task.label', "'tip_amount' is not a column"),
     ('evaluator.slice_features=[hour]', 'evaluator.slice_features', "'hour' is not a column"),
     ('module=json', 'module', 'has no function preprocessing_fn'),
+    ('data_root=/nowhere/data', 'data_root', '/nowhere/data does not exist'),
+    ('data_root=/etc/hostname', 'data_root', '/etc/hostname is not a folder'),
   ],
 )
 def test_run_refuses_a_config_that_does_not_fit_the_schema_or_module(

@@ -201,23 +201,37 @@ def test_wrong_number_of_cells_names_file_and_line(first_run, workspace):
   data = _bad_data(workspace, 'short_row', ''.join(lines))
   process, summary = run_cli(workspace, data_root=data)
   _assert_failed_untouched(
-    workspace, first_run, process, summary, f'{data / "data.csv"} line 42: 3 cells'
+    workspace,
+    first_run,
+    process,
+    summary,
+    f'{data / "data.csv"} line 42: 3 cells',
+    code=EXIT_DATA_REFUSED,
   )
   assert states(summary)['CsvExampleGen'] == 'skipped'
+  assert summary['outcome'] == 'data_refused'
 
 
 def test_header_only_csv(first_run, workspace):
   header = (workspace / 'data' / 'data.csv').read_text().splitlines(keepends=True)[0]
   data = _bad_data(workspace, 'header_only', header)
   process, summary = run_cli(workspace, data_root=data)
-  _assert_failed_untouched(workspace, first_run, process, summary, 'header but no data rows')
+  _assert_failed_untouched(
+    workspace, first_run, process, summary, 'header but no data rows', code=EXIT_DATA_REFUSED
+  )
 
 
 def test_missing_and_empty_data_directory(first_run, workspace):
-  process, summary = run_cli(workspace, data_root=workspace / 'nowhere')
-  _assert_failed_untouched(workspace, first_run, process, summary, 'nowhere does not exist')
-  process, summary = run_cli(workspace, data_root=_bad_data(workspace, 'empty', None))
-  _assert_failed_untouched(workspace, first_run, process, summary, 'has no files')
+  """The config names a folder without data: a config mistake, nothing ran."""
+  for data, needle in [
+    (workspace / 'nowhere', 'nowhere does not exist'),
+    (_bad_data(workspace, 'empty', None), "has no files matching '*'"),
+  ]:
+    process, summary = run_cli(workspace, data_root=data)
+    assert process.returncode == 2 and summary is None
+    assert f"error: config key 'data_root': {data}" in process.stderr and needle in process.stderr
+    assert process.stderr.strip().count('\n') == 0
+  assert serving.versions(str(workspace / 'out' / 'serving')) == [first_run[1]['pushed_version']]
 
 
 def test_bad_config_value_runs_nothing(first_run, workspace):
