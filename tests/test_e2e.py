@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -309,10 +310,32 @@ def test_a_killed_run_is_recorded_as_interrupted(first_run, workspace):
   process.wait()
   record = workspace / 'out' / 'runs' / run_id / 'summary.json'
   assert json.loads(record.read_text())['status'] == 'running'  # what the dead run left
+  # No process holds its lock: `runs` shows it interrupted before any run notices.
+  runs = subprocess.run(
+    [sys.executable, '-m', 'pipeline', 'runs', '--set', f'output_root={workspace / "out"}'],
+    capture_output=True,
+    text=True,
+    cwd=workspace,
+    check=True,
+  )
+  (line,) = [x for x in runs.stdout.splitlines() if x.startswith(run_id)]
+  assert 'interrupted' in line
+  # The killed Trainer's output folder, and a killed push's half-copied version.
+  (partial,) = [
+    f
+    for f in (workspace / 'out' / 'pipeline' / 'Trainer' / 'model').iterdir()
+    if not (f / 'Format-Serving').exists()
+  ]
+  staging = workspace / 'out' / 'serving' / '.incoming-killed' / 'variables'
+  staging.mkdir(parents=True)
   rerun, summary = run_cli(workspace)  # the first run's data: all cached
   assert rerun.returncode == EXIT_NOTHING_NEW, rerun.stderr
   assert f'note: run {run_id} was interrupted' in rerun.stdout
-  assert 'recorded as canceled' in rerun.stdout
+  assert (
+    'recorded as canceled' in rerun.stdout and 'partial output folder(s) removed' in rerun.stdout
+  )
+  assert not partial.exists() and not staging.parent.exists()
+  assert 'half-copied version(s) of a killed push removed' in rerun.stdout
   killed = json.loads(record.read_text())
   assert killed['status'] == 'interrupted' and summary['run_id'] in killed['error']
   store = open_store(workspace / 'out' / 'metadata.sqlite')
@@ -329,9 +352,13 @@ def test_damaged_version_and_partly_deleted_cache_are_passed_over(first_run, wor
   shutil.copytree(intact.path, fake)
   (shard,) = (fake / 'variables').glob('variables.data-*')
   shard.unlink()  # the model no longer loads; its saved_model.pb still parses
-  models = workspace / 'out' / 'pipeline' / 'Trainer' / 'model'
-  for graph in models.glob('*/Format-Serving/saved_model.pb'):
-    graph.unlink()  # the rest of the model stays
+  # A vocabulary deleted from the cached Transform graph: every file its
+  # type must hold is still there; only its manifest tells.
+  graphs = workspace / 'out' / 'pipeline' / 'Transform' / 'transform_graph'
+  vocabularies = sorted(graphs.glob('*/transform_fn/assets/*'))
+  assert vocabularies
+  for vocabulary in vocabularies:
+    vocabulary.unlink()
   process, summary = run_cli(workspace, 'evaluator.max_change=1.0')
   assert process.returncode == 0, process.stderr
   assert f'warning: serving version {fake.name} at {fake} is damaged' in process.stderr
@@ -340,8 +367,8 @@ def test_damaged_version_and_partly_deleted_cache_are_passed_over(first_run, wor
   assert not fake.exists() and (serving_dir / '.damaged' / fake.name / 'saved_model.pb').exists()
   (moved,) = summary['damaged_versions']
   assert moved['moved_to'] == str(serving_dir / '.damaged' / fake.name)
-  assert 'Format-Serving/saved_model.pb is missing' in process.stdout
-  assert states(summary)['Transform'] == 'cached' and states(summary)['Trainer'] == 'executed'
+  assert f'transform_fn/assets/{vocabularies[0].name} is missing' in process.stdout
+  assert states(summary)['Transform'] == 'executed' and states(summary)['Trainer'] == 'executed'
   assert summary['gate']['serving'] is not None  # compared with the intact version
   assert summary['blessed'] is True and summary['pushed_path']
   assert summary['pushed_version'] > int(fake.name)
@@ -373,3 +400,30 @@ def test_a_worse_model_is_held_back_unless_a_person_replaces_the_serving_one(fir
   assert serving.versions(serving_dir) == [*before, summary['pushed_version']]
   record = json.loads((workspace / 'out' / 'runs' / summary['run_id'] / 'summary.json').read_text())
   assert record['gate']['change']['replace_reason'] == reason
+
+
+def test_a_damaged_metadata_store_is_set_aside_and_rebuilt(first_run, workspace):
+  """Cut in half (a disk full mid-write): the next run names it, moves it aside
+  with the artifacts it recorded, and runs every component again; nothing
+  is lost (run records, serving versions) and the run after is answered
+  from the cache as usual."""
+  out = workspace / 'out'
+  store_file = out / 'metadata.sqlite'
+  store_file.write_bytes(store_file.read_bytes()[: store_file.stat().st_size // 2])
+  runs_before = sorted(p.name for p in (out / 'runs').iterdir())
+  versions_before = serving.versions(str(out / 'serving'))
+  process, summary = run_cli(workspace, 'evaluator.max_change=1.0')
+  assert process.returncode in (EXIT_PUSHED, EXIT_NOT_PUSHED), process.stderr
+  assert f'note: the metadata store {store_file} is damaged' in process.stdout
+  (aside,) = (out / 'damaged').iterdir()
+  assert aside.name == summary['run_id']
+  assert sorted(p.name for p in aside.iterdir()) == ['metadata.sqlite', 'pipeline']
+  assert set(states(summary).values()) == {'executed'}
+  # Warm-started from, and compared with, the model that serves: it is in the
+  # serving directory, not in the store.
+  assert summary['training']['warm_start_version'] == versions_before[-1]
+  assert summary['gate']['serving'] is not None
+  assert set(runs_before) < {p.name for p in (out / 'runs').iterdir()}
+  assert serving.versions(str(out / 'serving'))[: len(versions_before)] == versions_before
+  again, summary = run_cli(workspace, 'evaluator.max_change=1.0')
+  assert again.returncode == EXIT_NOTHING_NEW, again.stderr
