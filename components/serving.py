@@ -19,7 +19,7 @@ import shutil
 import time
 import uuid
 
-from components import manifest
+from components import file_list
 
 _LOG = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class PushedVersion:
       return None
     files = self.record.get('files')
     problem = saved_model_problem(eval_model, signature=None) or (
-      manifest.problem(self.path, files, 'pushed', lambda f: f.startswith(EVAL_MODEL_DIR + os.sep))
+      file_list.problem(self.path, files, 'pushed', lambda f: f.startswith(EVAL_MODEL_DIR + os.sep))
       if isinstance(files, dict)
       else None
     )
@@ -121,7 +121,7 @@ def version_problem(path: str) -> str | None:
   if not isinstance(files, dict):
     return _variables_problem(path)
   # TF Serving never reads assets.extra/ (the eval model: see baseline_model_uri).
-  return manifest.problem(
+  return file_list.problem(
     path, files, 'pushed', lambda f: not f.startswith(BASELINE_MODEL_URI + os.sep)
   )
 
@@ -323,7 +323,7 @@ def _rename_into_place(staging: str, push_dir: str, record: dict) -> PushedVersi
   # Above every version, those set aside too: a number is never reused.
   taken = versions(push_dir) + [v for v, _, _ in set_aside_versions(push_dir)]
   version = max(int(time.time()), max(taken, default=0) + 1)
-  files = manifest.files(staging, skip=(PUSH_RECORD,))
+  files = file_list.files(staging, skip=(PUSH_RECORD,))
   while True:
     target = os.path.join(push_dir, str(version))
     # The file list makes a later damage (a deleted variables shard) visible

@@ -4,17 +4,22 @@ TFX reuses a cached execution if its output artifacts are LIVE in ML
 Metadata and their top folder exists; a folder whose files were deleted
 (a `Split-train/` emptied, a vocabulary of a Transform graph gone) would be
 reused and fail far downstream, on every rerun. So when a run ends, every
-artifact it produced gets a manifest (its files and their sizes, as the
-custom property `files`), and before the next run every LIVE artifact is
-checked against its manifest (or, without one, for the files its type must
-hold). A damaged one is marked DELETED, so TFX's cache passes it over and
-its producer runs again.
+artifact it produced gets a file list (its files and their sizes, in
+`<file_lists>/<artifact id>.json`), and before the next run every LIVE
+artifact is checked against it (or, without one, for the files its type
+must hold). A damaged one is marked DELETED, so TFX's cache passes
+it over and its producer runs again.
+
+The file list is a file, not a custom property of the artifact: TFX's cache
+key holds the serialized input artifacts, update time included, so any
+write to an artifact would miss the cache of everything downstream.
 """
 
 import json
 import os
+import pathlib
 
-from components import manifest
+from components import file_list
 
 # Files an artifact of these types must hold, relative to its URI.
 REQUIRED_FILES = {
@@ -39,16 +44,13 @@ def _has_files(path: str) -> bool:
   return any(files for _, _, files in os.walk(path))
 
 
-MANIFEST = 'files'
-
-
 def problem(type_name: str, uri: str, split_names: list[str], files=None) -> str | None:
   """What is missing from a local artifact's files, or None if it looks whole;
-  `files` is its manifest, if it has one."""
+  `files` is its file list, if it has one."""
   if not os.path.exists(uri):
     return 'its folder is gone'
   if files is not None:
-    return manifest.problem(uri, files, 'made')
+    return file_list.problem(uri, files, 'made')
   if type_name in WITH_FILES and os.path.isdir(uri) and not _has_files(uri):
     return 'its folder is empty'
   for split in split_names:
@@ -60,8 +62,9 @@ def problem(type_name: str, uri: str, split_names: list[str], files=None) -> str
   return None
 
 
-def invalidate_incomplete(metadata_path) -> list[str]:
-  """Marks LIVE local artifacts whose files are incomplete as DELETED; one note per artifact."""
+def invalidate_incomplete(metadata_path, file_lists: pathlib.Path) -> list[str]:
+  """Marks LIVE local artifacts whose files are incomplete as DELETED (checked
+  against their file list in `file_lists`, if any); one note per artifact."""
   if not os.path.exists(metadata_path):
     return []
   from ml_metadata.proto import metadata_store_pb2
@@ -82,7 +85,7 @@ def invalidate_incomplete(metadata_path) -> list[str]:
     splits_value = artifact.properties.get('split_names')
     splits = artifact_utils.decode_split_names(splits_value.string_value) if splits_value else []
     type_name = types.get(artifact.type_id, '')
-    found = problem(type_name, artifact.uri, splits, _recorded(artifact))
+    found = problem(type_name, artifact.uri, splits, _recorded(file_lists, artifact.id))
     if found:
       artifact.state = metadata_store_pb2.Artifact.DELETED
       damaged.append(artifact)
@@ -94,18 +97,17 @@ def invalidate_incomplete(metadata_path) -> list[str]:
   return notes
 
 
-def _recorded(artifact) -> dict | None:
-  if MANIFEST not in artifact.custom_properties:
-    return None
+def _recorded(file_lists: pathlib.Path, artifact_id: int) -> dict | None:
   try:
-    files = json.loads(artifact.custom_properties[MANIFEST].string_value)
-  except ValueError:
+    files = json.loads((file_lists / f'{artifact_id}.json').read_text())
+  except (OSError, ValueError):
     return None
   return files if isinstance(files, dict) else None
 
 
-def record_manifests(metadata_path) -> int:
-  """Gives every LIVE local artifact without a manifest one; returns how many.
+def record_file_lists(metadata_path, file_lists: pathlib.Path) -> int:
+  """Writes a file list into `file_lists` for every LIVE local artifact
+  without one; returns how many.
 
   Called when a run ends, for what it produced: an artifact is LIVE only
   once the execution that made it has published it whole.
@@ -117,20 +119,20 @@ def record_manifests(metadata_path) -> int:
   from pipeline.store import open_store
 
   store = open_store(metadata_path)
-  updated = []
+  written = 0
   for artifact in store.get_artifacts():
+    path = file_lists / f'{artifact.id}.json'
     if (
       artifact.state != metadata_store_pb2.Artifact.LIVE
       or not artifact.uri
       or '://' in artifact.uri
-      or MANIFEST in artifact.custom_properties
+      or path.exists()
       or not os.path.exists(artifact.uri)
     ):
       continue
-    artifact.custom_properties[MANIFEST].string_value = json.dumps(
-      manifest.files(artifact.uri), sort_keys=True
-    )
-    updated.append(artifact)
-  if updated:
-    store.put_artifacts(updated)
-  return len(updated)
+    file_lists.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix('.tmp')
+    staging.write_text(json.dumps(file_list.files(artifact.uri), sort_keys=True))
+    staging.replace(path)  # whole or absent
+    written += 1
+  return written

@@ -366,7 +366,7 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
 
         from pipeline import cache_check, runners
 
-        for note in cache_check.invalidate_incomplete(config.metadata_path):
+        for note in cache_check.invalidate_incomplete(config.metadata_path, config.file_lists_dir):
           print(f'note: {note}', flush=True)
         absl_logging.set_verbosity(absl_logging.INFO)
         progress = runners.ComponentProgress(on_finish, on_start)
@@ -386,9 +386,9 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
       try:
         # What this run made (even if it failed later) is whole: recorded so
         # the next run can tell if it is still.
-        cache_check.record_manifests(config.metadata_path)
+        cache_check.record_file_lists(config.metadata_path, config.file_lists_dir)
       except Exception:  # a cache left unrecorded is checked by its type instead
-        logging.getLogger(__name__).exception('run %s: manifests not recorded', run_id)
+        logging.getLogger(__name__).exception('run %s: file lists not recorded', run_id)
     from pipeline import report
 
     collected = report.collect(config, run_id, progress.timings if progress else {})

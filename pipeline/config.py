@@ -421,6 +421,11 @@ class Config(Frozen):
     return self.output_root / 'pipeline'
 
   @property
+  def file_lists_dir(self) -> pathlib.Path:
+    """The cached artifacts' file lists (pipeline.cache_check), beside them."""
+    return self.pipeline_root / '.file-lists'
+
+  @property
   def metadata_path(self) -> pathlib.Path:
     return self.output_root / 'metadata.sqlite'
 

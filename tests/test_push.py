@@ -265,3 +265,48 @@ def test_half_copied_versions_of_a_killed_push_are_removed(tmp_path):
   assert serving.remove_staging(push_dir) == [str(leftover.parent)]
   assert not leftover.parent.exists() and serving.versions(push_dir) == [pushed.version]
   assert serving.remove_staging(push_dir) == []
+
+
+def test_a_push_killed_mid_copy_leaves_the_serving_version_and_is_cleaned(tmp_path):
+  """SIGKILL while the candidate is copied: the serving version is untouched
+  (the new one was never renamed into place) and the next run's
+  `remove_staging` removes the half copy."""
+  import signal
+  import subprocess
+  import sys
+  import textwrap
+
+  model, eval_model = _model(tmp_path)
+  push_dir = str(tmp_path / 's')
+  serving_now = serving.push(model, eval_model, push_dir, {})
+  child = subprocess.Popen(
+    [
+      sys.executable,
+      '-c',
+      textwrap.dedent(f"""
+        import shutil, sys, time
+        from unittest import mock
+        from components import serving
+
+        def slow_copy(source, target):
+          shutil.copytree(source, target)
+          print('copied', flush=True)
+          time.sleep(600)
+
+        with mock.patch('tfx.utils.io_utils.copy_dir', slow_copy):
+          serving.push({model!r}, None, {push_dir!r}, {{}})
+      """),
+    ],
+    stdout=subprocess.PIPE,
+    text=True,
+  )
+  assert child.stdout.readline().strip() == 'copied'
+  child.send_signal(signal.SIGKILL)
+  child.wait()
+  (leftover,) = [n for n in os.listdir(push_dir) if n.startswith('.incoming')]
+  assert serving.latest(push_dir).version == serving_now.version
+  assert serving.versions(push_dir) == [serving_now.version]
+  assert serving.remove_staging(push_dir) == [os.path.join(push_dir, leftover)]
+  assert sorted(n for n in os.listdir(push_dir) if not n.startswith('.push')) == [
+    str(serving_now.version)
+  ]

@@ -1,4 +1,4 @@
-"""A folder's manifest: its files and their sizes, recorded when it is made and
+"""A folder's file list: its files and their sizes, recorded when it is made and
 checked before it is trusted (a cached artifact, a serving version).
 
 Sizes, not hashes: checking must stay cheap on every run (a stat per file),
