@@ -263,3 +263,28 @@ def kfp2_python():
   if not python.exists():
     subprocess.run(['make', '-s', '-C', str(PROJECT_ROOT), 'kfp2-env'], check=True)
   return python
+
+
+# The e2e files' runs: small, so a fault or a bad input is seen in seconds.
+SMALL_RUN = ('trainer.train_steps=300', 'trainer.eval_steps=20', 'evaluator.threshold=0.75')
+
+
+def run_cli(root, *overrides, data_root=None):
+  """Runs `python -m pipeline run` on the sample; returns (process, summary)."""
+  return run_pipeline(root, *SMALL_RUN, *overrides, data_root=data_root)
+
+
+def start_cli(root, *overrides, data_root=None):
+  """Starts `python -m pipeline run` on `data_root` (default: the sample) without waiting."""
+  return subprocess.Popen(
+    pipeline_command(root, *SMALL_RUN, *overrides, data_root=data_root),
+    cwd=root,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+
+
+def states(summary):
+  """Each component's state in a run summary."""
+  return {c['name']: c['state'] for c in summary['components']}
