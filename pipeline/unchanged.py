@@ -47,14 +47,17 @@ def _file_sha(path: pathlib.Path) -> str:
   return _sha(path.read_bytes()) if path.is_file() else 'missing'
 
 
-def _tree_stats(root: pathlib.Path, pattern: str = '*') -> str:
-  """A hash of the names, sizes and modification times of the files under `root`."""
+def _tree_stats(root: pathlib.Path, pattern: str = '*', hidden: bool = True) -> str:
+  """A hash of the names, sizes and modification times of the files under
+  `root` (but those under its hidden entries, if not `hidden`)."""
   if not root.is_dir():
     return 'missing'
   entries = sorted(
-    (str(p.relative_to(root)), stat.st_size, stat.st_mtime_ns)
+    (name, stat.st_size, stat.st_mtime_ns)
     for p in root.rglob(pattern)
     if p.is_file()
+    for name in [str(p.relative_to(root))]
+    if hidden or not name.startswith('.')
     for stat in [p.stat()]
   )
   return _sha(json.dumps(entries).encode())
@@ -83,8 +86,9 @@ def ended(config: Config) -> dict:
   """The serving models and drift acceptances as a run leaves them."""
   push_dir = pathlib.Path(config.push_dir)
   return {
-    # Every file: a deleted variables shard is a change too.
-    'serving': _tree_stats(push_dir) if '://' not in config.push_dir else 'remote',
+    # Every file of every version (a deleted variables shard is a change
+    # too), not the locks every run writes or what is set aside.
+    'serving': _tree_stats(push_dir, hidden=False) if '://' not in config.push_dir else 'remote',
     'drift_records': _tree_stats(pathlib.Path(config.local_locations().drift_records)),
     # A store emptied or cut short since: its cache is gone, so the run must run.
     'store_bytes': config.metadata_path.stat().st_size if config.metadata_path.exists() else 0,

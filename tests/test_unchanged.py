@@ -1,5 +1,7 @@
 """A rerun is answered from the last record only when none of its inputs changed."""
 
+import sqlite3
+
 import pytest
 
 from pipeline import unchanged
@@ -87,4 +89,26 @@ def test_only_a_decided_last_run_is_trusted(setup, last):
 def test_a_cleaned_output_root_takes_the_full_path(setup):
   config, record, *_ = setup
   config.metadata_path.unlink()
+  assert unchanged.last_if_unchanged(config, 'local', [record]) is None
+
+
+def test_a_damaged_version_or_store_takes_the_full_path_and_a_lock_does_not(setup):
+  config, record, _, code, root = setup
+  version = root / 's' / '7'
+  (version / 'variables').mkdir(parents=True)
+  (version / 'saved_model.pb').write_bytes(b'm')
+  (version / 'variables' / 'variables.data-00000-of-00001').write_bytes(b'w')
+  record['inputs'] = {**unchanged.started(config, 'local', [code]), **unchanged.ended(config)}
+  # Every run writes its holder into the serving directory's lock file.
+  (root / 's' / '.run.lock').write_text('{"run_id": "r2"}')
+  assert unchanged.last_if_unchanged(config, 'local', [record]) is record
+  (version / 'variables' / 'variables.data-00000-of-00001').unlink()
+  assert unchanged.last_if_unchanged(config, 'local', [record]) is None
+  (version / 'variables' / 'variables.data-00000-of-00001').write_bytes(b'w')
+  with sqlite3.connect(config.metadata_path) as store:
+    store.execute('CREATE TABLE Artifact (id INTEGER)')
+  record['inputs'] = {**unchanged.started(config, 'local', [code]), **unchanged.ended(config)}
+  assert unchanged.last_if_unchanged(config, 'local', [record]) is record
+  size = config.metadata_path.stat().st_size
+  config.metadata_path.write_bytes(b'\0' * size)  # the same size, not a database
   assert unchanged.last_if_unchanged(config, 'local', [record]) is None
