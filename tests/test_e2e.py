@@ -137,6 +137,8 @@ def test_second_run_trains_nothing_and_pushes_nothing(first_run, workspace):
   assert summary['pushed_path'] is None
   assert serving.versions(str(workspace / 'out' / 'serving')) == versions_before
   assert summary['wall_seconds'] < first_run[1]['wall_seconds']
+  # Answered from the first run's record, without TensorFlow.
+  assert summary['unchanged_since'] == first_run[1]['run_id']
 
 
 def test_a_model_below_the_gate_is_not_pushed_exit_3(first_run, workspace):

@@ -155,5 +155,7 @@ def test_a_damaged_metadata_store_is_set_aside_and_rebuilt(first_run, workspace)
   assert summary['gate']['serving'] is not None
   assert set(runs_before) < {p.name for p in (out / 'runs').iterdir()}
   assert serving.versions(str(out / 'serving'))[: len(versions_before)] == versions_before
+  rebuilt = summary['run_id']
   again, summary = run_cli(workspace, 'evaluator.max_change=1.0')
   assert again.returncode == EXIT_NOTHING_NEW, again.stderr
+  assert summary['unchanged_since'] == rebuilt
