@@ -95,8 +95,8 @@ run-beam: $(STAMP) ## Run the whole pipeline with TFX's BeamDagRunner (extra fla
 	@$(call pipeline_run,--runner beam)
 
 .PHONY: tensorboard
-tensorboard: $(STAMP) ## Serve every Trainer execution's training curves side by side (http://localhost:6006)
-	$(VENV)/bin/tensorboard --logdir $(OUTPUTS)/pipeline/Trainer/model_run --host localhost --port 6006
+tensorboard: $(STAMP) ## Serve every run's training curves side by side, named by run id (http://localhost:6006)
+	$(PY) -m pipeline tensorboard $(ARGS)
 
 .PHONY: image
 image: $(STAMP) ## Build the pipeline image with docker: IMAGE=registry/name:tag [ARGS="--config FILE"]
@@ -157,7 +157,7 @@ lock: $(STAMP) ## Re-resolve requirements.lock and requirements-dev.lock from py
 
 .PHONY: clean
 clean: ## Remove what a run regenerates (artifacts, metadata cache); keeps served models and run records
-	rm -rf $(OUTPUTS)/pipeline $(OUTPUTS)/metadata.sqlite $(OUTPUTS)/kubeflow
+	rm -rf $(OUTPUTS)/pipeline $(OUTPUTS)/metadata.sqlite $(OUTPUTS)/kubeflow $(OUTPUTS)/tensorboard
 	@if [ -d $(OUTPUTS)/serving ]; then echo "kept $(OUTPUTS)/serving (served models; delete them only with: make delete-served SERVING_DIR=$(OUTPUTS)/serving)"; fi
 	@if [ -d $(OUTPUTS)/runs ]; then echo "kept $(OUTPUTS)/runs (run records and logs)"; fi
 	@if [ -d $(OUTPUTS)/drift-acceptances ]; then echo "kept $(OUTPUTS)/drift-acceptances (drift accepted with --accept-drift)"; fi

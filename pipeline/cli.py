@@ -98,6 +98,7 @@ def _parser():
     ('run', 'run the whole pipeline on this machine'),
     ('runs', 'list past runs, newest first (show ID, compare A B)'),
     ('models', 'list the versions in the serving directory'),
+    ('tensorboard', "serve every run's training curves, named by run id"),
     ('rollback', 'make an earlier model version serve again'),
     ('predict', "a served model's predictions for the rows of a CSV file"),
     ('schema', 'regenerate the curated schema from the data'),
@@ -150,6 +151,9 @@ def _parser():
       command.add_argument(
         '--output', type=pathlib.Path, help='write the predictions here (default: stdout)'
       )
+    if name == 'tensorboard':
+      command.add_argument('--host', default='localhost', help='default: localhost')
+      command.add_argument('--port', type=int, default=6006, help='default: 6006')
     if name == 'image':
       command.add_argument('--tag', required=True, help='the image name, e.g. registry/name:tag')
       command.add_argument('--dry-run', action='store_true', help='print the docker command only')
@@ -673,6 +677,10 @@ def main(argv=None) -> int:
         return EXIT_USAGE if isinstance(e, ValueError) else EXIT_FAILED
   if args.command == 'predict':
     return _predict(config, args)
+  if args.command == 'tensorboard':
+    from pipeline import tensorboard
+
+    tensorboard.serve(config, args.host, args.port)
   if args.command in ('schema', 'compile', 'submit', 'image', 'manifests'):
     command = {
       'schema': _schema,
