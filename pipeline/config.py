@@ -5,6 +5,7 @@ Every error is one line naming the offending key.
 """
 
 import dataclasses
+import difflib
 import pathlib
 import re
 from collections.abc import Sequence
@@ -462,9 +463,36 @@ def _error_line(error: pydantic.ValidationError) -> str:
     return f'config key {full!r}: {message}'
   if first['type'] == 'value_error.extra':
     key = '.'.join(str(p) for p in first['loc'] if not str(p).endswith('Task'))
-    hint = '; model hyperparameters go under trainer.hparams' if key.startswith('trainer.') else ''
+    section, _, name = key.rpartition('.')
+    close = difflib.get_close_matches(name, _keys_at(first['loc'][:-1]), n=1, cutoff=0.75)
+    if close:
+      hint = f'; did you mean {".".join(filter(None, (section, close[0])))!r}?'
+    elif section == 'trainer':
+      hint = '; model hyperparameters go under trainer.hparams'
+    else:
+      hint = ''
     return f'unknown config key {key!r}{hint}'
   return 'config ' + one_line(error)
+
+
+def _keys_at(loc) -> list[str]:
+  """The keys the config accepts in the section at pydantic's error `loc`
+  (a union's member, such as a task type, is named in it by its class)."""
+  model, union = Config, []
+  for part in loc:
+    member = next((m for m in union if m.__name__ == part), None)
+    field = model.__fields__.get(str(part)) if member is None else None
+    if member is not None:
+      model, union = member, []
+    elif field is not None and isinstance(field.type_, type):
+      model, union = field.type_, []
+    elif field is not None:
+      union = [f.type_ for f in field.sub_fields or [] if isinstance(f.type_, type)]
+    else:
+      return []
+  if union or not issubclass(model, pydantic.BaseModel):
+    return []
+  return [field.alias for field in model.__fields__.values()]
 
 
 def parse_value(raw: str) -> Any:

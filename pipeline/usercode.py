@@ -6,6 +6,7 @@ components' config, makes any edit of it re-run them.
 """
 
 import ast
+import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -14,6 +15,8 @@ import os
 import pathlib
 import sys
 import sysconfig
+
+import pydantic
 
 from pipeline.config import Config, ConfigError
 
@@ -76,7 +79,39 @@ def check_module(config: Config):
       )
     if not _callable_as(fn, params):
       raise ConfigError(f"config key 'module': {name}.{fn_name} cannot be called as {call}")
+  declared = getattr(module, 'HParams', None)
+  if isinstance(declared, type) and issubclass(declared, pydantic.BaseModel):
+    check_hparams(declared, dict(config.trainer.hparams), name)
   return module
+
+
+def check_hparams(declared: type[pydantic.BaseModel], hparams: dict, module: str) -> None:
+  """`hparams` (the config's trainer.hparams) against the module's `HParams`.
+
+  Raises:
+    ConfigError: one line naming the first unknown or mistyped hyperparameter.
+  """
+  known = [field.alias for field in declared.__fields__.values()]
+  for key in hparams:
+    if key not in known:
+      close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+      hint = (
+        f"did you mean 'trainer.hparams.{close[0]}'?"
+        if close
+        else f'its hyperparameters: {", ".join(known)}'
+      )
+      raise ConfigError(
+        f"config key 'trainer.hparams.{key}': {module}.HParams declares no such "
+        f'hyperparameter; {hint}'
+      )
+  try:
+    declared.parse_obj(hparams)
+  except pydantic.ValidationError as e:
+    first = e.errors()[0]
+    key = '.'.join(str(part) for part in first['loc'])
+    raise ConfigError(
+      f"config key 'trainer.hparams.{key}': {first['msg']} ({module}.HParams)"
+    ) from None
 
 
 def _callable_as(fn, params) -> bool:

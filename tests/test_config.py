@@ -135,6 +135,26 @@ def test_bad_values_name_the_key(override, key):
 
 
 @pytest.mark.parametrize(
+  'override, message',
+  [
+    ('evaluator.treshold=0.5', "'evaluator.treshold'; did you mean 'evaluator.threshold'?"),
+    ('trainer.train_step=5', "'trainer.train_step'; did you mean 'trainer.train_steps'?"),
+    ('task.lable=y', "'task.lable'; did you mean 'task.label'?"),
+    ('pipline_name=x', "'pipline_name'; did you mean 'pipeline_name'?"),
+    ('kubeflow.hots=h', "'kubeflow.hots'; did you mean 'kubeflow.host'?"),
+    ('trainer.learning_rate=0.1', "'trainer.learning_rate'; model hyperparameters go under"),
+    ('evaluator.colour=red', "unknown config key 'evaluator.colour'"),
+  ],
+)
+def test_a_misspelt_key_gets_the_nearest_one(override, message):
+  with pytest.raises(ConfigError) as error:
+    load_config(overrides=[override])
+  assert message in str(error.value)
+  if 'did you mean' not in message:
+    assert 'did you mean' not in str(error.value)
+
+
+@pytest.mark.parametrize(
   'overrides, metric',
   [
     (['task.type=regression', 'evaluator.metric=rmse', 'evaluator.threshold=12.5'], 'rmse'),

@@ -123,3 +123,70 @@ def test_the_taxi_module_fingerprint_is_its_package(tmp_path):
     'preprocessing.py',
     'trainer.py',
   }
+
+
+DECLARED = (
+  GOOD
+  + """
+import pydantic
+
+class HParams(pydantic.BaseModel):
+  learning_rate: float = 0.1
+  hidden_units: list[int] = [8]
+"""
+)
+
+
+@pytest.mark.parametrize(
+  'override, message',
+  [
+    (
+      'trainer.hparams.learnin_rate=0.2',
+      (
+        "config key 'trainer.hparams.learnin_rate': hp_mod.HParams declares no such "
+        "hyperparameter; did you mean 'trainer.hparams.learning_rate'?"
+      ),
+    ),
+    (
+      'trainer.hparams.depth=3',
+      (
+        "config key 'trainer.hparams.depth': hp_mod.HParams declares no such hyperparameter; "
+        'its hyperparameters: learning_rate, hidden_units'
+      ),
+    ),
+    (
+      'trainer.hparams.learning_rate=fast',
+      "config key 'trainer.hparams.learning_rate': value is not a valid float (hp_mod.HParams)",
+    ),
+    (
+      'trainer.hparams.hidden_units=[8, x]',
+      "config key 'trainer.hparams.hidden_units.1': value is not a valid integer",
+    ),
+  ],
+)
+def test_hparams_are_checked_against_what_the_module_declares(tmp_path, override, message):
+  _package(tmp_path, 'hp_mod', {'__init__.py': DECLARED})
+  config = load_config(
+    overrides=[
+      'module=hp_mod',
+      f'code_dir={tmp_path}',
+      'trainer.hparams={learning_rate: 0.3}',
+      override,
+    ]
+  )
+  with pytest.raises(ConfigError) as error:
+    usercode.check_module(config)
+  assert str(error.value).startswith(message)
+
+
+def test_every_shipped_config_fits_the_bundled_modules_hparams():
+  """The bundled and generated modules declare their hyperparameters; every
+  shipped config's trainer.hparams are among them."""
+  import pathlib
+
+  import trainer_module
+  from pipeline.config import PROJECT_ROOT
+
+  for path in sorted((PROJECT_ROOT / 'pipeline' / 'configs').glob('*.yaml')):
+    config = load_config(pathlib.Path(path))
+    usercode.check_hparams(trainer_module.HParams, dict(config.trainer.hparams), 'trainer_module')

@@ -1,20 +1,30 @@
 """`trainer_fn`: what TFX's Estimator Trainer executor calls to get the Estimator and specs."""
 
 import os
+from typing import Literal
 
+import pydantic
 import tensorflow_transform as tft
 from tensorflow import estimator as tf_estimator
 
 from trainer_module import inputs, model
 
-# Hyperparameters used for those the config's trainer.hparams does not set.
-DEFAULT_HPARAMS = {
-  'estimator': 'custom',  # custom | canned | keras
-  'hidden_units': [64, 32, 16],
-  'learning_rate': 0.05,
-  'batch_size': 128,
-  'checkpoint_steps': 1000,
-}
+
+class HParams(pydantic.BaseModel):
+  """The hyperparameters this model reads, with the values used for those the
+  config's trainer.hparams does not set. The pipeline checks trainer.hparams
+  against it before a run: an unknown or mistyped one is refused."""
+
+  class Config:
+    extra = 'forbid'
+
+  estimator: Literal['custom', 'canned', 'keras'] = 'custom'
+  hidden_units: list[int] = [64, 32, 16]
+  learning_rate: float = 0.05
+  batch_size: int = 128
+  checkpoint_steps: int = 1000
+
+
 EXPORTER_NAME = 'taxi'
 
 
@@ -34,7 +44,7 @@ def trainer_fn(fn_args, schema):
     fn_args: TFX `FnArgs`: train/eval files and steps, the transform output,
       the model-run directory, `base_model` (a SavedModel to warm-start from,
       or None) and `custom_config`: the pipeline's ModuleArgs (`task`,
-      `hparams` (see DEFAULT_HPARAMS), `num_shards`, `shard_index`,
+      `hparams` (see HParams), `num_shards`, `shard_index`,
       `throttle_secs`).
     schema: the raw data schema (unused: the Transform output carries it).
 
@@ -44,7 +54,7 @@ def trainer_fn(fn_args, schema):
   """
   del schema
   args = fn_args.custom_config
-  hp = {**DEFAULT_HPARAMS, **args['hparams']}
+  hp = HParams.parse_obj(args['hparams']).dict()
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   batch_size = int(hp['batch_size'])
 
