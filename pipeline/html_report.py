@@ -76,6 +76,17 @@ def _fmt(value) -> str:
   return html.escape(str(value))
 
 
+def _presence(common, examples: int) -> tuple[int, float]:
+  """(rows with a value, the share of rows without one) from TFDV's common stats.
+
+  An empty CSV cell is a feature with no values, which TFDV counts as
+  present (`num_non_missing`) with 0 values; for a column of at most one
+  value per row, the rows with a value are its total number of values.
+  """
+  present = common.tot_num_values if common.max_num_values <= 1 else common.num_non_missing
+  return present, 1 - present / max(examples, 1)
+
+
 def _table(header: list[str], rows: list[list]) -> str:
   head = ''.join(f'<th>{html.escape(h)}</th>' for h in header)
   body = ''.join('<tr>' + ''.join(f'<td>{_fmt(c)}</td>' for c in row) + '</tr>' for row in rows)
@@ -269,37 +280,15 @@ def _data(summary: dict, statistics_uri: str | None) -> str:
         name = '.'.join(feature.path.step)
         if feature.HasField('num_stats'):
           n = feature.num_stats
-          common = n.common_stats
-          rows.append(
-            [
-              name,
-              'number',
-              common.num_non_missing,
-              common.num_missing / max(dataset.num_examples, 1),
-              n.mean,
-              n.std_dev,
-              n.min,
-              n.max,
-              '',
-            ]
-          )
+          present, missing = _presence(n.common_stats, dataset.num_examples)
+          numbers = [n.mean, n.std_dev, n.min, n.max] if present else [None] * 4
+          rows.append([name, 'number', present, missing, *numbers, ''])
         elif feature.HasField('string_stats'):
           st = feature.string_stats
-          common = st.common_stats
+          present, missing = _presence(st.common_stats, dataset.num_examples)
           top = st.top_values[0].value if st.top_values else ''
-          rows.append(
-            [
-              name,
-              'text',
-              common.num_non_missing,
-              common.num_missing / max(dataset.num_examples, 1),
-              None,
-              None,
-              None,
-              None,
-              f'{st.unique} values; most frequent {top!r}',
-            ]
-          )
+          values = f'{st.unique} values; most frequent {top!r}' if present else ''
+          rows.append([name, 'text', present, missing, None, None, None, None, values])
     parts.append(
       '<p>TFDV statistics of the train split:</p>'
       + _table(

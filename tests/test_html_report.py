@@ -59,3 +59,33 @@ def test_a_cached_rerun_gets_a_light_report_with_the_trend(tmp_path):
   assert '20261123T010000-aaaa' in text and '20261123T020000-aaaa' in text
   images, decoded = rendered_images(page)
   assert images == decoded == 2  # the metrics' bars and the trend
+
+
+def test_the_data_table_counts_empty_cells_as_missing(tmp_path):
+  """An empty cell is a feature with no values, which TFDV counts as present:
+  the table's missing share comes from the number of values, and a column
+  with no value at all shows no statistics."""
+  import html
+  import re
+
+  from pipeline import schema
+
+  data = tmp_path / 'data'
+  data.mkdir()
+  (data / 't.csv').write_text(
+    'fare,company,tract\n' + ''.join(f'{i}.5,{"" if i % 4 else "acme"},\n' for i in range(40))
+  )
+  stats = schema.statistics(str(data / '*'), ())
+  uri = tmp_path / 'statistics'
+  (uri / 'Split-train').mkdir(parents=True)
+  (uri / 'Split-train' / 'FeatureStats.pb').write_bytes(stats.SerializeToString())
+  text = html.unescape(html_report._data({}, str(uri)))
+  rows = {
+    cells[0]: cells[1:]
+    for cells in (re.findall(r'<td>(.*?)</td>', row) for row in text.split('<tr>'))
+    if cells
+  }
+  assert rows['fare'][1:3] == ['40', '0.0000']
+  assert rows['company'][1:3] == ['10', '0.7500']
+  assert rows['company'][7] == "1 values; most frequent 'acme'"
+  assert rows['tract'][2] == '1.0000' and rows['tract'][3:7] == ['\u2013'] * 4  # none
