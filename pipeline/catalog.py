@@ -7,22 +7,15 @@ from pipeline import history, models
 from pipeline.config import Config
 
 
-def _when(run_id: str) -> str:
-  try:
-    return datetime.datetime.strptime(run_id[:15], '%Y%m%dT%H%M%S').strftime('%Y-%m-%d %H:%M')
-  except ValueError:
-    return '?'
-
-
 def _value(value) -> str:
   return f'{value:.4f}' if isinstance(value, float) else '-' if value is None else str(value)
 
 
 def runs_table(records: list[dict]) -> list[str]:
-  """One line per run: id, date, outcome, gated metric, blessed, pushed version, seconds."""
+  """One line per run, under 80 columns: id (its start time), outcome, gated
+  metric, blessed, pushed version, seconds."""
   header = (
-    f'{"run":<21} {"date":<16} {"outcome":<12} {"metric":<16} {"blessed":<7} '
-    f'{"pushed":<11} {"seconds":>7}'
+    f'{"run":<21} {"outcome":<12} {"metric":<16} {"blessed":<7} {"pushed":<11} {"seconds":>7}'
   )
   lines = [header]
   for r in records:
@@ -36,11 +29,54 @@ def runs_table(records: list[dict]) -> list[str]:
     blessed = ('yes' if r.get('blessed') else 'no') if evaluated else '-'
     seconds = r.get('wall_seconds')
     lines.append(
-      f'{r.get("run_id", "?"):<21} {_when(r.get("run_id", "")):<16} {outcome:<12} '
-      f'{metric:<16} {blessed:<7} {_value(r.get("pushed_version")):<11} '
-      f'{"-" if seconds is None else f"{seconds:.1f}":>7}'
+      f'{r.get("run_id", "?"):<21} {outcome:<12} {metric:<16} {blessed:<7} '
+      f'{_value(r.get("pushed_version")):<11} {"-" if seconds is None else f"{seconds:.1f}":>7}'
     )
   return lines
+
+
+def _seconds(value) -> str:
+  return f'{value:.1f} s' if isinstance(value, float | int) else '-'
+
+
+def show(r: dict) -> list[str]:
+  """A run record as a person reads it: what happened, what decided it, where to look."""
+  took = f', {_seconds(r.get("wall_seconds"))}' if r.get('wall_seconds') is not None else ''
+  outcome = r.get('outcome') or r.get('status', '?')
+  lines = [f'run {r.get("run_id", "?")}: {outcome} ({r.get("runner", "?")} runner{took})']
+  if r.get('error'):
+    lines.append(f'error: {r["error"]}')
+  lines += [
+    f'  {c.get("name", "?"):<18} {c.get("state", "?"):<9} {_seconds(c.get("seconds"))}'
+    for c in r.get('components') or []
+    if isinstance(c, dict)
+  ]
+  spans = r.get('spans') or {}
+  if spans:
+    lines.append(f'spans: trained on {spans.get("train")}, evaluated on {spans.get("eval")}')
+  training = r.get('training') or {}
+  if training.get('warm_start_version') or training.get('warm_start'):
+    lines.append(f'warm start: {training.get("warm_start_version") or training.get("warm_start")}')
+  metrics = r.get('metrics') or {}
+  if metrics:
+    lines.append('metrics: ' + ', '.join(f'{k} {_value(v)}' for k, v in metrics.items()))
+  gate = r.get('gate') or {}
+  if gate.get('metric'):
+    lines.append(
+      f'gate: {gate["metric"]} {_value(gate.get("candidate"))} (serving: '
+      f'{_value(gate.get("serving"))}, threshold {_value(gate.get("threshold"))})'
+    )
+  if r.get('blessing_reason'):
+    lines.append(f'blessed: {"yes" if r.get("blessed") else "no"} ({r["blessing_reason"]})')
+  if r.get('pushed_path') or r.get('not_pushed_reason'):
+    lines.append(f'pushed: {r.get("pushed_path") or r.get("not_pushed_reason")}')
+  lines += [
+    f'damaged version {v.get("version")}: {v.get("problem")}'
+    for v in r.get('damaged_versions') or []
+    if isinstance(v, dict)
+  ]
+  lines += [f'{key.replace("_", " ")}: {r[key]}' for key in ('report', 'log_file') if r.get(key)]
+  return [*lines, '(the whole record: runs show --json)']
 
 
 def _flatten(value, prefix='') -> dict:
@@ -74,7 +110,9 @@ def compare(a: dict, b: dict) -> list[str]:
 
 
 def models_table(rows: list[dict]) -> list[str]:
-  lines = [f'{"version":<11} {"pushed":<16} {"run":<21} {"metric":<16} {"spans":<14} note']
+  """One line per version (pushed when its run started, unless a rollback),
+  its notes after the columns, or on a line of their own past 80 columns."""
+  lines = [f'{"version":<11} {"pushed":<16} {"run":<20} {"metric":<14} {"spans":<6} note']
   for row in rows:
     pushed = (
       datetime.datetime.fromtimestamp(row['pushed_at']).strftime('%Y-%m-%d %H:%M')
@@ -89,10 +127,13 @@ def models_table(rows: list[dict]) -> list[str]:
       + ([f'copy of {row[models.ROLLBACK_OF]} (rollback)'] if row[models.ROLLBACK_OF] else [])
       + ([f'DAMAGED: {row["damaged"]}'] if row['damaged'] else [])
     )
-    lines.append(
-      f'{row["version"]:<11} {pushed:<16} {row["run_id"] or "?":<21} {metric:<16} '
-      f'{span_text:<14} {"; ".join(notes)}'
-    )
+    line = (
+      f'{row["version"]:<11} {pushed:<16} {row["run_id"] or "?":<20} {metric:<14} '
+      f'{span_text:<6} {"; ".join(notes)}'
+    ).rstrip()
+    if len(line) > 80:
+      line = line[: -len('; '.join(notes))].rstrip() + '\n  ' + '; '.join(notes)
+    lines.append(line)
   return lines
 
 
@@ -105,7 +146,8 @@ def main(config: Config, args) -> int:
     elif args.action == 'show':
       if len(args.ids) != 1:
         raise ValueError('runs show takes one run id')
-      print(json.dumps(history.load_run(config, args.ids[0]), indent=2))
+      record = history.load_run(config, args.ids[0])
+      print(json.dumps(record, indent=2) if args.json else '\n'.join(show(record)))
     else:
       if len(args.ids) != 2:
         raise ValueError('runs compare takes two run ids')

@@ -138,6 +138,7 @@ def _parser():
         metavar='RUN_ID',
         help='show: one run; compare: two runs (a unique prefix will do)',
       )
+      command.add_argument('--json', action='store_true', help='show: the whole run record')
     if name == 'rollback':
       command.add_argument(
         'version',

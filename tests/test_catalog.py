@@ -84,9 +84,12 @@ def test_models_says_damaged_and_where_a_set_aside_version_went(config, three_ve
   assert cli.main(['models', '--set', f'output_root={config.output_root}']) == 0
   out = capfd.readouterr().out
   moved = os.path.join(config.push_dir, serving.DAMAGED_DIR, str(three_versions[2]))
-  (line,) = [x for x in out.splitlines() if x.startswith(str(three_versions[2]))]
-  assert f'DAMAGED: {gone} is missing; moved aside to {moved}' in line
-  assert 'SERVING' not in line and os.path.isdir(moved)
+  lines = out.splitlines()
+  (at,) = [i for i, x in enumerate(lines) if x.startswith(str(three_versions[2]))]
+  # A long note goes on a line of its own, so the table stays within 80 columns.
+  assert lines[at + 1] == f'  DAMAGED: {gone} is missing; moved aside to {moved}'
+  assert max(len(x) for x in lines if not x.startswith('  ')) <= 80
+  assert 'SERVING' not in lines[at] and os.path.isdir(moved)
 
 
 def test_rollback_republishes_the_previous_version_as_the_newest(config, three_versions, capfd):
@@ -144,7 +147,7 @@ def test_nothing_to_roll_back(config, saved_model, capfd):
 def test_runs_list_show_and_compare(config, three_versions, capfd):
   assert cli.main(['runs', '--set', f'output_root={config.output_root}']) == 0
   lines = capfd.readouterr().out.splitlines()
-  assert lines[0].split()[:3] == ['run', 'date', 'outcome']
+  assert lines[0].split()[:3] == ['run', 'outcome', 'metric']
   assert [line.split()[0] for line in lines[1:]] == [
     '20261123T030000-aaa3',
     '20261123T020000-aaa2',
@@ -152,9 +155,18 @@ def test_runs_list_show_and_compare(config, three_versions, capfd):
   ]
   assert 'auc 0.9300' in lines[1] and str(three_versions[2]) in lines[1]
   assert (
-    cli.main(['runs', 'show', '20261123T02', '--set', f'output_root={config.output_root}']) == 0
+    cli.main(
+      ['runs', 'show', '20261123T02', '--json', '--set', f'output_root={config.output_root}']
+    )
+    == 0
   )
   assert json.loads(capfd.readouterr().out)['pushed_version'] == three_versions[1]
+  assert (
+    cli.main(['runs', 'show', '20261123T02', '--set', f'output_root={config.output_root}']) == 0
+  )
+  shown = capfd.readouterr().out.splitlines()
+  assert shown[0].startswith('run 20261123T020000-aaa2: ')
+  assert 'gate: auc 0.9200' in '\n'.join(shown) and len(shown) < 20
   assert (
     cli.main(
       [

@@ -50,5 +50,10 @@ def test_history_readers_do_not_crash(config, capsys):
   assert code == 0 and 'unreadable' in capsys.readouterr().out
   code = cli.main(['runs', 'show', 'int-id', '--set', f'output_root={config.output_root}'])
   assert code == 0
+  assert capsys.readouterr().out.startswith(f'run int-id: {history.UNREADABLE}')
+  code = cli.main(
+    ['runs', 'show', 'int-id', '--json', '--set', f'output_root={config.output_root}']
+  )
+  assert code == 0
   assert json.loads(capsys.readouterr().out)['status'] == history.UNREADABLE
   assert cli.main(['models', '--set', f'output_root={config.output_root}']) == 0
