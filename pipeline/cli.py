@@ -10,6 +10,7 @@ import pathlib
 import secrets
 import shutil
 import sys
+import threading
 import time
 
 from components.contract import MISSING_VALUES
@@ -50,6 +51,21 @@ OUTCOME_TEXT = {
   'nothing_new': 'no new data or code: nothing to train',
   'data_refused': 'the data was refused: nothing trained, the serving model is unchanged',
   'failed': 'the serving model is unchanged',
+}
+# The console's line for the pre-run checks (config, data files, the user's
+# module, which imports TensorFlow: the longest silence otherwise).
+CHECKS = 'checks'
+# A component's "running" line appears once it has run this long.
+RUNNING_AFTER_S = 1.0
+# What to do after each outcome that is not a push.
+NEXT_STEP = {
+  'not_pushed': "the report's Decision section says why; `run --replace-serving REASON` "
+  'pushes a model worse than the serving one on purpose',
+  'nothing_new': 'new data in data_root, or a change to the code or config, trains again',
+  'data_refused': 'fix the data named above; if the world really changed, '
+  '`run --accept-drift` (drift) or edit the schema on purpose (`make schema`)',
+  'failed': 'the line above names the component and the cause, the log has everything; '
+  'a plain rerun reuses what finished',
 }
 
 
@@ -305,13 +321,18 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
   status, error, refused = 'succeeded', None, False
   print(f'run {run_id} ({runner} runner): logs in {log_file}', flush=True)
 
+  running = {}
+
   def on_start(name):
-    print(
-      f'  {name:<26} {"running":<9} {"":7}     (elapsed {time.monotonic() - started:6.1f} s)',
-      flush=True,
-    )
+    # Said only if it takes a while: a cached component is one line.
+    line = f'  {name:<26} {"running":<9} {"":7}     (elapsed {time.monotonic() - started:6.1f} s)'
+    running[name] = threading.Timer(RUNNING_AFTER_S, print, [line], {'flush': True})
+    running[name].daemon = True
+    running[name].start()
 
   def on_finish(name, state, seconds):
+    if name in running:
+      running.pop(name).cancel()
     print(
       f'  {name:<26} {state:<9} {seconds:7.1f} s   (elapsed {time.monotonic() - started:6.1f} s)',
       flush=True,
@@ -329,6 +350,8 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
     from components import serving
     from pipeline import checks, store
 
+    on_start(CHECKS)
+    checks_started = time.monotonic()
     # A damaged metadata store, records that died with their process, and
     # damaged serving versions, before anything relies on them.
     note = store.set_aside_if_damaged(config.metadata_path, config.pipeline_root, run_id)
@@ -354,7 +377,12 @@ def _run_locked(config, run_id, console_err, runner) -> dict:
     try:
       # Fail fast, before any component runs. The user's module imports
       # TensorFlow: its start-up messages go to the log file.
-      checks.preflight(config)
+      try:
+        checks.preflight(config)
+      except BaseException:
+        on_finish(CHECKS, 'failed', time.monotonic() - checks_started)
+        raise
+      on_finish(CHECKS, 'passed', time.monotonic() - checks_started)
     except ConfigError:
       logging.getLogger(__name__).exception('run %s refused', run_id)
       shutil.rmtree(run_dir, ignore_errors=True)
@@ -484,6 +512,12 @@ def _print_summary(summary, path, console_err):
     # A fully cached run's evaluation is an earlier run's, against the model
     # that served then: shown as such, with no decision of its own.
     print(f'eval metrics{" (cached, from an earlier run)" if cached else ""}: {shown}')
+  training = summary.get('training') or {}
+  trained = any(
+    c['name'] == 'Trainer' and c['state'] == 'executed' for c in summary.get('components') or []
+  )
+  if trained and training.get('warm_start'):
+    print(f'trained: {training["warm_start"]}')  # warm-started from which version, or why not
   gate = summary.get('gate')
   if gate and gate.get('candidate') is not None and not cached:
     serving = f'{gate["serving"]:.4f}' if gate.get('serving') is not None else 'no model serving'
@@ -505,6 +539,8 @@ def _print_summary(summary, path, console_err):
     f'(exit {OUTCOMES[summary["outcome"]]}); summary: {path}',
     flush=True,
   )
+  if summary['outcome'] in NEXT_STEP:
+    print(f'next: {NEXT_STEP[summary["outcome"]]}', flush=True)
 
 
 def _compile(config, args) -> pathlib.Path:

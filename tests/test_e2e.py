@@ -13,6 +13,7 @@ import pytest
 
 from components import serving
 from pipeline.cli import (
+  CHECKS,
   EXIT_DATA_REFUSED,
   EXIT_FAILED,
   EXIT_NOT_PUSHED,
@@ -88,9 +89,10 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
   # Progress and the summary on the console; library logs only in the log file.
   known = (
     'run ',
-    *(f'  {name:<26} ' for name in COMPONENTS),
+    *(f'  {name:<26} ' for name in (CHECKS, *COMPONENTS)),
     '    step ',
     'eval metrics: ',
+    'trained: ',
     'gate: ',
     'blessed: ',
     'pushed: ',
@@ -101,6 +103,8 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
   assert [line for line in process.stdout.splitlines() if not line.startswith(known)] == []
   assert len(process.stdout.splitlines()) < 2 * len(COMPONENTS) + 15
   assert 'pushed:' in process.stdout and 'CsvExampleGen' in process.stdout
+  assert 'trained: no model is serving yet; trained from scratch' in process.stdout
+  assert re.search(r'^  checks +passed ', process.stdout, re.M)
   assert os.path.getsize(summary['log_file']) > 10_000
 
 
