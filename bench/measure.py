@@ -86,6 +86,6 @@ def measure(command, output_root: str, log_path: str) -> Run:
 def completed(returncode: int) -> bool:
   """Whether a pipeline run finished: pushed, or trained and kept the serving
   model (tiny bench runs may not pass the gate), or had nothing new to do."""
-  from pipeline.cli import EXIT_NOT_PUSHED, EXIT_NOTHING_NEW, EXIT_PUSHED
+  from pipeline.outcomes import EXIT_NOT_PUSHED, EXIT_NOTHING_NEW, EXIT_PUSHED
 
   return returncode in (EXIT_PUSHED, EXIT_NOT_PUSHED, EXIT_NOTHING_NEW)

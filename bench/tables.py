@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 
-from pipeline.cli import EXIT_NOT_PUSHED
 from pipeline.config import PROJECT_ROOT
+from pipeline.outcomes import EXIT_NOT_PUSHED
 
 RESULTS = PROJECT_ROOT / 'bench' / 'results' / 'tables.json'
 README = PROJECT_ROOT / 'README.md'

@@ -15,14 +15,8 @@ import io
 import os
 
 from pipeline.config import Config
+from pipeline.outcomes import OUTCOME_TEXT
 
-OUTCOME_TEXT = {
-  'pushed': 'a new model is serving',
-  'not_pushed': 'trained, not pushed: the serving model is unchanged',
-  'nothing_new': 'nothing new to train on',
-  'data_refused': 'the data was refused: nothing was trained',
-  'failed': 'the run failed: the serving model is unchanged',
-}
 REPORT = 'report.html'
 _CANDIDATE, _SERVING = '#1f77b4', '#bbbbbb'
 _CSS = """

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from components import serving
-from pipeline import cli, history, models, runlock
+from pipeline import cli, history, models, outcomes, runlock
 from pipeline.config import load_config
 
 
@@ -132,7 +132,7 @@ def test_rollback_to_a_named_version_and_refusals(config, three_versions, capfd)
 def test_rollback_waits_for_no_run(config, three_versions, capfd):
   with runlock.hold('a-run', {'output root': config.output_root}):
     code = cli.main(['rollback', '--set', f'output_root={config.output_root}'])
-  assert code == cli.EXIT_LOCKED and 'in use by run a-run' in capfd.readouterr().err
+  assert code == outcomes.EXIT_LOCKED and 'in use by run a-run' in capfd.readouterr().err
   assert serving.latest(config.push_dir).version == three_versions[2]
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline import cli
+from pipeline import cli, outcomes
 
 
 class CombinerError(Exception):
@@ -107,8 +107,8 @@ def _collected(pushed=False, **states):
 )
 def test_each_outcome_has_its_own_exit_code(status, collected, outcome, code):
   assert cli.outcome(status, collected) == outcome
-  assert cli.OUTCOMES[outcome] == code
-  assert len(set(cli.OUTCOMES.values()) | {cli.EXIT_USAGE, cli.EXIT_LOCKED}) == 7
+  assert outcomes.OUTCOMES[outcome] == code
+  assert len(set(outcomes.OUTCOMES.values()) | {outcomes.EXIT_USAGE, outcomes.EXIT_LOCKED}) == 7
 
 
 def test_help_lists_the_exit_codes(capsys):

@@ -12,8 +12,8 @@ import re
 import pytest
 
 from components import serving
-from pipeline.cli import (
-  CHECKS,
+from pipeline.cli import CHECKS
+from pipeline.outcomes import (
   EXIT_DATA_REFUSED,
   EXIT_FAILED,
   EXIT_NOT_PUSHED,

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from components import serving
-from pipeline.cli import EXIT_LOCKED, EXIT_NOT_PUSHED, EXIT_NOTHING_NEW, EXIT_PUSHED
+from pipeline.outcomes import EXIT_LOCKED, EXIT_NOT_PUSHED, EXIT_NOTHING_NEW, EXIT_PUSHED
 from tests.conftest import run_cli, sample_workspace, start_cli, states
 
 pytestmark = pytest.mark.e2e

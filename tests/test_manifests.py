@@ -16,7 +16,7 @@ import yaml
 
 from components import cluster as cluster_lib
 from components import contract, tfjob
-from pipeline import cli, kubeflow, manifests
+from pipeline import cli, kubeflow, manifests, outcomes
 from pipeline.config import PROJECT_ROOT, ConfigError, load_config
 from pipeline.report import COMPONENTS
 
@@ -103,7 +103,7 @@ def test_the_manifests_command_writes_and_says_how_to_apply(tmp_path, capsys):
   (pvc,) = yaml.safe_load_all(out.read_text())
   assert pvc['kind'] == 'PersistentVolumeClaim'
   code = cli.main(['manifests', '--set', f'output_root={tmp_path}', '--set', 'kubeflow.pvc='])
-  assert code == cli.EXIT_FAILED and 'nothing to write' in capsys.readouterr().err
+  assert code == outcomes.EXIT_FAILED and 'nothing to write' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
