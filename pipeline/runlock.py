@@ -22,11 +22,18 @@ class LockedError(RuntimeError):
   """Another run holds a lock this run needs; the message names it."""
 
 
-def _holder(path: pathlib.Path) -> str:
-  try:
-    info = json.loads(path.read_text() or '{}')
-  except (OSError, ValueError):
-    return 'another process'
+def _holder(path: pathlib.Path, wait_s: float = 1.0) -> str:
+  """Who holds the lock, as the lock file says. A holder writes it just after
+  taking the lock: a run refused in that instant waits up to `wait_s` for it."""
+  deadline = time.monotonic() + wait_s
+  while True:
+    try:
+      info = json.loads(path.read_text() or '{}')
+    except (OSError, ValueError):
+      info = {}
+    if info or time.monotonic() >= deadline:
+      break
+    time.sleep(0.05)
   if not info:
     return 'another process'
   return (

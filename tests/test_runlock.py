@@ -136,3 +136,25 @@ def test_runs_shows_a_run_whose_process_is_gone_as_interrupted(tmp_path):
   assert json.loads((config.runs_dir / 'dead-run' / 'summary.json').read_text())['status'] == (
     'running'
   )
+
+
+def test_a_run_refused_while_the_holder_writes_its_name_still_names_it(tmp_path):
+  """Two runs started together: the loser may look in the instant between the
+  winner taking the lock and writing who it is."""
+  import fcntl
+  import os
+  import threading
+
+  path = tmp_path / runlock.LOCK_FILE
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  fcntl.flock(fd, fcntl.LOCK_EX)  # taken, not yet named
+  info = json.dumps({'run_id': 'winner', 'pid': 1, 'host': 'h', 'started': 't'})
+  threading.Timer(0.3, os.pwrite, [fd, info.encode(), 0]).start()
+  try:
+    with (
+      pytest.raises(runlock.LockedError, match='in use by run winner'),
+      runlock.hold('loser', {'output root': tmp_path}),
+    ):
+      pass
+  finally:
+    os.close(fd)
