@@ -288,3 +288,16 @@ def start_cli(root, *overrides, data_root=None):
 def states(summary):
   """Each component's state in a run summary."""
   return {c['name']: c['state'] for c in summary['components']}
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+  """A test module's own output root over a 3,000-row sample (a module may
+  define its own); its tests share it and run in file order."""
+  return sample_workspace(tmp_path_factory.mktemp('e2e'), 3000)
+
+
+@pytest.fixture(scope='module')
+def first_run(workspace):
+  """The module's first run on its workspace, which pushes a model: (process, summary)."""
+  return run_cli(workspace)

@@ -1,7 +1,7 @@
 """The pipeline on Beam: TFX's BeamDagRunner orchestrating components on Beam's PortableRunner.
 
 Flink, Spark and Dataflow cannot run on this machine; their options are
-checked in tests/test_runners.py and documented in the README.
+checked in tests/test_runners.py and documented in docs/beam.md.
 """
 
 import pathlib

@@ -27,23 +27,11 @@ from tests.conftest import (
   rendered_images,
   run_cli,
   run_pipeline,
-  sample_workspace,
   serialize,
   states,
 )
 
 pytestmark = pytest.mark.e2e
-SAMPLE_ROWS = 3000
-
-
-@pytest.fixture(scope='module')
-def workspace(tmp_path_factory):
-  return sample_workspace(tmp_path_factory.mktemp('e2e'), SAMPLE_ROWS)
-
-
-@pytest.fixture(scope='module')
-def first_run(workspace):
-  return run_cli(workspace)
 
 
 def test_first_run_blesses_and_pushes(first_run, workspace):

@@ -18,20 +18,9 @@ import pytest
 
 from components import serving
 from pipeline.outcomes import EXIT_LOCKED, EXIT_NOT_PUSHED, EXIT_NOTHING_NEW, EXIT_PUSHED
-from tests.conftest import run_cli, sample_workspace, start_cli, states
+from tests.conftest import run_cli, start_cli, states
 
 pytestmark = pytest.mark.e2e
-SAMPLE_ROWS = 3000
-
-
-@pytest.fixture(scope='module')
-def workspace(tmp_path_factory):
-  return sample_workspace(tmp_path_factory.mktemp('e2e'), SAMPLE_ROWS)
-
-
-@pytest.fixture(scope='module')
-def first_run(workspace):
-  return run_cli(workspace)
 
 
 def test_concurrent_runs_one_runs_the_other_is_refused(first_run, workspace):
