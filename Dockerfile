@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.4
 # The pipeline image: Kubeflow runs every component in it (v2: `python -m
-# pipeline.kfp_entrypoint`), and the Trainer's TFJob replicas too
+# pipeline.definition.kfp_entrypoint`), and the Trainer's TFJob replicas too
 # (`python -m components.replica`). It installs exactly
 # requirements.lock (what `make install` installs), so a pod computes what a
 # local run computes, plus the user's model code from the build context
@@ -28,4 +28,4 @@ RUN uv pip install --system --no-cache --no-deps -e .
 COPY --from=usercode . /pipeline/usercode/
 ENV PYTHONPATH=/pipeline/usercode
 ARG MODULE=trainer_module
-RUN python -c "import importlib, components.replica, pipeline.config, pipeline.kfp_entrypoint; importlib.import_module('${MODULE}')"
+RUN python -c "import importlib, components.replica, pipeline.config, pipeline.definition.kfp_entrypoint; importlib.import_module('${MODULE}')"

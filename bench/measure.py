@@ -38,8 +38,8 @@ def run_measured(command, log_path) -> tuple[float, float, int]:
 
 def latest_run(metadata_path: str):
   """(component seconds by node id, evaluation URI) of the newest run in MLMD."""
-  from pipeline.report import execution_seconds, executions_by_node, output_artifacts
-  from pipeline.store import open_store
+  from pipeline.service.collect import execution_seconds, executions_by_node, output_artifacts
+  from pipeline.service.store import open_store
 
   store = open_store(metadata_path)
   runs = store.get_contexts_by_type('pipeline_run')
@@ -86,6 +86,6 @@ def measure(command, output_root: str, log_path: str) -> Run:
 def completed(returncode: int) -> bool:
   """Whether a pipeline run finished: pushed, or trained and kept the serving
   model (tiny bench runs may not pass the gate), or had nothing new to do."""
-  from pipeline.outcomes import EXIT_NOT_PUSHED, EXIT_NOTHING_NEW, EXIT_PUSHED
+  from pipeline.record import EXIT_NOT_PUSHED, EXIT_NOTHING_NEW, EXIT_PUSHED
 
   return returncode in (EXIT_PUSHED, EXIT_NOT_PUSHED, EXIT_NOTHING_NEW)

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from pipeline.config import PROJECT_ROOT
-from pipeline.outcomes import EXIT_NOT_PUSHED
+from pipeline.record import EXIT_NOT_PUSHED
 
 RESULTS = PROJECT_ROOT / 'bench' / 'results' / 'tables.json'
 README = PROJECT_ROOT / 'README.md'

@@ -423,7 +423,7 @@ class Config(Frozen):
 
   @property
   def file_lists_dir(self) -> pathlib.Path:
-    """The cached artifacts' file lists (pipeline.cache_check), beside them."""
+    """The cached artifacts' file lists (pipeline.service.cache_check), beside them."""
     return self.pipeline_root / '.file-lists'
 
   @property

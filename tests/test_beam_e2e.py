@@ -9,7 +9,7 @@ import pathlib
 import pytest
 
 from components import serving
-from pipeline.report import COMPONENTS
+from components.ids import ALL as COMPONENTS
 from tests.conftest import run_pipeline, sample_workspace
 
 pytestmark = pytest.mark.e2e

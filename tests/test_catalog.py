@@ -6,8 +6,11 @@ import os
 import pytest
 
 from components import serving
-from pipeline import cli, history, models, outcomes, runlock
+from pipeline import cli
 from pipeline.config import load_config
+from pipeline.record import EXIT_LOCKED, RunSummary
+from pipeline.service import history, runlock
+from pipeline.views import models
 
 
 @pytest.fixture(scope='module')
@@ -37,18 +40,18 @@ def _push(config, saved_model, run_id, auc, spans):
   )
   history.write_summary(
     config,
-    {
-      'run_id': run_id,
-      'status': 'succeeded',
-      'outcome': 'pushed',
-      'blessed': True,
-      'pushed_version': pushed.version,
-      'wall_seconds': 42.0,
-      'spans': spans,
-      'gate': {'metric': 'auc', 'candidate': auc},
-      'metrics': {'auc': auc},
-      'config': {'trainer': {'train_steps': 100 + len(spans['train'])}},
-    },
+    RunSummary(
+      run_id=run_id,
+      status='succeeded',
+      outcome='pushed',
+      blessed=True,
+      pushed_version=pushed.version,
+      wall_seconds=42.0,
+      spans=spans,
+      gate={'metric': 'auc', 'candidate': auc},
+      metrics={'auc': auc},
+      config={'trainer': {'train_steps': 100 + len(spans['train'])}},
+    ),
   )
   return pushed.version
 
@@ -105,7 +108,7 @@ def test_rollback_republishes_the_previous_version_as_the_newest(config, three_v
     0.92
   )
   record = history.load_runs(config)[0]
-  assert record['kind'] == 'rollback' and record['replaced_version'] == three_versions[2]
+  assert record.kind == 'rollback' and record.replaced_version == three_versions[2]
   assert serving.versions(config.push_dir)[:3] == three_versions  # nothing deleted
 
 
@@ -132,14 +135,14 @@ def test_rollback_to_a_named_version_and_refusals(config, three_versions, capfd)
 def test_rollback_waits_for_no_run(config, three_versions, capfd):
   with runlock.hold('a-run', {'output root': config.output_root}):
     code = cli.main(['rollback', '--set', f'output_root={config.output_root}'])
-  assert code == outcomes.EXIT_LOCKED and 'in use by run a-run' in capfd.readouterr().err
+  assert code == EXIT_LOCKED and 'in use by run a-run' in capfd.readouterr().err
   assert serving.latest(config.push_dir).version == three_versions[2]
 
 
 def test_nothing_to_roll_back(config, saved_model, capfd):
   assert cli.main(['rollback', '--set', f'output_root={config.output_root}']) == 2
   assert 'no model serves' in capfd.readouterr().err
-  _push(config, saved_model, '20261123T010000-only', 0.9, {'train': [1]})
+  _push(config, saved_model, '20261123T010000-only', 0.9, {'train': [1], 'eval': 1})
   assert cli.main(['rollback', '--set', f'output_root={config.output_root}']) == 2
   assert 'no intact version older than' in capfd.readouterr().err
 

@@ -2,7 +2,9 @@
 
 import pytest
 
-from pipeline import cli, outcomes
+from pipeline import cli, console
+from pipeline.record import EXIT_LOCKED, EXIT_USAGE, Outcome
+from pipeline.service import lifecycle
 
 
 class CombinerError(Exception):
@@ -24,17 +26,17 @@ def _tfma_like_error():
 
 
 def test_error_text_names_the_root_cause():
-  text = cli.error_text(_tfma_like_error())
+  text = console.error_text(_tfma_like_error())
   assert text.startswith('ValueError: label must be within [0, 1]: got 23.5')
   assert 'object at 0x' not in text.split('(raised as')[0]
 
 
 def test_error_text_of_a_plain_error_is_its_message():
   assert (
-    cli.error_text(ValueError('data directory x does not exist'))
+    console.error_text(ValueError('data directory x does not exist'))
     == 'data directory x does not exist'
   )
-  assert cli.error_text(KeyError('k')) == "KeyError: 'k'"
+  assert console.error_text(KeyError('k')) == "KeyError: 'k'"
 
 
 def test_error_text_of_an_error_raised_from_none_is_its_message():
@@ -44,7 +46,7 @@ def test_error_text_of_an_error_raised_from_none_is_its_message():
     except ValueError:
       raise ValueError('t.csv line 2: column age holds abc, expected a number') from None
   except ValueError as e:
-    assert cli.error_text(e) == 't.csv line 2: column age holds abc, expected a number'
+    assert console.error_text(e) == 't.csv line 2: column age holds abc, expected a number'
 
 
 @pytest.mark.parametrize(
@@ -106,9 +108,10 @@ def _collected(pushed=False, **states):
   ],
 )
 def test_each_outcome_has_its_own_exit_code(status, collected, outcome, code):
-  assert cli.outcome(status, collected) == outcome
-  assert outcomes.OUTCOMES[outcome] == code
-  assert len(set(outcomes.OUTCOMES.values()) | {outcomes.EXIT_USAGE, outcomes.EXIT_LOCKED}) == 7
+  assert lifecycle.outcome(status, collected) == outcome
+  assert Outcome(outcome).exit_code == code
+  runs = [o for o in Outcome if o is not Outcome.ROLLBACK]
+  assert len({o.exit_code for o in runs} | {EXIT_USAGE, EXIT_LOCKED}) == 7
 
 
 def test_help_lists_the_exit_codes(capsys):

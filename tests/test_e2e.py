@@ -12,15 +12,15 @@ import re
 import pytest
 
 from components import serving
-from pipeline.cli import CHECKS
-from pipeline.outcomes import (
+from components.ids import ALL as COMPONENTS
+from pipeline.console import CHECKS
+from pipeline.record import (
   EXIT_DATA_REFUSED,
   EXIT_FAILED,
   EXIT_NOT_PUSHED,
   EXIT_NOTHING_NEW,
   EXIT_PUSHED,
 )
-from pipeline.report import COMPONENTS
 from tests.conftest import (
   SMALL_RUN,
   read_rows,
@@ -99,7 +99,7 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
 def test_every_execution_is_complete_in_mlmd(first_run, workspace):
   from ml_metadata.proto import metadata_store_pb2
 
-  from pipeline.store import open_store
+  from pipeline.service.store import open_store
 
   _, summary = first_run
   store = open_store(workspace / 'out' / 'metadata.sqlite')

@@ -1,21 +1,24 @@
 """The run report for runs that trained nothing: refused data, and a fully cached rerun."""
 
-from pipeline import html_report
 from pipeline.config import load_config
+from pipeline.record import RunSummary
+from pipeline.views import html_report
 from tests.conftest import rendered_images
 
 
 def _summary(**fields):
-  return {
-    'run_id': '20261123T080000-abcd',
-    'status': 'succeeded',
-    'runner': 'local',
-    'wall_seconds': 12.5,
-    'components': [],
-    'metrics': {},
-    'baseline_metrics': {},
-    **fields,
-  }
+  return RunSummary(
+    **{
+      'run_id': '20261123T080000-abcd',
+      'status': 'succeeded',
+      'runner': 'local',
+      'wall_seconds': 12.5,
+      'components': [],
+      'metrics': {},
+      'baseline_metrics': {},
+      **fields,
+    }
+  )
 
 
 def test_a_refused_run_shows_why(tmp_path):
@@ -65,10 +68,7 @@ def test_the_data_table_counts_empty_cells_as_missing(tmp_path):
   """An empty cell is a feature with no values, which TFDV counts as present:
   the table's missing share comes from the number of values, and a column
   with no value at all shows no statistics."""
-  import html
-  import re
-
-  from pipeline import schema
+  from pipeline.scaffold import schema
 
   data = tmp_path / 'data'
   data.mkdir()
@@ -79,11 +79,9 @@ def test_the_data_table_counts_empty_cells_as_missing(tmp_path):
   uri = tmp_path / 'statistics'
   (uri / 'Split-train').mkdir(parents=True)
   (uri / 'Split-train' / 'FeatureStats.pb').write_bytes(stats.SerializeToString())
-  text = html.unescape(html_report._data({}, str(uri)))
   rows = {
-    cells[0]: cells[1:]
-    for cells in (re.findall(r'<td>(.*?)</td>', row) for row in text.split('<tr>'))
-    if cells
+    row[0]: [html_report._cell(c) for c in row[1:]]
+    for row in html_report._statistics_rows(str(uri))
   }
   assert rows['fare'][1:3] == ['40', '0.0000']
   assert rows['company'][1:3] == ['10', '0.7500']

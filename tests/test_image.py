@@ -2,8 +2,9 @@
 
 import pathlib
 
-from pipeline import cli, image
+from pipeline import cli
 from pipeline.config import PROJECT_ROOT, load_config
+from pipeline.definition import image
 
 
 def test_the_dockerfile_installs_the_lock_and_the_users_code():

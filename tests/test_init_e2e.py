@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from components import serving
-from pipeline.report import COMPONENTS
+from components.ids import ALL as COMPONENTS
 from tests.conftest import serialize
 from tests.tables import HOSTILE_NAMES, LABELS, label_std, write_table
 

@@ -22,8 +22,8 @@ import time
 import pytest
 import yaml
 
-from pipeline import kfp_entrypoint, kubeflow
 from pipeline.config import PROJECT_ROOT, load_config
+from pipeline.definition import kfp_entrypoint, kubeflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kfp_backend]
 

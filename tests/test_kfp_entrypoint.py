@@ -1,10 +1,10 @@
-"""The v2 container entrypoint's repairs of what KFP 2.x backends send (pipeline.kfp_entrypoint)."""
+"""The v2 container entrypoint's repairs of what KFP 2.x backends send."""
 
 import json
 
 import pytest
 
-from pipeline import kfp_entrypoint
+from pipeline.definition import kfp_entrypoint
 
 EXAMPLES_SCHEMA = 'title: tfx.Examples\ntype: object\n'
 INPUTS_SPEC = {

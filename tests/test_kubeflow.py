@@ -14,9 +14,9 @@ import urllib.parse
 import pytest
 import yaml
 
-from pipeline import kubeflow
 from pipeline.config import PROJECT_ROOT, ConfigError, load_config
-from pipeline.pipeline import create_pipeline
+from pipeline.definition import kubeflow
+from pipeline.definition.pipeline import create_pipeline
 
 IMAGE = 'registry.example/taxi-estimator:7'
 ROOT = 'gs://bucket/tfx'

@@ -9,8 +9,8 @@ import psutil
 import pytest
 
 from components.local_cluster import PrivateNetwork, free_ports
-from pipeline import checks
 from pipeline.config import ConfigError, load_config
+from pipeline.service import checks
 
 # Listens on every interface, as TF's gRPC servers do, and says when it is ready.
 LISTENER = textwrap.dedent("""

@@ -16,9 +16,11 @@ import yaml
 
 from components import cluster as cluster_lib
 from components import contract, tfjob
-from pipeline import cli, kubeflow, manifests, outcomes
+from components.ids import ALL as COMPONENTS
+from pipeline import cli
 from pipeline.config import PROJECT_ROOT, ConfigError, load_config
-from pipeline.report import COMPONENTS
+from pipeline.definition import kubeflow, manifests
+from pipeline.record import EXIT_FAILED
 
 KUBERNETES_VERSION = '1.31'
 KUBEFLOW = [
@@ -103,7 +105,7 @@ def test_the_manifests_command_writes_and_says_how_to_apply(tmp_path, capsys):
   (pvc,) = yaml.safe_load_all(out.read_text())
   assert pvc['kind'] == 'PersistentVolumeClaim'
   code = cli.main(['manifests', '--set', f'output_root={tmp_path}', '--set', 'kubeflow.pvc='])
-  assert code == outcomes.EXIT_FAILED and 'nothing to write' in capsys.readouterr().err
+  assert code == EXIT_FAILED and 'nothing to write' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from tfx.dsl.compiler import compiler
 
 from components import contract
 from pipeline.config import load_config
-from pipeline.pipeline import create_pipeline
+from pipeline.definition.pipeline import create_pipeline
 
 EXPECTED = [
   'CsvExampleGen',

@@ -6,7 +6,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.contract import MISSING_VALUES
 from components.csv_check import DataError
-from pipeline import predict
+from pipeline.views import predict
 
 SCHEMA = schema_pb2.Schema(
   feature=[

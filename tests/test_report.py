@@ -2,7 +2,7 @@
 
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 
-from pipeline import report
+from pipeline.service import collect as report
 
 
 def _key(column, **value):

@@ -14,7 +14,7 @@ import random
 import pytest
 
 from components import serving
-from pipeline.outcomes import EXIT_DATA_REFUSED, EXIT_NOT_PUSHED, EXIT_NOTHING_NEW, EXIT_PUSHED
+from pipeline.record import EXIT_DATA_REFUSED, EXIT_NOT_PUSHED, EXIT_NOTHING_NEW, EXIT_PUSHED
 from tests.conftest import DATA_CSV, run_pipeline
 
 pytestmark = pytest.mark.e2e

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from pipeline import history, runlock
 from pipeline.config import load_config
+from pipeline.record import RunSummary
+from pipeline.service import history, runlock
 
 
 def test_a_second_holder_is_refused_naming_the_first(tmp_path):
@@ -48,7 +49,7 @@ def test_a_sigkilled_holder_releases_the_lock(tmp_path):
 def _hold_in_child(directory, seconds):
   code = textwrap.dedent(f"""
       import pathlib, sys, time
-      from pipeline import runlock
+      from pipeline.service import runlock
       with runlock.hold('child', {{'output root': pathlib.Path({str(directory)!r})}}):
         print('held', flush=True)
         time.sleep({seconds})
@@ -61,7 +62,7 @@ def _hold_in_child(directory, seconds):
 def test_runs_that_died_are_recorded_as_interrupted(tmp_path):
   config = load_config(overrides=[f'output_root={tmp_path}'])
   history.start(config, 'old-run', 'local', tmp_path / 'log')
-  done = {'run_id': 'done-run', 'status': 'succeeded', 'error': None}
+  done = RunSummary(run_id='done-run', status='succeeded')
   history.write_summary(config, done)
   history.start(config, 'dead-run', 'local', tmp_path / 'log')
   notes = history.recover(config, 'new-run')
@@ -69,7 +70,7 @@ def test_runs_that_died_are_recorded_as_interrupted(tmp_path):
   for run_id in ('old-run', 'dead-run'):
     record = json.loads((config.runs_dir / run_id / 'summary.json').read_text())
     assert record['status'] == 'interrupted' and 'new-run' in record['error']
-  assert json.loads((config.runs_dir / 'done-run' / 'summary.json').read_text()) == done
+  assert history.read_record(config.runs_dir / 'done-run' / 'summary.json') == done
   latest = json.loads((tmp_path / 'latest_summary.json').read_text())
   assert (latest['run_id'], latest['status']) == ('dead-run', 'interrupted')
   assert history.recover(config, 'next-run') == []
@@ -78,7 +79,7 @@ def test_runs_that_died_are_recorded_as_interrupted(tmp_path):
 def test_executions_left_running_are_marked_canceled(tmp_path):
   from ml_metadata.proto import metadata_store_pb2
 
-  from pipeline.store import open_store
+  from pipeline.service.store import open_store
 
   config = load_config(overrides=[f'output_root={tmp_path}'])
   store = open_store(config.metadata_path)
@@ -128,10 +129,10 @@ def test_runs_shows_a_run_whose_process_is_gone_as_interrupted(tmp_path):
   history.start(config, 'dead-run', 'local', tmp_path / 'log')
   with runlock.hold('live-run', {'output root': tmp_path}):
     assert runlock.held(tmp_path)
-    assert history.load_runs(config)[0]['status'] == 'running'
+    assert history.load_runs(config)[0].status == 'running'
   assert not runlock.held(tmp_path)
   (record,) = history.load_runs(config)
-  assert record['status'] == 'interrupted' and 'process is gone' in record['error']
+  assert record.status == 'interrupted' and 'process is gone' in record.error
   # Only shown so: the record is the next run's to rewrite.
   assert json.loads((config.runs_dir / 'dead-run' / 'summary.json').read_text())['status'] == (
     'running'

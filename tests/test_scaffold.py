@@ -4,7 +4,8 @@ import pathlib
 
 import pytest
 
-from pipeline import cli, scaffold
+from pipeline import cli
+from pipeline.scaffold import init as scaffold
 from tests.tables import LABELS, write_table
 
 
@@ -133,7 +134,7 @@ def test_schema_command_never_overwrites_without_force(tmp_path, capsys):
 def test_init_bounds_an_integer_label_to_its_class_ids(tmp_path, task, classes):
   from tensorflow_metadata.proto.v0 import schema_pb2
 
-  from pipeline import schema as schema_lib
+  from pipeline.scaffold import schema as schema_lib
 
   data = tmp_path / 'data' / 't.csv'
   data.parent.mkdir()
@@ -225,7 +226,7 @@ def test_a_large_table_with_an_id_and_na_cells(tmp_path):
 
   from tensorflow_metadata.proto.v0 import schema_pb2
 
-  from pipeline import schema as schema_lib
+  from pipeline.scaffold import schema as schema_lib
 
   rng = random.Random(1)
   ids = list(range(1, 50_001))

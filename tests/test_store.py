@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from pipeline import store
+from pipeline.service import store
 
 
 @pytest.fixture

@@ -7,19 +7,21 @@ import sys
 import time
 import urllib.request
 
-from pipeline import history, tensorboard
 from pipeline.config import load_config
+from pipeline.record import RunSummary
+from pipeline.service import history
+from pipeline.views import tensorboard
 
 
 def _record(config, run_id, state, model_run):
   history.write_summary(
     config,
-    {
-      'run_id': run_id,
-      'status': 'succeeded',
-      'components': [{'name': 'Trainer', 'state': state}],
-      'artifacts': {'model_run': str(model_run)},
-    },
+    RunSummary(
+      run_id=run_id,
+      status='succeeded',
+      components=[{'name': 'Trainer', 'state': state}],
+      artifacts={'model_run': str(model_run)},
+    ),
   )
 
 

@@ -4,8 +4,9 @@ import sqlite3
 
 import pytest
 
-from pipeline import unchanged
 from pipeline.config import load_config
+from pipeline.record import RunSummary
+from pipeline.service import unchanged
 
 
 @pytest.fixture
@@ -24,19 +25,26 @@ def setup(tmp_path):
   (tmp_path / 'out' / 'pipeline').mkdir(parents=True)
   config.metadata_path.write_bytes(b'')
   inputs = {**unchanged.started(config, 'local', [code]), **unchanged.ended(config)}
-  record = {'run_id': 'r1', 'status': 'succeeded', 'outcome': 'pushed', 'inputs': inputs}
-  record['components'] = [{'name': 'Trainer', 'state': 'executed', 'seconds': 3.0}]
+  record = RunSummary(
+    run_id='r1',
+    status='succeeded',
+    outcome='pushed',
+    inputs=inputs,
+    components=[{'name': 'Trainer', 'state': 'executed', 'seconds': 3.0}],
+  )
   return config, record, data, code, tmp_path
 
 
 def test_the_same_inputs_are_answered_from_the_record(setup):
   config, record, *_ = setup
   assert unchanged.last_if_unchanged(config, 'local', [record]) is record
-  summary = unchanged.answer({**record, 'pushed_path': '/s/1', 'report': 'r.html'}, 'r2')
-  assert summary['run_id'] == 'r2' and summary['outcome'] == 'nothing_new'
-  assert summary['components'] == [{'name': 'Trainer', 'state': 'cached', 'seconds': 0.0}]
-  assert summary['pushed_path'] is None and 'report' not in summary
-  assert summary['unchanged_since'] == 'r1' and summary['inputs'] == record['inputs']
+  summary = unchanged.answer(record.copy(update={'pushed_path': '/s/1', 'report': 'r.html'}), 'r2')
+  assert summary.run_id == 'r2' and summary.outcome == 'nothing_new'
+  assert [c.dict() for c in summary.components] == [
+    {'name': 'Trainer', 'state': 'cached', 'seconds': 0.0}
+  ]
+  assert summary.pushed_path is None and summary.report is None
+  assert summary.unchanged_since == 'r1' and summary.inputs == record.inputs
 
 
 @pytest.mark.parametrize(
@@ -77,13 +85,13 @@ def test_a_changed_config_or_runner_takes_the_full_path(setup):
     {'status': 'failed', 'outcome': 'failed'},
     {'status': 'running'},
     {'status': 'interrupted'},
-    {'kind': 'rollback', 'status': 'succeeded', 'outcome': 'rolled_back'},
+    {'kind': 'rollback', 'status': 'succeeded', 'outcome': 'rollback'},
     {'inputs': None},
   ],
 )
 def test_only_a_decided_last_run_is_trusted(setup, last):
   config, record, *_ = setup
-  assert unchanged.last_if_unchanged(config, 'local', [{**record, **last}]) is None
+  assert unchanged.last_if_unchanged(config, 'local', [record.copy(update=last)]) is None
 
 
 def test_a_cleaned_output_root_takes_the_full_path(setup):
@@ -98,7 +106,7 @@ def test_a_damaged_version_or_store_takes_the_full_path_and_a_lock_does_not(setu
   (version / 'variables').mkdir(parents=True)
   (version / 'saved_model.pb').write_bytes(b'm')
   (version / 'variables' / 'variables.data-00000-of-00001').write_bytes(b'w')
-  record['inputs'] = {**unchanged.started(config, 'local', [code]), **unchanged.ended(config)}
+  record.inputs = {**unchanged.started(config, 'local', [code]), **unchanged.ended(config)}
   # Every run writes its holder into the serving directory's lock file.
   (root / 's' / '.run.lock').write_text('{"run_id": "r2"}')
   assert unchanged.last_if_unchanged(config, 'local', [record]) is record
@@ -107,7 +115,7 @@ def test_a_damaged_version_or_store_takes_the_full_path_and_a_lock_does_not(setu
   (version / 'variables' / 'variables.data-00000-of-00001').write_bytes(b'w')
   with sqlite3.connect(config.metadata_path) as store:
     store.execute('CREATE TABLE Artifact (id INTEGER)')
-  record['inputs'] = {**unchanged.started(config, 'local', [code]), **unchanged.ended(config)}
+  record.inputs = {**unchanged.started(config, 'local', [code]), **unchanged.ended(config)}
   assert unchanged.last_if_unchanged(config, 'local', [record]) is record
   size = config.metadata_path.stat().st_size
   config.metadata_path.write_bytes(b'\0' * size)  # the same size, not a database

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from pipeline import usercode
 from pipeline.config import ConfigError, load_config
+from pipeline.definition import usercode
 
 GOOD = """
 def preprocessing_fn(inputs, custom_config):

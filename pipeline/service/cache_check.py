@@ -70,7 +70,7 @@ def invalidate_incomplete(metadata_path, file_lists: pathlib.Path) -> list[str]:
   from ml_metadata.proto import metadata_store_pb2
   from tfx.types import artifact_utils
 
-  from pipeline.store import open_store
+  from pipeline.service.store import open_store
 
   store = open_store(metadata_path)
   types = {t.id: t.name for t in store.get_artifact_types()}
@@ -116,7 +116,7 @@ def record_file_lists(metadata_path, file_lists: pathlib.Path) -> int:
     return 0
   from ml_metadata.proto import metadata_store_pb2
 
-  from pipeline.store import open_store
+  from pipeline.service.store import open_store
 
   store = open_store(metadata_path)
   written = 0

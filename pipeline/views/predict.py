@@ -113,7 +113,7 @@ def main(config, model_dir: str, data: pathlib.Path, output: pathlib.Path | None
   Returns:
     (rows predicted, the schema's columns the file lacks: sent as missing).
   """
-  from pipeline import schema as schema_lib
+  from pipeline.scaffold import schema as schema_lib
 
   absent, serialized = examples(
     data, schema_lib.load(config.schema_file), config.task.label, config.missing_values

@@ -3,24 +3,12 @@
 import json
 import os
 
-from components import serving
+from components import ids, serving
 from components.contract import CHANGE_KEY
 from pipeline.config import Config
-from pipeline.store import open_store
+from pipeline.record import CACHED, EXECUTED, FAILED, SKIPPED
+from pipeline.service.store import open_store
 
-# Component states in the summary.
-EXECUTED, CACHED, FAILED, SKIPPED = 'executed', 'cached', 'failed', 'skipped'
-
-COMPONENTS = (
-  'CsvExampleGen',
-  'StatisticsGen',
-  'SchemaGen',
-  'ExampleValidator',
-  'Transform',
-  'Trainer',
-  'Evaluator',
-  'Pusher',
-)
 # Summary names of the MLMD execution states (metadata_store_pb2.Execution.State).
 _STATES = {'COMPLETE': EXECUTED, 'CACHED': CACHED, 'FAILED': FAILED}
 
@@ -67,7 +55,7 @@ def execution_seconds(execution) -> float:
 
 def collect(config: Config, run_id: str, timings: dict) -> dict:
   """Component states and timings, metrics, blessing and push of run `run_id`."""
-  components = {name: {'name': name, 'state': SKIPPED, 'seconds': 0.0} for name in COMPONENTS}
+  components = {name: {'name': name, 'state': SKIPPED, 'seconds': 0.0} for name in ids.ALL}
   for name, (state, seconds) in timings.items():
     components.setdefault(name, {'name': name})
     components[name].update(state=state, seconds=round(seconds, 2))
@@ -97,15 +85,15 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
         entry['seconds'] = round(execution_seconds(execution), 2)
       outputs = output_artifacts(store, execution.id)
       result.setdefault('artifacts', {}).update({key: a.uri for key, a in outputs.items()})
-      if name == 'CsvExampleGen' and 'examples' in outputs:
+      if name == ids.EXAMPLE_GEN and 'examples' in outputs:
         _add_data(result, outputs['examples'])
-      elif name == 'ExampleValidator' and 'anomalies' in outputs:
+      elif name == ids.EXAMPLE_VALIDATOR and 'anomalies' in outputs:
         _add_drift(result, outputs['anomalies'])
-      elif name == 'Evaluator':
+      elif name == ids.EVALUATOR:
         _add_evaluation(result, outputs, config)
-      elif name == 'Trainer' and 'model_run' in outputs:
+      elif name == ids.TRAINER and 'model_run' in outputs:
         _add_training(result, outputs)
-      elif name == 'Pusher' and 'pushed_model' in outputs and entry['state'] == EXECUTED:
+      elif name == ids.PUSHER and 'pushed_model' in outputs and entry['state'] == EXECUTED:
         pushed = outputs['pushed_model']
         result['not_pushed_reason'] = _prop(pushed, 'not_pushed_reason') or None
         if _prop(pushed, 'pushed') == 1:
@@ -192,52 +180,41 @@ def _metrics(uri, config) -> dict:
   per-class metrics and the confusion matrix, by our summary names."""
   import tensorflow_model_analysis as tfma
 
-  from components.metrics import PER_CLASS_METRICS, TASK_METRICS, summary_name
+  from components.metrics import TASK_METRICS
 
   task = config.task
   names = task.class_names if task.type == 'multiclass' else []
-  overall, baseline, slices, baseline_slices, per_class = {}, {}, {}, {}, {}
+  # (baseline?, slice name) -> metrics; per class of the candidate overall.
+  found, per_class = {}, {}
   for per_slice in sorted(tfma.load_metrics(uri), key=lambda m: _slice_order(m.slice_key)):
     slice_name = _slice_name(per_slice.slice_key)
     for kv in per_slice.metric_keys_and_values:
-      key = kv.key
-      if key.is_diff or not kv.value.HasField('double_value'):
+      if kv.key.is_diff or not kv.value.HasField('double_value'):
         continue
       value = kv.value.double_value.value
-      if key.HasField('sub_key'):
-        if (
-          not slice_name
-          and key.model_name != 'baseline'
-          and key.name in PER_CLASS_METRICS
-          and key.sub_key.HasField('class_id')
-          and key.sub_key.class_id.value < len(names)
-        ):
-          per_class.setdefault(names[key.sub_key.class_id.value], {})[key.name] = value
+      baseline = kv.key.model_name == 'baseline'
+      if kv.key.HasField('sub_key'):
+        if not slice_name and not baseline:
+          _add_per_class(per_class, kv.key, value, names)
         continue
-      name = summary_name(task.type, key.name)
-      if name is None:
-        continue
-      if name == 'example_count':
-        value = int(value)
-      if key.model_name == 'baseline':
-        if not slice_name:
-          baseline[name] = value
-        else:
-          baseline_slices.setdefault(slice_name, {})[name] = value
-      elif not slice_name:
-        overall[name] = value
-      else:
-        slices.setdefault(slice_name, {})[name] = value
+      name = _summary_name(task.type, kv.key.name)
+      if name:
+        found.setdefault((baseline, slice_name), {})[name] = (
+          int(value) if name == 'example_count' else value
+        )
   order = list(TASK_METRICS[task.type])
 
   def ordered(metrics):
     return {name: metrics[name] for name in order if name in metrics}
 
+  def of(baseline: bool, sliced: bool) -> dict:
+    return {s: ordered(m) for (b, s), m in found.items() if b == baseline and bool(s) == sliced}
+
   result = {
-    'metrics': ordered(overall),
-    'baseline_metrics': ordered(baseline),
-    'slices': {name: ordered(m) for name, m in slices.items()},
-    'baseline_slices': {name: ordered(m) for name, m in baseline_slices.items()},
+    'metrics': of(False, False).get('', {}),
+    'baseline_metrics': of(True, False).get('', {}),
+    'slices': of(False, True),
+    'baseline_slices': of(True, True),
   }
   if task.type == 'multiclass':
     result['per_class'] = per_class
@@ -245,21 +222,37 @@ def _metrics(uri, config) -> dict:
   return result
 
 
-def candidate_plots(uri):
-  """The candidate's plots over the whole eval split (TFMA's PlotsForSlice values)."""
+def _summary_name(task_type: str, key_name: str) -> str | None:
+  from components.metrics import summary_name
+
+  return summary_name(task_type, key_name)
+
+
+def _add_per_class(per_class: dict, key, value: float, names: list[str]) -> None:
+  """A multi-class metric of one class (a sub key's class id), by the class's name."""
+  from components.metrics import PER_CLASS_METRICS
+
+  class_id = key.sub_key.class_id.value if key.sub_key.HasField('class_id') else None
+  if key.name in PER_CLASS_METRICS and class_id is not None and class_id < len(names):
+    per_class.setdefault(names[class_id], {})[key.name] = value
+
+
+def model_plots(uri, baseline: bool = False):
+  """The candidate's (or, with `baseline`, the serving model's) plots over the
+  whole eval split (TFMA's PlotsForSlice values)."""
   import tensorflow_model_analysis as tfma
 
   for per_slice in tfma.load_plots(uri):
     if per_slice.slice_key.single_slice_keys:
       continue
     for kv in per_slice.plot_keys_and_values:
-      if kv.key.model_name != 'baseline':
+      if (kv.key.model_name == 'baseline') == baseline:
         yield kv.value
 
 
 def _confusion_matrix(uri, num_classes) -> list[list[int]] | None:
   """Rows: actual class; columns: predicted class (the most probable)."""
-  for plot_value in candidate_plots(uri):
+  for plot_value in model_plots(uri):
     plot = plot_value.multi_class_confusion_matrix_at_thresholds
     for matrix in plot.matrices:
       counts = [[0] * num_classes for _ in range(num_classes)]

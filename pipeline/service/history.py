@@ -2,7 +2,7 @@
 died mid-way (killed, machine down) is recorded as `interrupted` by the next
 one, with the ML Metadata executions it left RUNNING marked CANCELED.
 
-Only called while holding the output root's run lock (`pipeline.runlock`):
+Only called while holding the output root's run lock (`pipeline.service.runlock`):
 any record still `running` then belongs to a process that is gone.
 """
 
@@ -12,36 +12,29 @@ import pathlib
 import shutil
 import time
 
-from pipeline import runlock
+import pydantic
+
 from pipeline.config import Config
+from pipeline.record import INTERRUPTED, RUNNING, UNREADABLE, RunSummary
+from pipeline.service import runlock
 
 SUMMARY = 'summary.json'
 LATEST = 'latest_summary.json'
-RUNNING, INTERRUPTED = 'running', 'interrupted'
-# A summary file that is not a run record (truncated, or not ours) is listed so.
-UNREADABLE = 'unreadable'
-# Keys of a run record and the types their values must have to be read.
-_SHAPE = {
-  'run_id': (str,),
-  'status': (str,),
-  'gate': (dict, type(None)),
-  'inputs': (dict, type(None)),
-  'training': (dict, type(None)),
-  'drift': (dict, type(None)),
-  'components': (list,),
-}
 
 
-def write_summary(config: Config, summary: dict) -> pathlib.Path:
+def _write(path: pathlib.Path, summary: RunSummary) -> None:
+  temporary = path.parent / f'.{path.name}.tmp'
+  temporary.write_text(summary.to_json() + '\n')
+  os.replace(temporary, path)  # never a half-written record
+
+
+def write_summary(config: Config, summary: RunSummary) -> pathlib.Path:
   """Writes `summary` as its run's record and as the latest one; returns the record's path."""
-  run_dir = config.runs_dir / summary['run_id']
+  run_dir = config.runs_dir / summary.run_id
   run_dir.mkdir(parents=True, exist_ok=True)
   path = run_dir / SUMMARY
-  temporary = run_dir / f'.{SUMMARY}.tmp'
-  temporary.write_text(json.dumps(summary, indent=2) + '\n')
-  os.replace(temporary, path)  # never a half-written record
-  shutil.copyfile(path, config.output_root / f'.{LATEST}.tmp')
-  os.replace(config.output_root / f'.{LATEST}.tmp', config.output_root / LATEST)
+  _write(path, summary)
+  _write(config.output_root / LATEST, summary)
   return path
 
 
@@ -49,15 +42,14 @@ def start(config: Config, run_id: str, runner: str, log_file: pathlib.Path) -> N
   """Records run `run_id` as running (until its final summary replaces the record)."""
   write_summary(
     config,
-    {
-      'run_id': run_id,
-      'status': RUNNING,
-      'error': None,
-      'pid': os.getpid(),
-      'started_at': time.strftime('%Y-%m-%dT%H:%M:%S'),
-      'runner': runner,
-      'log_file': str(log_file),
-    },
+    RunSummary(
+      run_id=run_id,
+      status=RUNNING,
+      pid=os.getpid(),
+      started_at=time.strftime('%Y-%m-%dT%H:%M:%S'),
+      runner=runner,
+      log_file=str(log_file),
+    ),
   )
 
 
@@ -68,22 +60,17 @@ def recover(config: Config, run_id: str) -> list[str]:
   latest_path = config.output_root / LATEST
   for path in sorted(config.runs_dir.glob(f'*/{SUMMARY}')) if config.runs_dir.is_dir() else []:
     summary = read_record(path)
-    if summary.get('status') != RUNNING or summary.get('run_id') == run_id:
+    if summary.status != RUNNING or summary.run_id == run_id:
       continue
-    summary.update(
-      status=INTERRUPTED,
-      error=(
-        'the run stopped before it finished (its process was killed, or the machine went '
-        f'down); noticed by run {run_id}'
-      ),
+    summary.status = INTERRUPTED
+    summary.error = (
+      'the run stopped before it finished (its process was killed, or the machine went '
+      f'down); noticed by run {run_id}'
     )
-    path.write_text(json.dumps(summary, indent=2) + '\n')
-    try:
-      if json.loads(latest_path.read_text()).get('run_id') == summary['run_id']:
-        latest_path.write_text(json.dumps(summary, indent=2) + '\n')
-    except (OSError, ValueError):
-      pass
-    notes.append(f'run {summary["run_id"]} was interrupted; recorded as interrupted')
+    _write(path, summary)
+    if latest_path.exists() and read_record(latest_path).run_id == summary.run_id:
+      _write(latest_path, summary)
+    notes.append(f'run {summary.run_id} was interrupted; recorded as interrupted')
   canceled, ids = _cancel_running_executions(config)
   if canceled:
     removed = _remove_partial_outputs(config.pipeline_root, ids)
@@ -117,7 +104,7 @@ def _cancel_running_executions(config: Config) -> tuple[list[str], set[int]]:
     return [], set()
   from ml_metadata.proto import metadata_store_pb2
 
-  from pipeline.store import open_store
+  from pipeline.service.store import open_store
 
   store = open_store(config.metadata_path)
   running = [
@@ -136,60 +123,52 @@ def _cancel_running_executions(config: Config) -> tuple[list[str], set[int]]:
   return sorted(set(names)), {e.id for e in running}
 
 
-def read_record(path: pathlib.Path) -> dict:
+def read_record(path: pathlib.Path) -> RunSummary:
   """The run record at `path`; if it is not one (unreadable, truncated, not an
   object, a field of the wrong type), a stand-in with status `unreadable`
-  that names the file, so no reader of the history crashes on it."""
+  that names the file, so no reader of the history crashes on it. Keys an
+  older or newer version wrote that this one does not know are left out."""
   try:
-    record = json.loads(path.read_text())
-    problem = None
+    data = json.loads(path.read_bytes())
+    if not isinstance(data, dict):
+      raise ValueError(f'a JSON {type(data).__name__}, not a run record')
+    return RunSummary.parse_obj({k: v for k, v in data.items() if k in RunSummary.__fields__})
+  except pydantic.ValidationError as e:
+    errors = e.errors()
+    problem = 'not a run record: ' + ', '.join(
+      f'{".".join(map(str, error["loc"]))}: {error["msg"]}' for error in errors[:3]
+    )
+    if len(errors) > 3:
+      problem += f' (and {len(errors) - 3} more)'
   except (OSError, ValueError) as e:
-    record, problem = None, f'{e.__class__.__name__}: {e}'.splitlines()[0][:200]
-  if problem is None:
-    if not isinstance(record, dict):
-      problem = f'a JSON {type(record).__name__}, not a run record'
-    else:
-      wrong = [k for k, types in _SHAPE.items() if k in record and not isinstance(record[k], types)]
-      missing = [k for k in ('run_id', 'status') if k not in record]
-      if wrong or missing:
-        problem = 'not a run record: ' + ', '.join(
-          [f'{k} missing' for k in missing]
-          + [f'{k} is a {type(record[k]).__name__}' for k in wrong]
-        )
-  if problem is None:
-    return record
-  return {
-    'run_id': path.parent.name,
-    'status': UNREADABLE,
-    'error': f'{path}: {problem}',
-    'summary_file': str(path),
-  }
+    problem = f'{e.__class__.__name__}: {e}'.splitlines()[0][:200]
+  return RunSummary(
+    run_id=path.parent.name, status=UNREADABLE, error=f'{path}: {problem}', summary_file=str(path)
+  )
 
 
-def load_runs(config: Config) -> list[dict]:
+def load_runs(config: Config) -> list[RunSummary]:
   """Every run record in this output root, newest first (see `read_record`)."""
   paths = config.runs_dir.glob(f'*/{SUMMARY}') if config.runs_dir.is_dir() else []
   records = [read_record(path) for path in paths]
-  if any(r.get('status') == RUNNING for r in records) and not runlock.held(config.output_root):
+  if any(r.status == RUNNING for r in records) and not runlock.held(config.output_root):
     # A running run holds the output root's lock until its process ends:
     # without it, the run is gone (the next run writes this into its record).
-    records = [
-      {**r, 'status': INTERRUPTED, 'error': 'its process is gone; it stopped before it finished'}
-      if r.get('status') == RUNNING
-      else r
-      for r in records
-    ]
-  return sorted(records, key=lambda r: r['run_id'], reverse=True)
+    for r in records:
+      if r.status == RUNNING:
+        r.status = INTERRUPTED
+        r.error = 'its process is gone; it stopped before it finished'
+  return sorted(records, key=lambda r: r.run_id, reverse=True)
 
 
-def load_run(config: Config, run_id: str) -> dict:
+def load_run(config: Config, run_id: str) -> RunSummary:
   """The record of run `run_id` (a unique prefix will do); ValueError if there is none."""
-  matches = [r for r in load_runs(config) if r.get('run_id', '').startswith(run_id)]
-  exact = [r for r in matches if r['run_id'] == run_id]
+  matches = [r for r in load_runs(config) if r.run_id.startswith(run_id)]
+  exact = [r for r in matches if r.run_id == run_id]
   if exact or len(matches) == 1:
     return (exact or matches)[0]
   if not matches:
     raise ValueError(f'no run {run_id!r} in {config.runs_dir}')
   raise ValueError(
-    f'{run_id!r} names {len(matches)} runs: ' + ', '.join(r['run_id'] for r in matches[:5])
+    f'{run_id!r} names {len(matches)} runs: ' + ', '.join(r.run_id for r in matches[:5])
   )

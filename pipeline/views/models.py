@@ -13,8 +13,9 @@ import secrets
 import time
 
 from components import serving
-from pipeline import history, runlock
 from pipeline.config import Config
+from pipeline.record import SUCCEEDED, Outcome, RunSummary
+from pipeline.service import history, runlock
 
 # Push-record key of a republished version: the version it is a copy of.
 ROLLBACK_OF = 'rollback_of'
@@ -26,7 +27,7 @@ def list_models(config: Config) -> list[dict]:
   it serves."""
   push_dir = config.push_dir
   current = serving.latest(push_dir)
-  runs = {r['run_id']: r for r in history.load_runs(config)}
+  runs = {r.run_id: r for r in history.load_runs(config)}
   found = [
     (version, path, serving.version_problem(path))
     for version in serving.versions(push_dir)
@@ -39,8 +40,8 @@ def list_models(config: Config) -> list[dict]:
   rows = []
   for version, path, problem in sorted(found, reverse=True):
     record = serving.push_record(path)
-    run = runs.get(record.get('pipeline_run_id') or '', {})
-    gate = run.get('gate') or {}
+    run = runs.get(record.get('pipeline_run_id') or '')
+    gate = run.gate if run else None
     rows.append(
       {
         'version': version,
@@ -48,9 +49,9 @@ def list_models(config: Config) -> list[dict]:
         'damaged': problem,
         'pushed_at': record.get('pushed_at'),
         'run_id': record.get('pipeline_run_id'),
-        'metric': gate.get('metric'),
-        'value': gate.get('candidate'),
-        'spans': run.get('spans'),
+        'metric': gate.metric if gate else None,
+        'value': gate.candidate if gate else None,
+        'spans': run.spans.dict() if run and run.spans else None,
         ROLLBACK_OF: record.get(ROLLBACK_OF),
       }
     )
@@ -62,7 +63,7 @@ def list_models(config: Config) -> list[dict]:
   return rows
 
 
-def rollback(config: Config, version: int | None = None) -> dict:
+def rollback(config: Config, version: int | None = None) -> RunSummary:
   """Makes `version` (default: the intact version before the serving one) serve.
 
   Returns the rollback's record, also written to the run history.
@@ -89,19 +90,18 @@ def rollback(config: Config, version: int | None = None) -> dict:
       current.version,
       {ROLLBACK_OF: version, 'pipeline_run_id': run_id, 'replaced_version': current.version},
     )
-    record = {
-      'run_id': run_id,
-      'kind': 'rollback',
-      'status': 'succeeded',
-      'outcome': 'rollback',
-      'error': None,
-      'rolled_back_to': version,
-      'replaced_version': current.version,
-      'pushed_version': republished.version,
-      'pushed_path': republished.path,
-      'serving_path': republished.path,
-      'wall_seconds': round(time.monotonic() - started, 2),
-    }
+    record = RunSummary(
+      run_id=run_id,
+      kind='rollback',
+      status=SUCCEEDED,
+      outcome=Outcome.ROLLBACK,
+      rolled_back_to=version,
+      replaced_version=current.version,
+      pushed_version=republished.version,
+      pushed_path=republished.path,
+      serving_path=republished.path,
+      wall_seconds=round(time.monotonic() - started, 2),
+    )
     history.write_summary(config, record)
     return record
 

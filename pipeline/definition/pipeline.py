@@ -5,16 +5,14 @@ from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import trainer_pb2, transform_pb2
 
-from components import contract
+from components import contract, ids
 from components.evaluation import ServingBaselineEvaluator, change_gate, eval_config
 from components.example_gen import EVAL, TRAIN, SpanCsvExampleGen
 from components.pushing import CheckedPusher
 from components.training import ARCHITECTURE_KEY, EstimatorTrainerExecutor, architecture
 from components.validation import CuratedSchemaGen, GatingExampleValidator
-from pipeline import usercode
 from pipeline.config import Config, Locations
-
-EXAMPLE_GEN_ID = 'CsvExampleGen'
+from pipeline.definition import usercode
 
 
 def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_pipeline.Pipeline:
@@ -38,13 +36,15 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
     pattern=config.spans.pattern,
     window=config.spans.window,
     missing_values=config.missing_values,
-  ).with_id(EXAMPLE_GEN_ID)
+  ).with_id(ids.EXAMPLE_GEN)
   # Statistics of every split, which validation checks against the schema.
-  statistics_gen = StatisticsGen(examples=example_gen.outputs['examples'])
+  statistics_gen = StatisticsGen(examples=example_gen.outputs['examples']).with_id(
+    ids.STATISTICS_GEN
+  )
   # The curated, checked-in schema (regenerate with `python -m pipeline schema`).
   schema_gen = CuratedSchemaGen(
     schema_file=locations.schema_file, local_copy=config.schema_file
-  ).with_id('SchemaGen')
+  ).with_id(ids.SCHEMA_GEN)
   # Stops the run on any anomaly or drift from the previous span, before
   # anything is trained on bad data.
   example_validator = GatingExampleValidator(
@@ -52,7 +52,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
     schema=schema_gen.outputs['schema'],
     label=config.task.label,
     drift_gate=contract.DriftGate(policy=config.drift, records_dir=locations.drift_records),
-  ).with_id('ExampleValidator')
+  ).with_id(ids.EXAMPLE_VALIDATOR)
   # Feature engineering, saved as a graph reused by training, serving and TFMA.
   transform = Transform(
     examples=example_gen.outputs['examples'],
@@ -63,15 +63,14 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
     custom_config=contract.dump(module_args.shaping()),
     # The previous span's rows are there for the drift gate only.
     splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
-    # Measured on a 2,000-row sample: Transform 22 s -> 15 s with a TF1 graph
-    # (traced once, where TF2 traces several tf.functions; the Estimator
-    # consumes it in graph mode anyway) and 23 s -> 15 s without the
-    # analyzer cache (it only helps incremental runs over many spans).
-    # StatisticsGen already profiled the raw data.
+    # A TF1 graph is traced once, where TF2 traces several tf.functions (the
+    # Estimator consumes it in graph mode anyway); the analyzer cache only
+    # helps incremental runs over many spans; StatisticsGen already profiled
+    # the raw data. Each costs seconds a run (docs/performance.md).
     disable_statistics=True,
     disable_analyzer_cache=True,
     force_tf_compat_v1=True,
-  )
+  ).with_id(ids.TRANSFORM)
   transform.add_upstream_node(example_validator)
   # Trains the user's Estimator; warm-starts from the model now serving.
   trainer = Trainer(
@@ -91,7 +90,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
         architecture=model_architecture,
       )
     ),
-  )
+  ).with_id(ids.TRAINER)
   # Blesses the model only if good enough and not worse than the one serving
   # beyond the noise of the eval rows;
   # smoke-checks its serving model meanwhile, in a fresh process.
@@ -105,7 +104,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
     gate=change_gate(
       config.task, config.gate_metric, config.evaluator.max_change, config.evaluator.replace_serving
     ),
-  ).with_id('Evaluator')
+  ).with_id(ids.EVALUATOR)
   # Publishes a blessed model that passed the smoke check, atomically, if the
   # model it was compared with still serves.
   pusher = CheckedPusher(
@@ -113,7 +112,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
     model_blessing=evaluator.outputs['blessing'],
     push_dir=push_dir,
     custom_config={ARCHITECTURE_KEY: model_architecture},
-  ).with_id('Pusher')
+  ).with_id(ids.PUSHER)
 
   return tfx_pipeline.Pipeline(
     pipeline_name=config.pipeline_name,

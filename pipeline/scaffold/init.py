@@ -399,7 +399,7 @@ def _trivial(task: str) -> str:
 def _infer_schema(data_root: str, label: str, task_section: dict, missing_values):
   from tensorflow_metadata.proto.v0 import schema_pb2
 
-  from pipeline import schema as schema_lib
+  from pipeline.scaffold import schema as schema_lib
 
   stats = schema_lib.statistics(os.path.join(data_root, '*'), missing_values)
   schema = schema_lib.infer(stats, label)
@@ -476,7 +476,7 @@ def init(
     schema = _infer_schema(
       str(data_dir if data.is_dir() else staging / 'data'), label, task_section, missing_values
     )
-    from pipeline import schema as schema_lib
+    from pipeline.scaffold import schema as schema_lib
 
     schema_lib.write(schema, staging / SCHEMA_FILE)
     (staging / CONFIG_FILE).write_text(

@@ -37,7 +37,7 @@ import os
 import sys
 import time
 
-# Flags of this layer, added by the compiler (pipeline.kubeflow); the rest is TFX's.
+# Flags of this layer, added by the compiler (pipeline.definition.kubeflow); the rest is TFX's.
 STATE_FLAG = '--kfp_state'
 SPEC_HASH_FLAG = '--kfp_spec_hash'
 # Artifact metadata keys.
@@ -254,7 +254,7 @@ def _run_tfx(args: argparse.Namespace, executor_input: dict, beam_args: list[str
 
 def parse_flags(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   """TFX's v2 entrypoint flags and this layer's; the rest are Beam's."""
-  parser = argparse.ArgumentParser(prog='python -m pipeline.kfp_entrypoint')
+  parser = argparse.ArgumentParser(prog='python -m pipeline.definition.kfp_entrypoint')
   parser.add_argument('--executor_class_path', required=True)
   parser.add_argument('--json_serialized_invocation_args', required=True)
   parser.add_argument('--json_serialized_inputs_spec_args', default='')

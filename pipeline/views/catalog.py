@@ -2,16 +2,19 @@
 
 import datetime
 import json
+import logging
 
-from pipeline import history, models
 from pipeline.config import Config
+from pipeline.record import Outcome, RunSummary
+from pipeline.service import history
+from pipeline.views import models
 
 
 def _value(value) -> str:
   return f'{value:.4f}' if isinstance(value, float) else '-' if value is None else str(value)
 
 
-def runs_table(records: list[dict]) -> list[str]:
+def runs_table(records: list[RunSummary]) -> list[str]:
   """One line per run, under 80 columns: id (its start time), outcome, gated
   metric, blessed, pushed version, seconds."""
   header = (
@@ -19,18 +22,18 @@ def runs_table(records: list[dict]) -> list[str]:
   )
   lines = [header]
   for r in records:
-    gate = r.get('gate') or {}
-    metric = f'{gate["metric"]} {_value(gate.get("candidate"))}' if gate.get('metric') else '-'
-    if r.get('kind') == 'rollback':
-      metric = f'to {r["rolled_back_to"]}'
-    outcome = r.get('outcome') or r.get('status', '?')
+    gate = r.gate
+    metric = f'{gate.metric} {_value(gate.candidate)}' if gate else '-'
+    if r.kind == 'rollback':
+      metric = f'to {r.rolled_back_to}'
+    outcome = r.outcome.value if r.outcome else r.status
     # A cached run's evaluation is an earlier run's: not a decision of its own.
-    evaluated = r.get('kind') != 'rollback' and outcome in ('pushed', 'not_pushed')
-    blessed = ('yes' if r.get('blessed') else 'no') if evaluated else '-'
-    seconds = r.get('wall_seconds')
+    evaluated = r.kind != 'rollback' and r.outcome in (Outcome.PUSHED, Outcome.NOT_PUSHED)
+    blessed = ('yes' if r.blessed else 'no') if evaluated else '-'
+    seconds = r.wall_seconds
     lines.append(
-      f'{r.get("run_id", "?"):<21} {outcome:<12} {metric:<16} {blessed:<7} '
-      f'{_value(r.get("pushed_version")):<11} {"-" if seconds is None else f"{seconds:.1f}":>7}'
+      f'{r.run_id:<21} {outcome:<12} {metric:<16} {blessed:<7} '
+      f'{_value(r.pushed_version):<11} {"-" if seconds is None else f"{seconds:.1f}":>7}'
     )
   return lines
 
@@ -39,43 +42,33 @@ def _seconds(value) -> str:
   return f'{value:.1f} s' if isinstance(value, float | int) else '-'
 
 
-def show(r: dict) -> list[str]:
+def show(r: RunSummary) -> list[str]:
   """A run record as a person reads it: what happened, what decided it, where to look."""
-  took = f', {_seconds(r.get("wall_seconds"))}' if r.get('wall_seconds') is not None else ''
-  outcome = r.get('outcome') or r.get('status', '?')
-  lines = [f'run {r.get("run_id", "?")}: {outcome} ({r.get("runner", "?")} runner{took})']
-  if r.get('error'):
-    lines.append(f'error: {r["error"]}')
-  lines += [
-    f'  {c.get("name", "?"):<18} {c.get("state", "?"):<9} {_seconds(c.get("seconds"))}'
-    for c in r.get('components') or []
-    if isinstance(c, dict)
-  ]
-  spans = r.get('spans') or {}
-  if spans:
-    lines.append(f'spans: trained on {spans.get("train")}, evaluated on {spans.get("eval")}')
-  training = r.get('training') or {}
-  if training.get('warm_start_version') or training.get('warm_start'):
-    lines.append(f'warm start: {training.get("warm_start_version") or training.get("warm_start")}')
-  metrics = r.get('metrics') or {}
-  if metrics:
-    lines.append('metrics: ' + ', '.join(f'{k} {_value(v)}' for k, v in metrics.items()))
-  gate = r.get('gate') or {}
-  if gate.get('metric'):
+  took = f', {_seconds(r.wall_seconds)}' if r.wall_seconds is not None else ''
+  outcome = r.outcome.value if r.outcome else r.status
+  lines = [f'run {r.run_id}: {outcome} ({r.runner or "?"} runner{took})']
+  if r.error:
+    lines.append(f'error: {r.error}')
+  lines += [f'  {c.name:<18} {c.state:<9} {_seconds(c.seconds)}' for c in r.components]
+  if r.spans:
+    lines.append(f'spans: trained on {r.spans.train}, evaluated on {r.spans.eval}')
+  if r.training and (r.training.warm_start_version or r.training.warm_start):
+    lines.append(f'warm start: {r.training.warm_start_version or r.training.warm_start}')
+  if r.metrics:
+    lines.append('metrics: ' + ', '.join(f'{k} {_value(v)}' for k, v in r.metrics.items()))
+  if r.gate:
     lines.append(
-      f'gate: {gate["metric"]} {_value(gate.get("candidate"))} (serving: '
-      f'{_value(gate.get("serving"))}, threshold {_value(gate.get("threshold"))})'
+      f'gate: {r.gate.metric} {_value(r.gate.candidate)} (serving: '
+      f'{_value(r.gate.serving)}, threshold {_value(r.gate.threshold)})'
     )
-  if r.get('blessing_reason'):
-    lines.append(f'blessed: {"yes" if r.get("blessed") else "no"} ({r["blessing_reason"]})')
-  if r.get('pushed_path') or r.get('not_pushed_reason'):
-    lines.append(f'pushed: {r.get("pushed_path") or r.get("not_pushed_reason")}')
+  if r.blessing_reason:
+    lines.append(f'blessed: {"yes" if r.blessed else "no"} ({r.blessing_reason})')
+  if r.pushed_path or r.not_pushed_reason:
+    lines.append(f'pushed: {r.pushed_path or r.not_pushed_reason}')
+  lines += [f'damaged version {v.version}: {v.problem}' for v in r.damaged_versions]
   lines += [
-    f'damaged version {v.get("version")}: {v.get("problem")}'
-    for v in r.get('damaged_versions') or []
-    if isinstance(v, dict)
+    f'{name}: {value}' for name, value in (('report', r.report), ('log file', r.log_file)) if value
   ]
-  lines += [f'{key.replace("_", " ")}: {r[key]}' for key in ('report', 'log_file') if r.get(key)]
   return [*lines, '(the whole record: runs show --json)']
 
 
@@ -88,19 +81,20 @@ def _flatten(value, prefix='') -> dict:
   return {prefix.rstrip('.'): value}
 
 
-def compare(a: dict, b: dict) -> list[str]:
+def compare(a: RunSummary, b: RunSummary) -> list[str]:
   """The metrics of two runs side by side, and the config keys that differ."""
-  lines = [f'{"":<24} {a["run_id"]:<21} {b["run_id"]}']
+  lines = [f'{"":<24} {a.run_id:<21} {b.run_id}']
+  plain_a, plain_b = a.plain(), b.plain()
   lines += [
-    f'{key:<24} {_value(a.get(key)):<21} {_value(b.get(key))}'
+    f'{key:<24} {_value(plain_a[key]):<21} {_value(plain_b[key])}'
     for key in ('outcome', 'blessed', 'pushed_version', 'wall_seconds')
   ]
-  metrics_a, metrics_b = a.get('metrics') or {}, b.get('metrics') or {}
+  metrics_a, metrics_b = a.metrics, b.metrics
   lines += [
     f'{"metrics." + name:<24} {_value(metrics_a.get(name)):<21} {_value(metrics_b.get(name))}'
     for name in [*metrics_a, *[n for n in metrics_b if n not in metrics_a]]
   ]
-  config_a, config_b = _flatten(a.get('config') or {}), _flatten(b.get('config') or {})
+  config_a, config_b = _flatten(a.config or {}), _flatten(b.config or {})
   changed = sorted(k for k in set(config_a) | set(config_b) if config_a.get(k) != config_b.get(k))
   lines.append('config: ' + ('the same' if not changed else f'{len(changed)} key(s) differ'))
   lines += [
@@ -147,7 +141,7 @@ def main(config: Config, args) -> int:
       if len(args.ids) != 1:
         raise ValueError('runs show takes one run id')
       record = history.load_run(config, args.ids[0])
-      print(json.dumps(record, indent=2) if args.json else '\n'.join(show(record)))
+      print(record.to_json() if args.json else '\n'.join(show(record)))
     else:
       if len(args.ids) != 2:
         raise ValueError('runs compare takes two run ids')
@@ -159,8 +153,14 @@ def main(config: Config, args) -> int:
     return 0
   record = models.rollback(config, args.version)
   print(
-    f'rolled back: version {record["rolled_back_to"]} serves again, as version '
-    f'{record["pushed_version"]} ({record["pushed_path"]}); it replaced version '
-    f'{record["replaced_version"]}. The next run compares against it.'
+    f'rolled back: version {record.rolled_back_to} serves again, as version '
+    f'{record.pushed_version} ({record.pushed_path}); it replaced version '
+    f'{record.replaced_version}. The next run compares against it.'
   )
+  from pipeline.views import html_report
+
+  try:
+    print(f'runs: {html_report.write_index(config, history.load_runs(config))}')
+  except Exception:  # the index is a view: a rollback done stays done
+    logging.getLogger(__name__).exception('the index of runs could not be written')
   return 0

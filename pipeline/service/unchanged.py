@@ -20,8 +20,9 @@ import importlib.metadata
 import json
 import pathlib
 
-from pipeline import store
 from pipeline.config import PROJECT_ROOT, Config, to_dict
+from pipeline.record import CACHED, SUCCEEDED, Component, Outcome, RunSummary
+from pipeline.service import store
 
 # The installed libraries whose upgrade could change what a run computes.
 STACK = (
@@ -36,7 +37,7 @@ STACK = (
   'ml-metadata',
 )
 _PROJECT_PACKAGES = ('pipeline', 'components')
-DECIDED = ('pushed', 'not_pushed', 'nothing_new')
+DECIDED = (Outcome.PUSHED, Outcome.NOT_PUSHED, Outcome.NOTHING_NEW)
 
 
 def _sha(data: bytes) -> str:
@@ -102,7 +103,7 @@ def _version(name: str) -> str | None:
     return None
 
 
-def last_if_unchanged(config: Config, runner: str, records: list[dict]) -> dict | None:
+def last_if_unchanged(config: Config, runner: str, records: list[RunSummary]) -> RunSummary | None:
   """The newest run record if this run's inputs equal its inputs, else None.
 
   `records` are the output root's run records, newest first.
@@ -114,8 +115,8 @@ def last_if_unchanged(config: Config, runner: str, records: list[dict]) -> dict 
   ):
     return None
   last = records[0]
-  inputs = last.get('inputs')
-  if last.get('status') != 'succeeded' or last.get('outcome') not in DECIDED or not inputs:
+  inputs = last.inputs
+  if last.status != SUCCEEDED or last.outcome not in DECIDED or not inputs:
     return None
   if 'remote' in inputs.get('serving', '') or not (config.output_root / 'pipeline').is_dir():
     return None
@@ -126,20 +127,22 @@ def last_if_unchanged(config: Config, runner: str, records: list[dict]) -> dict 
   return last
 
 
-def answer(previous: dict, run_id: str) -> dict:
+def answer(previous: RunSummary, run_id: str) -> RunSummary:
   """This run's summary, answered from `previous`: every component cached, nothing pushed."""
-  summary = dict(previous)
-  cached = [{'name': c['name'], 'state': 'cached', 'seconds': 0.0} for c in previous['components']]
-  summary.update(
-    run_id=run_id,
-    status='succeeded',
-    outcome='nothing_new',
-    error=None,
-    components=cached,
-    pushed_path=None,
-    pushed_version=None,
-    not_pushed_reason=None,
-    unchanged_since=previous.get('unchanged_since') or previous['run_id'],
+  return previous.copy(
+    deep=True,
+    update={
+      'run_id': run_id,
+      'status': SUCCEEDED,
+      'outcome': Outcome.NOTHING_NEW,
+      'error': None,
+      'components': [
+        Component(name=c.name, state=CACHED, seconds=0.0) for c in previous.components
+      ],
+      'pushed_path': None,
+      'pushed_version': None,
+      'not_pushed_reason': None,
+      'unchanged_since': previous.unchanged_since or previous.run_id,
+      'report': None,
+    },
   )
-  summary.pop('report', None)
-  return summary

@@ -11,8 +11,10 @@ import os
 import pathlib
 import sys
 
-from pipeline import history
+from components import ids
 from pipeline.config import Config
+from pipeline.record import EXECUTED
+from pipeline.service import history
 
 
 def logdir(config: Config) -> pathlib.Path:
@@ -23,14 +25,10 @@ def logdir(config: Config) -> pathlib.Path:
     if link.is_symlink():
       link.unlink()
   for record in history.load_runs(config):
-    trained = any(
-      c.get('name') == 'Trainer' and c.get('state') == 'executed'
-      for c in record.get('components') or []
-      if isinstance(c, dict)
-    )
-    model_run = (record.get('artifacts') or {}).get('model_run')
-    if trained and isinstance(model_run, str) and os.path.isdir(model_run):
-      (folder / record['run_id']).symlink_to(model_run, target_is_directory=True)
+    trained = any(c.name == ids.TRAINER and c.state == EXECUTED for c in record.components)
+    model_run = record.artifacts.get('model_run')
+    if trained and model_run and os.path.isdir(model_run):
+      (folder / record.run_id).symlink_to(model_run, target_is_directory=True)
   return folder
 
 

@@ -11,8 +11,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.column_names import check_names
 from components.csv_check import check_csv_files
-from pipeline import usercode
 from pipeline.config import Config, ConfigError
+from pipeline.definition import usercode
 
 
 def read_schema(path: str) -> schema_pb2.Schema:

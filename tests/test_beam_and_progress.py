@@ -1,12 +1,14 @@
-"""Runner adapters: the Beam options each `beam.*` setting gives, and progress tracking."""
+"""The Beam options each `beam.*` setting gives, and progress tracking of a local run."""
 
 import logging
 
 import pytest
 
-from pipeline import runners
 from pipeline.config import load_config
-from pipeline.report import CACHED, EXECUTED
+from pipeline.definition import beam
+from pipeline.definition import progress as progress_module
+from pipeline.definition.progress import ComponentProgress, TrainingProgress
+from pipeline.record import CACHED, EXECUTED
 
 IMAGE = 'reg.example/taxi:3'
 
@@ -16,11 +18,11 @@ def config(*overrides):
 
 
 def test_in_process_has_no_beam_options_so_tfx_builds_no_sdist():
-  assert runners.beam_args(config('beam.runner=in_process')) == []
+  assert beam.beam_args(config('beam.runner=in_process')) == []
 
 
 def test_multi_process_direct_runner():
-  assert runners.beam_args(config('beam.runner=multi_process', 'beam.workers=3')) == [
+  assert beam.beam_args(config('beam.runner=multi_process', 'beam.workers=3')) == [
     '--runner=DirectRunner',
     '--direct_running_mode=multi_processing',
     '--direct_num_workers=3',
@@ -29,13 +31,13 @@ def test_multi_process_direct_runner():
 
 
 def test_portable_runner_on_the_embedded_job_server():
-  assert runners.beam_args(config('beam.runner=portable')) == [
+  assert beam.beam_args(config('beam.runner=portable')) == [
     '--runner=PortableRunner',
     '--job_endpoint=embed',
     '--environment_type=LOOPBACK',
     f'--sdk_container_image={IMAGE}',
   ]
-  assert runners.beam_args(
+  assert beam.beam_args(
     config('beam.runner=portable', 'beam.environment=process', 'beam.job_endpoint=jobs:8099'),
     'localhost:5000',
   ) == [
@@ -49,7 +51,7 @@ def test_portable_runner_on_the_embedded_job_server():
 
 def test_custom_options_pass_through_and_keep_a_given_dependency_option():
   flink = ['--runner=FlinkRunner', '--flink_master=flink:8081', '--environment_type=DOCKER']
-  assert runners.beam_args(config('beam.runner=custom', f'beam.args={flink}')) == [
+  assert beam.beam_args(config('beam.runner=custom', f'beam.args={flink}')) == [
     *flink,
     f'--sdk_container_image={IMAGE}',
   ]
@@ -60,24 +62,24 @@ def test_custom_options_pass_through_and_keep_a_given_dependency_option():
     '--temp_location=gs://b/tmp',
     '--sdk_container_image=gcr.io/p/taxi:1',
   ]
-  assert runners.beam_args(config('beam.runner=custom', f'beam.args={dataflow}')) == dataflow
+  assert beam.beam_args(config('beam.runner=custom', f'beam.args={dataflow}')) == dataflow
 
 
 def test_auto_picks_the_runner_by_input_size(tmp_path):
   (tmp_path / 'data.csv').write_bytes(b'x' * 2**20)
   small = config('beam.runner=auto', f'data_root={tmp_path}', 'beam.auto_threshold_mb=2')
   large = config('beam.runner=auto', f'data_root={tmp_path}', 'beam.auto_threshold_mb=0')
-  assert runners.resolved_beam_runner(small) == 'in_process'
-  assert runners.resolved_beam_runner(large) == 'multi_process'
+  assert beam.resolved_beam_runner(small) == 'in_process'
+  assert beam.resolved_beam_runner(large) == 'multi_process'
 
 
 def test_auto_keeps_example_gen_in_process_and_gives_the_others_the_workers():
-  from pipeline.pipeline import create_pipeline
+  from pipeline.definition.pipeline import create_pipeline
 
   auto = config('beam.runner=auto')
   pipeline = create_pipeline(auto)
   options = ['--runner=DirectRunner', '--direct_running_mode=multi_processing']
-  runners.add_beam_args(pipeline, options, runners.in_process_components(auto))
+  beam.add_beam_args(pipeline, options, beam.in_process_components(auto))
   args = {
     c.id: list(c.executor_spec.beam_pipeline_args)
     for c in pipeline.components
@@ -86,7 +88,7 @@ def test_auto_keeps_example_gen_in_process_and_gives_the_others_the_workers():
   assert args['CsvExampleGen'] == []
   assert args['Transform'] == args['StatisticsGen'] == args['Evaluator'] == options
   # A runner chosen by name is every component's, ExampleGen's too.
-  assert runners.in_process_components(config('beam.runner=multi_process')) == ()
+  assert beam.in_process_components(config('beam.runner=multi_process')) == ()
 
 
 @pytest.mark.parametrize(
@@ -98,7 +100,7 @@ def test_auto_keeps_example_gen_in_process_and_gives_the_others_the_workers():
 )
 def test_progress_follows_both_runners(running, finished):
   seen = []
-  progress = runners.ComponentProgress(lambda *a: seen.append(a[:2]))
+  progress = ComponentProgress(lambda *a: seen.append(a[:2]))
 
   def log(msg, *args):
     return progress.emit(logging.LogRecord('absl', logging.INFO, '', 0, msg, args, None))
@@ -114,18 +116,16 @@ def test_progress_follows_both_runners(running, finished):
 def test_the_bundled_data_runs_in_process_by_default():
   # 1.9 MB of CSV, under beam.auto_threshold_mb: in-process measured 2x faster there.
   assert load_config().beam.runner == 'auto'
-  assert runners.resolved_beam_runner(load_config()) == 'in_process'
+  assert beam.resolved_beam_runner(load_config()) == 'in_process'
 
 
 def test_training_progress_reports_step_loss_pace_and_eta_at_a_steady_pace(monkeypatch):
   import logging
 
-  from pipeline import runners
-
   clock = [100.0]
-  monkeypatch.setattr(runners.time, 'monotonic', lambda: clock[0])
+  monkeypatch.setattr(progress_module.time, 'monotonic', lambda: clock[0])
   lines = []
-  progress = runners.TrainingProgress(2000, lines.append, every_s=5)
+  progress = TrainingProgress(2000, lines.append, every_s=5)
   logger = logging.getLogger('test.tensorflow')
   logger.setLevel(logging.INFO)
   logger.addHandler(progress)

@@ -17,18 +17,18 @@ import urllib.request
 import uuid
 
 from components.cluster import SHARED_VOLUME
-from pipeline import kfp_entrypoint
 from pipeline.config import Config
+from pipeline.definition import kfp_entrypoint
 
 TARGETS = ('kubeflow', 'kubeflow-v2')
 # The v2 tasks' container command: TFX's v2 entrypoint behind ours.
-ENTRYPOINT = ('python', '-m', 'pipeline.kfp_entrypoint')
+ENTRYPOINT = ('python', '-m', 'pipeline.definition.kfp_entrypoint')
 DEFAULT_FILES = {'kubeflow': 'pipeline-v1.yaml', 'kubeflow-v2': 'pipeline-v2.yaml'}
 
 
 def _pipeline(config: Config):
-  from pipeline.pipeline import create_pipeline
-  from pipeline.runners import add_beam_args, beam_args
+  from pipeline.definition.beam import add_beam_args, beam_args
+  from pipeline.definition.pipeline import create_pipeline
 
   pipeline = create_pipeline(config, config.kubeflow_locations())
   # auto measures local input, which is not what the pods read: it means in-process here.
@@ -115,7 +115,7 @@ def _finish_v2_spec(spec_file: pathlib.Path, config: Config):
   - No pre-cache-check hook: TFX adds its stock ExampleGen driver as one,
     which KFP 2.x never runs, and which would hand the executor the newest
     span's pattern where it expects the span pattern itself.
-  - Every task runs our entrypoint (`pipeline.kfp_entrypoint`), TFX's own
+  - Every task runs our entrypoint (`pipeline.definition.kfp_entrypoint`), TFX's own
     fed what the backend really sends, told where the last decided run is
     recorded and the spec's hash, so a run with no new data stops early.
   - The PVC is mounted in every task through a Kubernetes platform spec,
@@ -124,12 +124,12 @@ def _finish_v2_spec(spec_file: pathlib.Path, config: Config):
   """
   import yaml
 
-  from pipeline.pipeline import EXAMPLE_GEN_ID
+  from components import ids
 
   text = spec_file.read_text()
   header = ''.join(line for line in text.splitlines(keepends=True) if line.startswith('#'))
   spec = yaml.safe_load(text)
-  spec['root']['dag']['tasks'][EXAMPLE_GEN_ID]['cachingOptions'] = {'enableCache': False}
+  spec['root']['dag']['tasks'][ids.EXAMPLE_GEN]['cachingOptions'] = {'enableCache': False}
   executors = spec['deploymentSpec']['executors'].values()
   for executor in executors:
     executor['container'].pop('lifecycle', None)
@@ -176,7 +176,7 @@ class SubmitError(RuntimeError):
 
 # Pipeline roots KFP 2.x takes at submission (objectstore/config.go) that the
 # components reach: gs:// directly, s3:// and minio:// through the launcher's
-# copies on the pod's disk (pipeline.kfp_entrypoint).
+# copies on the pod's disk (pipeline.definition.kfp_entrypoint).
 V2_PIPELINE_ROOT_SCHEMES = ('gs://', *kfp_entrypoint.LOCAL_PATHS)
 
 

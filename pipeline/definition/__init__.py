@@ -1,0 +1,1 @@
+"""The pipeline definition and the runners that execute it (local, Beam, Kubeflow)."""

@@ -1,0 +1,90 @@
+"""Progress of a local run, from the log lines of TFX's runners and the Estimator."""
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+
+from pipeline.record import CACHED, EXECUTED, FAILED
+
+
+class ComponentProgress(logging.Handler):
+  """Follows LocalDagRunner's and the launcher's log lines to time each component.
+
+  LocalDagRunner has no callbacks; its per-component log lines are the only
+  hook, and the pinned TFX version keeps them stable.
+  """
+
+  def __init__(
+    self,
+    on_finish: Callable[[str, str, float], None],
+    on_start: Callable[[str], None] = lambda name: None,
+  ):
+    super().__init__(logging.INFO)
+    self._on_finish = on_finish
+    self._on_start = on_start
+    self.current = None
+    self.timings = {}  # node id -> (state, seconds)
+    self._started = 0.0
+    self._state = EXECUTED
+
+  def emit(self, record):
+    msg, args = record.msg, record.args
+    if msg in ('Component %s is running.', 'node %s is running.'):
+      self.current, self._started, self._state = args[0], time.monotonic(), EXECUTED
+      self._on_start(self.current)
+    elif msg == 'A cached execution %d is used.':
+      self._state = CACHED
+    elif msg in ('Component %s is finished.', 'node %s is finished.'):
+      self._finish(self._state)
+
+  def fail(self):
+    if self.current:
+      self._finish(FAILED)
+
+  def _finish(self, state):
+    seconds = time.monotonic() - self._started
+    self.timings[self.current] = (state, seconds)
+    self._on_finish(self.current, state, seconds)
+    self.current = None
+
+
+class TrainingProgress(logging.Handler):
+  """Follows the Estimator's own progress lines ("loss = 0.31, step = 1200" and
+  "global_step/sec: 95.2", logged by TensorFlow at INFO, by this process or
+  forwarded from a local cluster's chief) and reports, at most every
+  `every_s` seconds, the step out of `total_steps`, the loss, steps per second
+  and the time left."""
+
+  _LOSS = re.compile(r'loss = ([-+0-9.eE]+|nan|inf), step = (\d+)')
+  _RATE = re.compile(r'global_step/sec: ([-+0-9.eE]+)')
+
+  def __init__(self, total_steps: int, report: Callable[[str], None], every_s: float = 5.0):
+    super().__init__(logging.INFO)
+    self._total, self._report, self._every_s = total_steps, report, every_s
+    self._rate = None
+    self._last = -math.inf
+
+  def emit(self, record):
+    try:
+      message = record.getMessage()
+    except (TypeError, ValueError):
+      return
+    rate = self._RATE.search(message)
+    if rate:
+      self._rate = float(rate.group(1))
+      return
+    loss = self._LOSS.search(message)
+    if not loss or time.monotonic() - self._last < self._every_s:
+      return
+    self._last = time.monotonic()
+    step = int(loss.group(2))
+    parts = [
+      f'step {step}/{self._total} ({100 * step / max(self._total, 1):.0f}%)',
+      f'loss {float(loss.group(1)):.4f}',
+    ]
+    if self._rate:
+      parts.append(f'{self._rate:.1f} steps/s')
+      parts.append(f'ETA {max(self._total - step, 0) / self._rate:.0f} s')
+    self._report('  '.join(parts))

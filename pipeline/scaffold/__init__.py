@@ -1,0 +1,1 @@
+"""`init`: a new project from a table, and the curated schema."""
