@@ -29,10 +29,10 @@ $(STAMP): pyproject.toml requirements.lock
 	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
 	  rm -rf $(VENV) && "$$py" -m venv $(VENV); fi
 	$(PY) -m pip install -q "uv==$(UV_VERSION)"
-	@# Precompiled bytecode halves every run's start-up (20 s -> 9 s): with
-	@# PYTHONDONTWRITEBYTECODE set, Python would recompile TF, TFX and Beam from
-	@# source in every process. uv compiles what it installs on every core
-	@# (34 s for install and bytecode, against 48 s with compileall after it).
+	@# Precompiled bytecode: with PYTHONDONTWRITEBYTECODE set, Python would
+	@# recompile TF, TFX and Beam from source in every process, most of a run's
+	@# start-up. uv compiles what it installs on every core, sooner than a
+	@# compileall after it.
 	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode -r requirements.lock
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	@touch $(STAMP)

@@ -135,7 +135,7 @@ def eval_config(task: Task, gate_metric: str, threshold: float, slice_features) 
   return tfma.EvalConfig(
     model_specs=[tfma.ModelSpec(signature_name='eval', prediction_key=task.predictions)],
     # The estimator's own eval metrics would be computed a second time, in
-    # its graph, per batch (about 1 s of 13): TFMA's metrics above replace them.
+    # its graph, per batch: TFMA's metrics above replace them.
     options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
     slicing_specs=[tfma.SlicingSpec()]
     + [tfma.SlicingSpec(feature_keys=[f]) for f in slice_features],

@@ -145,9 +145,8 @@ class BeamConfig(Frozen):
   # custom: exactly `args`, e.g. for Flink, Spark or Dataflow (see README).
   runner: Literal['auto', 'in_process', 'multi_process', 'portable', 'custom'] = 'auto'
   workers: pydantic.conint(strict=True, ge=0) = 0  # multi_process: 0 means one per CPU
-  # Measured on 2 cores: at 1.9 MB of CSV (the bundled data) in-process ingest
-  # is 2x faster than multi-process; at 19 MB multi-process takes the whole
-  # pipeline from 268 s to 185 s.
+  # Below it, moving every example between worker processes costs more than
+  # the second core gains (docs/beam.md has the measurements).
   auto_threshold_mb: pydantic.conint(strict=True, ge=0) = 10
   # portable: loopback runs the SDK worker in the launcher; process runs a
   # local worker pool that starts worker processes.

@@ -288,3 +288,28 @@ def test_init_refuses_a_column_name_transform_cannot_take(tmp_path, capfd):
   assert code == 2 and err.count('\n') == 1
   assert f"{table}: column '<b>city</b>': TensorFlow refuses it" in err
   assert not (tmp_path / 'p').exists()
+
+
+@pytest.mark.parametrize('task', ['binary', 'multiclass', 'regression'])
+def test_the_generated_package_is_linted_as_this_project_is(tmp_path, task):
+  """The templates are held to the project's own ruff rules and format, and the
+  modules shared with the bundled example module are its source, renamed."""
+  import subprocess
+  import sys
+
+  from tests.conftest import PROJECT_ROOT
+
+  table = write_table(tmp_path / 'table.csv', task, 200)
+  columns, rows = scaffold.read_columns([str(table)])
+  features, _, decisions = scaffold.feature_kinds(columns, rows, LABELS[task])
+  package = scaffold._write_package(tmp_path / 'my_model', 'my_model', table.name)
+  (package / 'features.py').write_text(scaffold._features_py(features, decisions, table.name, rows))
+  config = ['--config', str(PROJECT_ROOT / 'pyproject.toml')]
+  for command in (['check', *config, str(package)], ['format', '--check', *config, str(package)]):
+    result = subprocess.run(
+      [sys.executable, '-m', 'ruff', *command], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+  for name in scaffold.SHARED_FILES:
+    example = (PROJECT_ROOT / 'trainer_module' / name).read_text()
+    assert (package / name).read_text() == example.replace('trainer_module', 'my_model')

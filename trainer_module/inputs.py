@@ -56,10 +56,9 @@ def input_fn(
     return features, label
 
   dataset = records.batch(batch_size).map(parse, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
-  # tf.data's autotuning model off (AUTOTUNE then means the core count). With
-  # it on, closing the Estimator's training session after 10,000 steps stalled
-  # 7-10 s inside TF_CloseSession in 10 of 52 runs; with it off, in none of
-  # 26, at the same training speed.
+  # tf.data's autotuning model off (AUTOTUNE then means the core count): with
+  # it on, TF 2.15 often stalls for seconds while closing the Estimator's
+  # training session, and training is no faster.
   options = tf.data.Options()
   options.autotune.enabled = False
   return dataset.with_options(options)

@@ -10,6 +10,7 @@ data. `python -m pipeline run --config DIR/pipeline.yaml` then runs it.
 import collections
 import csv
 import dataclasses
+import importlib.util
 import keyword
 import math
 import os
@@ -28,14 +29,12 @@ from components.metrics import gate_metrics
 CONFIG_FILE = 'pipeline.yaml'
 SCHEMA_FILE = 'schema.pbtxt'
 TEMPLATES = pathlib.Path(__file__).resolve().parent / 'templates'
-MODULE_FILES = (
-  '__init__.py',
-  'preprocessing.py',
-  'inputs.py',
-  'model.py',
-  'canned.py',
-  'trainer.py',
-)
+MODULE_FILES = ('__init__.py', 'preprocessing.py', 'model.py', 'canned.py', 'trainer.py')
+# Modules a project shares word for word with the bundled example module, so
+# a fix is made once: copied from its source (read, not imported), with the
+# package's name put in.
+EXAMPLE_MODULE = 'trainer_module'
+SHARED_FILES = ('inputs.py',)
 # What `init --model` offers: our custom model_fn, or one of TF's canned Estimators.
 MODELS = ('custom', 'linear', 'dnn', 'wide_deep')
 # An integer column is a code (categorical) when it has at most this many
@@ -304,7 +303,7 @@ def _features_py(features: dict, decisions: dict, data_name: str, rows: int) -> 
   ]
   for name, (kind, size) in features.items():
     extra = f', vocab_size={size}' if kind == 'CATEGORICAL' else ''
-    lines.append(f'    {name!r}: Feature(Kind.{kind}{extra}),')
+    lines.append(f'  {name!r}: Feature(Kind.{kind}{extra}),')
   lines.append('}')
   # Names as Python literals (repr): a header cell can hold a line break.
   lines.append('# How init read each column:')
@@ -415,6 +414,24 @@ def _infer_schema(data_root: str, label: str, task_section: dict, missing_values
   return schema
 
 
+def _write_package(module_dir: pathlib.Path, package: str, data_name: str) -> pathlib.Path:
+  """The model package's modules, but `features.py`; returns its folder."""
+  module_dir.mkdir()
+  for name in MODULE_FILES:
+    text = (TEMPLATES / f'{name}.tmpl').read_text()
+    text = text.replace('{package}', package).replace('{data_name}', safe_text(data_name))
+    (module_dir / name).write_text(text)
+  for name in SHARED_FILES:
+    (module_dir / name).write_text(_shared_source(name).replace(EXAMPLE_MODULE, package))
+  return module_dir
+
+
+def _shared_source(name: str) -> str:
+  """The bundled example module's file `name`, found without importing it."""
+  spec = importlib.util.find_spec(EXAMPLE_MODULE)
+  return (pathlib.Path(spec.origin).parent / name).read_text()
+
+
 def init(
   directory: pathlib.Path,
   data: pathlib.Path,
@@ -492,12 +509,7 @@ def init(
         missing_values,
       )
     )
-    module_dir = staging / package
-    module_dir.mkdir()
-    for name in MODULE_FILES:
-      text = (TEMPLATES / f'{name}.tmpl').read_text()
-      text = text.replace('{package}', package).replace('{data_name}', safe_text(data.name))
-      (module_dir / name).write_text(text)
+    module_dir = _write_package(staging / package, package, data.name)
     (module_dir / 'features.py').write_text(_features_py(features, decisions, data.name, rows))
     umask = os.umask(0)
     os.umask(umask)
