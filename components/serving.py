@@ -11,7 +11,6 @@ Evaluator's baseline and the Trainer's warm start without any Resolver node.
 import contextlib
 import dataclasses
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -19,7 +18,7 @@ import shutil
 import time
 import uuid
 
-from components import file_list
+from components import file_list, file_lock
 
 _LOG = logging.getLogger(__name__)
 
@@ -225,9 +224,8 @@ def push_record(version_path: str) -> dict:
 @contextlib.contextmanager
 def _push_lock(push_dir: str):
   """Serialises pushes to `push_dir` across processes (released if the process dies)."""
-  fd = os.open(os.path.join(push_dir, PUSH_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+  fd = file_lock.acquire(os.path.join(push_dir, PUSH_LOCK))
   try:
-    fcntl.flock(fd, fcntl.LOCK_EX)
     yield
   finally:
     os.close(fd)

@@ -1,12 +1,11 @@
 """One run at a time per output root (metadata store, run records) and per serving directory.
 
-An OS-level lock (`flock`), held for the whole run and released by the kernel
-when the process dies, however it dies: a killed run never leaves a stale
-lock behind. The lock file says who holds it, so a refused run can name it.
+The file lock (`components.file_lock`) of each, held for the whole run and
+released by the kernel when the process dies, however it dies. The lock
+file says who holds it, so a refused run can name it.
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import pathlib
@@ -14,8 +13,9 @@ import socket
 import time
 from collections.abc import Iterator
 
+from components import file_lock
+
 LOCK_FILE = '.run.lock'
-POLL_SECONDS = 0.5
 
 
 class LockedError(RuntimeError):
@@ -45,21 +45,14 @@ def _holder(path: pathlib.Path, wait_s: float = 1.0) -> str:
 def _acquire(directory: pathlib.Path, wait_s: float, what: str):
   directory.mkdir(parents=True, exist_ok=True)
   path = directory / LOCK_FILE
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-  deadline = time.monotonic() + wait_s
-  while True:
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-      return fd, path
-    except BlockingIOError:
-      if time.monotonic() >= deadline:
-        os.close(fd)
-        waited = f' after waiting {wait_s:g} s' if wait_s else ''
-        raise LockedError(
-          f'{what} {directory} is in use by {_holder(path)}{waited}; '
-          'one run at a time (set run_lock_wait_s to wait longer)'
-        ) from None
-      time.sleep(POLL_SECONDS)
+  try:
+    return file_lock.acquire(path, wait_s), path
+  except BlockingIOError:
+    waited = f' after waiting {wait_s:g} s' if wait_s else ''
+    raise LockedError(
+      f'{what} {directory} is in use by {_holder(path)}{waited}; '
+      'one run at a time (set run_lock_wait_s to wait longer)'
+    ) from None
 
 
 @contextlib.contextmanager
@@ -95,15 +88,4 @@ def hold(run_id: str, directories: dict[str, pathlib.Path], wait_s: float = 0) -
 
 def held(directory: pathlib.Path) -> bool:
   """Whether some process (this one included) holds `directory`'s run lock now."""
-  path = pathlib.Path(directory) / LOCK_FILE
-  try:
-    fd = os.open(path, os.O_RDONLY)
-  except OSError:
-    return False
-  try:
-    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    return False
-  except BlockingIOError:
-    return True
-  finally:
-    os.close(fd)  # releases the probe's lock, if it got one
+  return file_lock.held(pathlib.Path(directory) / LOCK_FILE)
