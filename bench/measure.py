@@ -38,8 +38,12 @@ def run_measured(command, log_path) -> tuple[float, float, int]:
 
 def latest_run(metadata_path: str):
   """(component seconds by node id, evaluation URI) of the newest run in MLMD."""
-  from pipeline.service.collect import execution_seconds, executions_by_node, output_artifacts
-  from pipeline.service.store import open_store
+  from pipeline.service.mlmd import (
+    execution_seconds,
+    executions_by_node,
+    open_store,
+    output_artifacts,
+  )
 
   store = open_store(metadata_path)
   runs = store.get_contexts_by_type('pipeline_run')

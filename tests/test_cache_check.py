@@ -3,7 +3,7 @@
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.service import cache_check
-from pipeline.service.store import open_store
+from pipeline.service.mlmd import open_store
 
 
 def _store_with(tmp_path, type_name, uri, split_names=None):

@@ -99,7 +99,7 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
 def test_every_execution_is_complete_in_mlmd(first_run, workspace):
   from ml_metadata.proto import metadata_store_pb2
 
-  from pipeline.service.store import open_store
+  from pipeline.service.mlmd import open_store
 
   _, summary = first_run
   store = open_store(workspace / 'out' / 'metadata.sqlite')

@@ -43,7 +43,7 @@ def test_concurrent_runs_one_runs_the_other_is_refused(first_run, workspace):
 def test_a_killed_run_is_recorded_as_interrupted(first_run, workspace):
   from ml_metadata.proto import metadata_store_pb2
 
-  from pipeline.service.store import open_store
+  from pipeline.service.mlmd import open_store
 
   versions_before = serving.versions(str(workspace / 'out' / 'serving'))
   # The upstream is cached; the Trainer has far to go when it is killed.

@@ -79,7 +79,7 @@ def test_runs_that_died_are_recorded_as_interrupted(tmp_path):
 def test_executions_left_running_are_marked_canceled(tmp_path):
   from ml_metadata.proto import metadata_store_pb2
 
-  from pipeline.service.store import open_store
+  from pipeline.service.mlmd import open_store
 
   config = load_config(overrides=[f'output_root={tmp_path}'])
   store = open_store(config.metadata_path)

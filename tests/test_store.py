@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from pipeline.service import mlmd as metadata
 from pipeline.service import store
 
 
@@ -13,7 +14,7 @@ def filled(tmp_path):
   from ml_metadata.proto import metadata_store_pb2
 
   path = tmp_path / 'metadata.sqlite'
-  mlmd = store.open_store(path)
+  mlmd = metadata.open_store(path)
   kind = mlmd.put_artifact_type(metadata_store_pb2.ArtifactType(name='Examples'))
   mlmd.put_artifacts(
     [metadata_store_pb2.Artifact(type_id=kind, uri=f'/x/{i}' * 20) for i in range(500)]

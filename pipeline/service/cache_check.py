@@ -20,6 +20,7 @@ import os
 import pathlib
 
 from components import file_list
+from pipeline.service import mlmd
 
 # Files an artifact of these types must hold, relative to its URI.
 REQUIRED_FILES = {
@@ -67,33 +68,22 @@ def invalidate_incomplete(metadata_path, file_lists: pathlib.Path) -> list[str]:
   against their file list in `file_lists`, if any); one note per artifact."""
   if not os.path.exists(metadata_path):
     return []
-  from ml_metadata.proto import metadata_store_pb2
   from tfx.types import artifact_utils
 
-  from pipeline.service.store import open_store
-
-  store = open_store(metadata_path)
+  store = mlmd.open_store(metadata_path)
   types = {t.id: t.name for t in store.get_artifact_types()}
   damaged, notes = [], []
-  for artifact in store.get_artifacts():
-    if (
-      artifact.state != metadata_store_pb2.Artifact.LIVE
-      or not artifact.uri
-      or '://' in artifact.uri
-    ):
-      continue
+  for artifact in mlmd.live_local_artifacts(store):
     splits_value = artifact.properties.get('split_names')
     splits = artifact_utils.decode_split_names(splits_value.string_value) if splits_value else []
     type_name = types.get(artifact.type_id, '')
     found = problem(type_name, artifact.uri, splits, _recorded(file_lists, artifact.id))
     if found:
-      artifact.state = metadata_store_pb2.Artifact.DELETED
       damaged.append(artifact)
       notes.append(
         f'cached {type_name} at {artifact.uri} is incomplete ({found}); what made it runs again'
       )
-  if damaged:
-    store.put_artifacts(damaged)
+  mlmd.mark_deleted(store, damaged)
   return notes
 
 
@@ -114,21 +104,11 @@ def record_file_lists(metadata_path, file_lists: pathlib.Path) -> int:
   """
   if not os.path.exists(metadata_path):
     return 0
-  from ml_metadata.proto import metadata_store_pb2
-
-  from pipeline.service.store import open_store
-
-  store = open_store(metadata_path)
+  store = mlmd.open_store(metadata_path)
   written = 0
-  for artifact in store.get_artifacts():
+  for artifact in mlmd.live_local_artifacts(store):
     path = file_lists / f'{artifact.id}.json'
-    if (
-      artifact.state != metadata_store_pb2.Artifact.LIVE
-      or not artifact.uri
-      or '://' in artifact.uri
-      or path.exists()
-      or not os.path.exists(artifact.uri)
-    ):
+    if path.exists() or not os.path.exists(artifact.uri):
       continue
     file_lists.mkdir(parents=True, exist_ok=True)
     staging = path.with_suffix('.tmp')

@@ -7,50 +7,10 @@ from components import ids, serving
 from components.contract import CHANGE_KEY
 from pipeline.config import Config
 from pipeline.record import CACHED, EXECUTED, FAILED, SKIPPED
-from pipeline.service.store import open_store
+from pipeline.service import mlmd
 
 # Summary names of the MLMD execution states (metadata_store_pb2.Execution.State).
 _STATES = {'COMPLETE': EXECUTED, 'CACHED': CACHED, 'FAILED': FAILED}
-
-
-def output_artifacts(store, execution_id):
-  """Output artifacts of an execution, by output key."""
-  from ml_metadata.proto import metadata_store_pb2
-
-  events = [
-    e
-    for e in store.get_events_by_execution_ids([execution_id])
-    if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-  ]
-  artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-  result = {}
-  for e in events:
-    key = e.path.steps[0].key if e.path.steps else ''
-    if e.artifact_id in artifacts:
-      result[key] = artifacts[e.artifact_id]
-  return result
-
-
-def _prop(artifact, name):
-  value = artifact.custom_properties.get(name)
-  if value is None:
-    return None
-  return value.string_value or value.int_value
-
-
-def executions_by_node(store, run_context) -> dict:
-  """The executions of one pipeline run (a 'pipeline_run' context), by node id."""
-  in_run = {e.id for e in store.get_executions_by_context(run_context.id)}
-  return {
-    node.name.split('.', 1)[-1]: execution
-    for node in store.get_contexts_by_type('node')
-    for execution in store.get_executions_by_context(node.id)
-    if execution.id in in_run
-  }
-
-
-def execution_seconds(execution) -> float:
-  return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
 
 
 def collect(config: Config, run_id: str, timings: dict) -> dict:
@@ -72,18 +32,16 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
   # A run stopped before any component ran has nothing in MLMD (nor needs its imports).
   run = None
   if config.metadata_path.exists() and timings:
-    store = open_store(config.metadata_path)
-    run = store.get_context_by_type_and_name('pipeline_run', run_id)
+    store = mlmd.open_store(config.metadata_path)
+    run = mlmd.run_context(store, run_id)
   if run is not None:
-    from ml_metadata.proto import metadata_store_pb2
-
-    for name, execution in executions_by_node(store, run).items():
+    for name, execution in mlmd.executions_by_node(store, run).items():
       entry = components.setdefault(name, {'name': name, 'seconds': 0.0})
-      state_name = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+      state_name = mlmd.state_name(execution)
       entry['state'] = _STATES.get(state_name, entry.get('state', SKIPPED))
       if entry['seconds'] == 0.0:
-        entry['seconds'] = round(execution_seconds(execution), 2)
-      outputs = output_artifacts(store, execution.id)
+        entry['seconds'] = round(mlmd.execution_seconds(execution), 2)
+      outputs = mlmd.output_artifacts(store, execution.id)
       result.setdefault('artifacts', {}).update({key: a.uri for key, a in outputs.items()})
       if name == ids.EXAMPLE_GEN and 'examples' in outputs:
         _add_data(result, outputs['examples'])
@@ -95,10 +53,10 @@ def collect(config: Config, run_id: str, timings: dict) -> dict:
         _add_training(result, outputs)
       elif name == ids.PUSHER and 'pushed_model' in outputs and entry['state'] == EXECUTED:
         pushed = outputs['pushed_model']
-        result['not_pushed_reason'] = _prop(pushed, 'not_pushed_reason') or None
-        if _prop(pushed, 'pushed') == 1:
-          result['pushed_path'] = os.path.abspath(_prop(pushed, 'pushed_destination'))
-          result['pushed_version'] = int(_prop(pushed, 'pushed_version'))
+        result['not_pushed_reason'] = mlmd.prop(pushed, 'not_pushed_reason') or None
+        if mlmd.prop(pushed, 'pushed') == 1:
+          result['pushed_path'] = os.path.abspath(mlmd.prop(pushed, 'pushed_destination'))
+          result['pushed_version'] = int(mlmd.prop(pushed, 'pushed_version'))
   return {'components': list(components.values()), **result}
 
 
@@ -108,7 +66,7 @@ def _add_data(result, examples):
 
   from components.example_gen import SPANS_PROPERTY
 
-  read = _prop(examples, SPANS_PROPERTY)
+  read = mlmd.prop(examples, SPANS_PROPERTY)
   result['spans'] = json.loads(read) if read else None
 
 
@@ -129,12 +87,12 @@ def _add_training(result, outputs):
 
   model_run = outputs['model_run'].uri
   model = outputs.get('model')
-  warm = _prop(model, WARM_START_VERSION) if model else None
+  warm = mlmd.prop(model, WARM_START_VERSION) if model else None
   result['training'] = {
     'model_run': model_run,
     'model': model.uri if model else None,
     'warm_start_version': None if warm in (None, -1) else warm,
-    'warm_start': _prop(model, WARM_START_NOTE) if model else None,
+    'warm_start': mlmd.prop(model, WARM_START_NOTE) if model else None,
     **(training_stats(model_run) or {}),
   }
 
@@ -144,11 +102,11 @@ def _add_evaluation(result, outputs, config):
     uri = outputs['evaluation'].uri
     if os.path.exists(uri):
       result.update(_metrics(uri, config))
-      change = _prop(outputs['blessing'], CHANGE_KEY) if 'blessing' in outputs else None
+      change = mlmd.prop(outputs['blessing'], CHANGE_KEY) if 'blessing' in outputs else None
       result['gate'] = _gate(uri, result, config, json.loads(change) if change else None)
       result['blessing_reason'] = result['gate']['reason']
   if 'blessing' in outputs:
-    result['blessed'] = _prop(outputs['blessing'], 'blessed') == 1
+    result['blessed'] = mlmd.prop(outputs['blessing'], 'blessed') == 1
 
 
 def _slice_value(key):

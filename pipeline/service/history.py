@@ -16,7 +16,7 @@ import pydantic
 
 from pipeline.config import Config
 from pipeline.record import INTERRUPTED, RUNNING, UNREADABLE, RunSummary
-from pipeline.service import runlock
+from pipeline.service import mlmd, runlock
 
 SUMMARY = 'summary.json'
 LATEST = 'latest_summary.json'
@@ -102,25 +102,10 @@ def _cancel_running_executions(config: Config) -> tuple[list[str], set[int]]:
   """(the nodes, the execution ids) of executions left RUNNING, now CANCELED."""
   if not config.metadata_path.exists():
     return [], set()
-  from ml_metadata.proto import metadata_store_pb2
-
-  from pipeline.service.store import open_store
-
-  store = open_store(config.metadata_path)
-  running = [
-    e for e in store.get_executions() if e.last_known_state == metadata_store_pb2.Execution.RUNNING
-  ]
-  names = []
-  for execution in running:
-    execution.last_known_state = metadata_store_pb2.Execution.CANCELED
-    execution.custom_properties['abandoned'].string_value = 'its run died while it ran'
-    contexts = store.get_contexts_by_execution(execution.id)
-    names += [c.name.split('.', 1)[-1] for c in contexts if c.type_id and '.' in c.name] or [
-      str(execution.id)
-    ]
-  if running:
-    store.put_executions(running)
-  return sorted(set(names)), {e.id for e in running}
+  store = mlmd.open_store(config.metadata_path)
+  canceled = mlmd.cancel_running_executions(store, 'its run died while it ran')
+  names = {name for execution_id, nodes in canceled for name in nodes or [str(execution_id)]}
+  return sorted(names), {execution_id for execution_id, _ in canceled}
 
 
 def read_record(path: pathlib.Path) -> RunSummary:

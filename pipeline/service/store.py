@@ -1,5 +1,4 @@
-"""The output root's ML Metadata store (SQLite): opened in one place, and
-checked before a run relies on it.
+"""The output root's ML Metadata store (SQLite), checked before a run relies on it.
 
 A damaged store (a disk full mid-write, a copy cut short) would otherwise
 answer every later run with `database disk image is malformed` from deep in
@@ -13,16 +12,6 @@ import sqlite3
 
 # What a store's SQLite journal files are called, next to it.
 _JOURNALS = ('-journal', '-wal', '-shm')
-
-
-def open_store(metadata_path):
-  """The ML Metadata store of a pipeline's SQLite file."""
-  from ml_metadata import metadata_store
-  from tfx.orchestration import metadata
-
-  return metadata_store.MetadataStore(
-    metadata.sqlite_metadata_connection_config(str(metadata_path))
-  )
 
 
 def _has_artifacts(pipeline_root) -> bool:
