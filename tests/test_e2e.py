@@ -54,16 +54,12 @@ def test_first_run_blesses_and_pushes(first_run, workspace):
   report = workspace / 'out' / 'runs' / summary['run_id'] / 'report.html'
   assert summary['report'] == str(report) and f'report: {report}' in process.stdout
   text = report.read_text()
-  for section in (
-    'Decision',
-    'Metrics',
-    'auc per slice',
-    'Calibration',
-    'Training',
-    'Data',
-    'auc over runs',
-  ):
-    assert f'<h2>{section}</h2>' in text
+  for section in ('Decision', 'Metrics', 'Per slice', 'Calibration', 'Training', 'Data'):
+    assert re.search(rf'<h2( id="[a-z]+")?>{section}</h2>', text), section
+  assert '<h2 id="parameters">Parameters</h2>' in text
+  assert '<h2 id="trend">auc over runs</h2>' in text
+  index = workspace / 'out' / 'runs' / 'index.html'
+  assert f'href="{summary["run_id"]}/report.html"' in index.read_text()
   assert 'src="http' not in text and 'href="http' not in text  # nothing fetched from a server
   images, decoded = rendered_images(report)
   assert images == decoded >= 5  # metrics, slices, calibration, loss curve, trend

@@ -87,3 +87,85 @@ def test_the_data_table_counts_empty_cells_as_missing(tmp_path):
   assert rows['company'][1:3] == ['10', '0.7500']
   assert rows['company'][7] == "1 values; most frequent 'acme'"
   assert rows['tract'][2] == '1.0000' and rows['tract'][3:7] == ['\u2013'] * 4  # none
+
+
+def test_a_compared_run_shows_what_decided_it_and_the_index_links_every_run(tmp_path):
+  """The gate's difference, every metric per slice with its delta, the
+  parameters, the trend with a rollback, and the index linking each report."""
+  import re
+
+  config = load_config(overrides=[f'output_root={tmp_path}'])
+  gate = {
+    'metric': 'auc',
+    'candidate': 0.9526,
+    'serving': 0.9554,
+    'threshold': 0.9,
+    'max_change': 0.0,
+    'change': {
+      'diff': -0.0028,
+      'low': -0.0041,
+      'high': -0.0015,
+      'verdict': 'worse',
+      'blocks': True,
+    },
+    'reason': "auc 0.9526 is worse than the serving model's 0.9554 beyond the noise",
+  }
+  earlier = _summary(
+    run_id='20261123T010000-aaaa',
+    outcome='pushed',
+    pushed_version=1,
+    gate={**gate, 'candidate': 0.9554, 'serving': None, 'change': None},
+  )
+  rollback = _summary(
+    run_id='20261123T020000-bbbb',
+    kind='rollback',
+    outcome='rollback',
+    rolled_back_to=1,
+    pushed_version=3,
+  )
+  html_report.write(earlier, config, [])
+  summary = _summary(
+    run_id='20261123T030000-cccc',
+    outcome='not_pushed',
+    gate=gate,
+    blessing_reason=gate['reason'],
+    metrics={'auc': 0.9526, 'log_loss': 0.21, 'example_count': 500},
+    baseline_metrics={'auc': 0.9554, 'log_loss': 0.2, 'example_count': 500},
+    slices={
+      f'hour={h}': {'example_count': 50, 'auc': 0.9 + h / 100, 'log_loss': 0.2} for h in (1, 2)
+    },
+    baseline_slices={
+      f'hour={h}': {'example_count': 50, 'auc': 0.91, 'log_loss': 0.25} for h in (1, 2)
+    },
+    config={'trainer': {'train_steps': 300, 'hparams': {'learning_rate': 0.03}}},
+    components=[{'name': 'Trainer', 'state': 'executed', 'seconds': 12.345}],
+  )
+  page = html_report.write(summary, config, [rollback, earlier])
+  text = page.read_text()
+  assert 'class="decision neutral"' in text and 'beyond the noise' in text
+  # Every metric beside the serving model's, with the difference.
+  assert re.search(r'<td>auc</td>\s*<td>0\.9526</td>\s*<td>0\.9554</td>\s*<td>-0\.0028</td>', text)
+  # Per slice: each metric and its delta (hour=2: 0.92 - 0.91).
+  assert (
+    'auc \N{GREEK CAPITAL LETTER DELTA}' in text
+    and 'log_loss \N{GREEK CAPITAL LETTER DELTA}' in text
+  )
+  assert re.search(r'<td>hour=2</td>\s*<td>50</td>\s*<td>0\.9200</td>\s*<td>0\.0100</td>', text)
+  assert re.search(r'<td>learning_rate</td>\s*<td>0\.0300</td>', text)
+  assert re.search(r'<td>trainer\.train_steps</td>\s*<td>300</td>', text)
+  # The trend lists the rollback between the runs, by run id.
+  trend = text[text.index('id="trend"') :]
+  assert (
+    trend.index('20261123T030000-cccc')
+    < trend.index('20261123T020000-bbbb')
+    < trend.index('20261123T010000-aaaa')
+  )
+  assert '<a href="../20261123T010000-aaaa/report.html">' in text  # the run before
+  index = (config.runs_dir / 'index.html').read_text()
+  for run_id in ('20261123T030000-cccc', '20261123T010000-aaaa'):
+    assert f'<a href="{run_id}/report.html">{run_id}</a>' in index
+  assert 'version 1 serves again (as 3)' in index
+  images, decoded = rendered_images(page)
+  assert images == decoded == 4  # the gate, the metrics, the slices, the trend
+  images, decoded = rendered_images(config.runs_dir / 'index.html')
+  assert images == decoded == 1

@@ -164,6 +164,8 @@ def _gate_plot(gate: Gate | None) -> str | None:
     axis.axvline(allowed, color=_THRESHOLD, linestyle=':', label='largest drop allowed')
     span = max(abs(low), abs(high), abs(allowed), 0.001) * 1.3
     axis.set_xlim(-span, span)
+    axis.locator_params(axis='x', nbins=5)
+    axis.xaxis.set_major_formatter('{x:+.4f}')
     axis.set_yticks([])
     axis.set_title(f'candidate \N{MINUS SIGN} serving: {change.verdict}', fontsize=10)
     axis.legend(fontsize=8, loc='upper left')
@@ -568,7 +570,7 @@ def _trend(summary: RunSummary, runs: list[RunSummary], metric: str, threshold: 
 
 
 def _components(summary: RunSummary) -> dict:
-  rows = [[c.name, c.state, c.seconds] for c in summary.components]
+  rows = [[c.name, c.state, f'{c.seconds:.1f}'] for c in summary.components]
   return _section(
     'components',
     'Components',
