@@ -15,6 +15,8 @@ from pipeline.record import EXECUTED, FAILED, Outcome, RunSummary
 CHECKS = 'checks'
 # A component's "running" line appears once it has run this long.
 RUNNING_AFTER_S = 1.0
+# The longest the console stays silent while a component runs.
+HEARTBEAT_S = 10.0
 
 
 @contextlib.contextmanager
@@ -86,34 +88,59 @@ def error_text(error: BaseException) -> str:
 
 class RunConsole:
   """A run's lines on the console: notes, one line per component (a
-  "running" line first only if it takes a while), training progress."""
+  "running" line first only if it takes a while), training progress, and
+  while a component runs with nothing else to say, a line every
+  HEARTBEAT_S seconds, so the console is never silent for long."""
 
   def __init__(self, err):
     self.err = err  # the console's stderr, while stderr goes to the run's log
     self.started = time.monotonic()
-    self._running = {}
+    self._lock = threading.Lock()
+    self._running = {}  # component -> (its start, the timer of its "running" line)
+    self._last_line = self.started
+    self._heartbeat = None
 
   def note(self, text: str):
-    print(f'note: {text}', flush=True)
+    self._say(f'note: {text}')
 
   def warning(self, text: str):
     print(f'warning: {text}', file=self.err, flush=True)
 
   def start(self, name: str):
     line = f'  {name:<26} {"running":<9} {"":7}     (elapsed {self._elapsed():6.1f} s)'
-    self._running[name] = threading.Timer(RUNNING_AFTER_S, print, [line], {'flush': True})
-    self._running[name].daemon = True
-    self._running[name].start()
+    timer = threading.Timer(RUNNING_AFTER_S, self._say, [line])
+    timer.daemon = True
+    with self._lock:
+      self._running[name] = (time.monotonic(), timer)
+    timer.start()
+    if self._heartbeat is None:
+      self._heartbeat = threading.Thread(target=self._beat, daemon=True)
+      self._heartbeat.start()
 
   def finish(self, name: str, state: str, seconds: float):
-    if name in self._running:
-      self._running.pop(name).cancel()
-    print(
-      f'  {name:<26} {state:<9} {seconds:7.1f} s   (elapsed {self._elapsed():6.1f} s)', flush=True
-    )
+    with self._lock:
+      _, timer = self._running.pop(name, (None, None))
+    if timer:
+      timer.cancel()
+    self._say(f'  {name:<26} {state:<9} {seconds:7.1f} s   (elapsed {self._elapsed():6.1f} s)')
 
   def training(self, line: str):
-    print(f'    {line}', flush=True)
+    self._say(f'    {line}')
+
+  def _say(self, line: str):
+    with self._lock:
+      print(line, flush=True)
+      self._last_line = time.monotonic()
+
+  def _beat(self):
+    while True:
+      time.sleep(1.0)
+      with self._lock:
+        now = time.monotonic()
+        if self._running and now - self._last_line >= HEARTBEAT_S:
+          name, (since, _) = next(reversed(self._running.items()))
+          print(f'    {name} still running ({now - since:.0f} s)', flush=True)
+          self._last_line = now
 
   def _elapsed(self) -> float:
     return time.monotonic() - self.started

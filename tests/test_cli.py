@@ -143,3 +143,24 @@ def test_an_output_root_that_is_a_file_is_one_line_exit_2(tmp_path, capsys):
   err = capsys.readouterr().err
   assert code == 2 and "'output_root'" in err and 'is a file, not a folder' in err
   assert err.strip().count('\n') == 0 and taken.read_text() == 'not a folder'
+
+
+def test_the_run_console_is_never_silent_for_long(monkeypatch, capsys):
+  """A component that runs long with nothing to say gets a line every
+  HEARTBEAT_S seconds; a quick one gets one line, and nothing after it ends."""
+  import time
+
+  monkeypatch.setattr(console, 'HEARTBEAT_S', 1.5)
+  run = console.RunConsole(None)
+  run.start('Quick')
+  run.finish('Quick', 'cached', 0.0)
+  run.start('Transform')
+  time.sleep(4.2)
+  run.finish('Transform', 'executed', 4.2)
+  time.sleep(2.2)
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].startswith('  Quick') and 'cached' in lines[0]
+  assert lines[1].startswith('  Transform') and 'running' in lines[1]
+  beats = [line for line in lines if 'still running' in line]
+  assert beats and all(b.startswith('    Transform still running (') for b in beats)
+  assert lines[-1].startswith('  Transform') and 'executed' in lines[-1]
