@@ -133,7 +133,7 @@ test-e2e: $(DEV_STAMP) $(CHROMIUM_STAMP) ## Run only the end-to-end pipeline tes
 	$(PYTEST) -m "e2e and not kfp_backend" $(ARGS)
 
 .PHONY: bench
-bench: $(DEV_STAMP) ## Benchmark against TFX's own taxi pipeline; writes bench/results/latest.json (ARGS="--reps 1")
+bench: $(DEV_STAMP) ## Benchmark against TFX's own taxi pipeline; writes bench/results/latest.json and docs/performance.md (ARGS="--reps 1")
 	$(PY) -m bench $(ARGS)
 
 .PHONY: bench-tables

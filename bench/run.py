@@ -19,8 +19,8 @@ import sys
 import tempfile
 import time
 
+from bench import document
 from bench.measure import Run, completed, measure
-from components.ids import ALL as COMPONENTS
 from pipeline.config import PROJECT_ROOT
 
 ANCHOR_BATCH_SIZE = 40  # fixed in the anchor's taxi_utils.py
@@ -29,8 +29,6 @@ RESULTS = PROJECT_ROOT / 'bench' / 'results' / 'latest.json'
 # this many per CPU before the bench means other work shared the cores.
 QUIET_LOAD_PER_CPU = 0.25
 # The document holding the speed table between the bench markers.
-README = PROJECT_ROOT / 'docs' / 'performance.md'
-README_START, README_END = '<!-- bench:start -->', '<!-- bench:end -->'
 
 
 def _parser():
@@ -80,9 +78,9 @@ def _parser():
   )
   parser.add_argument('--output', default=str(RESULTS))
   parser.add_argument(
-    '--readme',
-    action='store_true',
-    help="rewrite docs/performance.md's speed table (between its bench markers) from this run",
+    '--doc',
+    help='write this performance document whole from the results (default: '
+    'docs/performance.md when the results go to their default file, else none)',
   )
   parser.add_argument('--workdir', help='where runs write (default: a temporary directory)')
   return parser
@@ -287,53 +285,11 @@ def quiet_warning(before: list[float], cpus: int) -> str | None:
   )
 
 
-def readme_section(result: dict) -> str:
-  """docs/performance.md's speed table: the side-by-side table with its date, commit and load."""
-  m = result['machine']
-  heading = (
-    f'Measured by `make bench` on {result["date"]}, commit {m.get("commit")}, {m["cpus"]} CPUs, '
-    f'load average {m["load_before"][0]} before and {m.get("load_after", ["?"])[0]} after; '
-    f'{result["reps"]} run(s) of each side, alternately, medians:'
-  )
-  lines = [heading, '', table(result)]
-  if result.get('warning'):
-    lines += ['', f'**Warning:** {result["warning"]}.']
-  return '\n'.join(lines)
-
-
-def write_readme(result: dict, path=README) -> None:
-  text = pathlib.Path(path).read_text()
-  start, end = text.index(README_START) + len(README_START), text.index(README_END)
-  pathlib.Path(path).write_text(text[:start] + '\n' + readme_section(result) + '\n' + text[end:])
-
-
 def _write(path, result):
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path + '.tmp', 'w') as f:
     json.dump(result, f, indent=2)
   os.replace(path + '.tmp', path)
-
-
-def table(result: dict) -> str:
-  anchor, ours = result['anchor'], result['ours']
-  lines = ['| | anchor (TFX taxi) | ours | ours / anchor |', '|---|---|---|---|']
-
-  def row(name, a, o, unit=' s'):
-    # A ratio of two near-zero times (SchemaGen, the anchor's Pusher) says nothing.
-    ratio = f'{o / a:.2f}' if a and o is not None and min(a, o) >= 0.5 else ''
-
-    def fmt(v):
-      return '' if v is None else f'{v:.1f}{unit}'
-
-    lines.append(f'| {name} | {fmt(a)} | {fmt(o)} | {ratio} |')
-
-  row('**total wall**', anchor['wall_s'], ours['wall_s'])
-  for name in COMPONENTS:  # our node ids are the anchor's
-    row(name, anchor['per_component'].get(name), ours['per_component'].get(name))
-  row('peak memory', anchor['peak_rss_mb'], ours['peak_rss_mb'], ' MB')
-  lines.append(f'| eval AUC | {anchor["auc"]} | {ours["auc"]} | |')
-  lines.append(f'| cached rerun | | {result["cached_rerun_s"]:.1f} s | |')
-  return '\n'.join(lines)
 
 
 def side_by_side(args, workdir) -> dict:
@@ -423,10 +379,7 @@ def main(argv=None) -> int:
 
     save()
     if args.reps:
-      print(table(result), flush=True)
-      if args.readme:
-        write_readme(result)
-        print(f'speed table rewritten from this run: {README}', flush=True)
+      print(document.side_by_side_table(result), flush=True)
     if args.throughput_steps:
       result['training_throughput'] = _section_stamp()
       training_throughput(
@@ -438,11 +391,14 @@ def main(argv=None) -> int:
       )
     scales = [int(s) for s in args.scales.split(',') if s.strip()]
     if scales:
-      result['scaling'] = _section_stamp()
+      result['scaling'] = {**_section_stamp(), 'train_steps': args.scale_train_steps}
       scaling(scales, args, workdir, result['scaling'], save)
   finally:
     if not args.workdir:
       shutil.rmtree(workdir, ignore_errors=True)
+  doc = args.doc or (document.DOC if pathlib.Path(args.output) == RESULTS else None)
+  if doc:
+    print(f'written whole from the results: {document.write(result, doc)}', flush=True)
   print(f'ratio_wall {result.get("ratio_wall")}; results in {args.output}')
   if result.get('warning'):
     print(f'warning: {result["warning"]}')

@@ -69,9 +69,9 @@ def test_a_busy_machine_is_named_in_a_warning():
   assert '1.70' in warning and 'not a fair one' in warning
 
 
-def test_the_readme_table_is_rewritten_between_its_markers(tmp_path):
-  readme = tmp_path / 'README.md'
-  readme.write_text(f'# x\n{bench.README_START}\nold table\n{bench.README_END}\nafter\n')
+def test_the_performance_document_is_written_whole_from_the_results(tmp_path):
+  from bench import document
+
   side = {'wall_s': 10.0, 'peak_rss_mb': 900.0, 'auc': 0.93, 'per_component': {'Trainer': 4.0}}
   result = {
     'date': '2026-11-23 11:00:00',
@@ -82,15 +82,36 @@ def test_the_readme_table_is_rewritten_between_its_markers(tmp_path):
       'commit': 'abc1234',
     },
     'reps': 1,
+    'work': {'train_steps': 100, 'eval_steps': 10, 'batch_size': 40},
     'anchor': {**side, 'wall_s': 40.0},
     'ours': side,
     'cached_rerun_s': 3.0,
-    'warning': None,
+    'warning': 'the 1-minute load average was 1.70',
+    'scaling': {
+      'date': '2026-11-23 12:00:00',
+      'commit': 'def5678',
+      'train_steps': 200,
+      'x1': {
+        'rows': 15002,
+        'eval_rows': 5000,
+        'wall_s': 40.0,
+        'peak_rss_mb': 1500.0,
+        'seconds': {'Evaluator': 10.0},
+        'seconds_per_1000_examples': {'ingest': 0.3, 'transform': 0.8, 'evaluation': 2.0},
+      },
+    },
   }
-  bench.write_readme(result, readme)
-  text = readme.read_text()
-  assert 'old table' not in text and text.endswith(f'{bench.README_END}\nafter\n')
-  assert 'commit abc1234' in text and '| **total wall** | 40.0 s | 10.0 s | 0.25 |' in text
+  path = document.write(result, tmp_path / 'performance.md')
+  text = path.read_text()
+  assert text.startswith('# Performance') and 'written whole by `make bench`' in text
+  assert 'Measured on 2026-11-23 11:00:00, commit abc1234, 2 CPUs' in text
+  assert '| **total wall** | 40.0 s | 10.0 s | 0.25 |' in text
+  assert '**Warning:** the 1-minute load average was 1.70.' in text
+  assert 'Measured on 2026-11-23 12:00:00, commit def5678' in text
+  row = '| 1\N{MULTIPLICATION SIGN} | 15,002 | 0.30 s | 0.80 s | 2.00 s | 40.0 s | 1.5 GB |'
+  assert row in text
+  assert 'the\nEvaluator 5,000 eval rows at 500 rows/s' in text
+  assert '{{' not in text and '{%' not in text
 
 
 def test_a_side_by_side_run_keeps_the_earlier_scaling_and_throughput(tmp_path, fake_measure):
