@@ -5,8 +5,8 @@ command line, a TFJob) is one of these frozen models, written with `dump` and
 read with `load`: no loose dict keys, no defaults repeated elsewhere.
 
 What the user's `preprocessing_fn` and `trainer_fn` receive as
-`custom_config` is `ModuleArgs` as plain JSON values (see the README's
-"user-module contract").
+`custom_config` is `ModuleArgs` as plain JSON values (docs/your-own-table.md,
+"The user-module contract").
 """
 
 import json

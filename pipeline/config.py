@@ -142,7 +142,7 @@ class BeamConfig(Frozen):
   # in_process: DirectRunner in this process (no Beam arguments at all).
   # multi_process: DirectRunner with `workers` worker processes.
   # portable: PortableRunner on Beam's embedded job server (or `job_endpoint`).
-  # custom: exactly `args`, e.g. for Flink, Spark or Dataflow (see README).
+  # custom: exactly `args`, e.g. for Flink, Spark or Dataflow (docs/beam.md).
   runner: Literal['auto', 'in_process', 'multi_process', 'portable', 'custom'] = 'auto'
   workers: pydantic.conint(strict=True, ge=0) = 0  # multi_process: 0 means one per CPU
   # Below it, moving every example between worker processes costs more than

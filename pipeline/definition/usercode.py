@@ -20,7 +20,7 @@ import pydantic
 
 from pipeline.config import Config, ConfigError
 
-# The names the pipeline calls, and how (the README's user-module contract).
+# The names the pipeline calls, and how (docs/your-own-table.md, the user-module contract).
 CONTRACT = {'preprocessing_fn': ('inputs', 'custom_config'), 'trainer_fn': ('fn_args', 'schema')}
 # Installed libraries and the standard library: not the user's code.
 _LIBRARY_DIRS = tuple(

@@ -380,7 +380,8 @@ def _config_yaml(
   header = (
     f'# Made by `python -m pipeline init`. Relative paths are relative to this file.\n'
     f'# Run: python -m pipeline run --config {directory / CONFIG_FILE}\n'
-    "# Every key, and the model package's contract, is in the pipeline's README.\n"
+    "# Every key is in the pipeline's README; the model package's contract in its\n"
+    '# docs/your-own-table.md.\n'
     f'# evaluator.threshold is what a trivial model scores ({_trivial(task_section["type"])}):\n'
     '# raise it to the bar your model must clear.\n'
   )
