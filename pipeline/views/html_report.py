@@ -9,20 +9,18 @@ the gated metric over every run. Rendered from Jinja2 templates
 opens from disk with no server.
 """
 
-import base64
 import glob
-import io
 import os
 
 import jinja2
 
 from components import ids
 from pipeline.config import Config
-from pipeline.record import CACHED, EXECUTED, Gate, Outcome, RunSummary, Training
+from pipeline.record import CACHED, EXECUTED, Outcome, RunSummary, Training
+from pipeline.views import plots
 
 REPORT = 'report.html'
 INDEX = 'index.html'
-_CANDIDATE, _SERVING, _THRESHOLD, _PUSHED = '#1f77b4', '#7f7f7f', '#d62728', '#2ca02c'
 
 
 def _cell(value) -> str:
@@ -45,30 +43,6 @@ def _environment() -> jinja2.Environment:
   )
   environment.filters['cell'] = _cell
   return environment
-
-
-def _plt():
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
-  return plt
-
-
-def _png(figure) -> str:
-  buffer = io.BytesIO()
-  figure.savefig(buffer, format='png', dpi=90, bbox_inches='tight')
-  _plt().close(figure)
-  return 'data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _zoom(axis, values, floor: float = 0.002):
-  """Limits the value axis to `values` with a margin, so a small difference shows."""
-  values = [v for v in values if v is not None]
-  low, high = min(values), max(values)
-  margin = max((high - low) * 0.25, floor)
-  axis.set_ylim(low - margin, high + margin)
 
 
 def _delta(candidate, serving):
@@ -129,50 +103,6 @@ def _decision(summary: RunSummary) -> dict:
   return decision
 
 
-def _gate_plot(gate: Gate | None) -> str | None:
-  """Left: candidate, serving model and threshold on an axis zoomed to them.
-  Right: candidate minus serving with its 95% interval, against no change
-  and the largest drop allowed: the comparison that blessed or held back."""
-  if not gate or gate.candidate is None:
-    return None
-  plt = _plt()
-  change = gate.change
-  figure, axes = plt.subplots(1, 2 if change else 1, figsize=(9 if change else 4.5, 2.6))
-  axes = axes if change else [axes]
-  axis = axes[0]
-  names, values, colors = ['candidate'], [gate.candidate], [_CANDIDATE]
-  if gate.serving is not None:
-    names.append('serving')
-    values.append(gate.serving)
-    colors.append(_SERVING)
-  axis.scatter(names, values, color=colors, s=60, zorder=3)
-  for name, value in zip(names, values, strict=True):
-    axis.annotate(f'{value:.4f}', (name, value), textcoords='offset points', xytext=(8, 0))
-  if gate.threshold is not None:
-    axis.axhline(gate.threshold, color=_THRESHOLD, linestyle=':', label='threshold')
-    axis.legend(fontsize=8, loc='lower right')
-  _zoom(axis, [*values, gate.threshold])
-  axis.set_xlim(-0.5, len(names) - 0.5)
-  axis.set_title(gate.metric, fontsize=10)
-  if change:
-    axis = axes[1]
-    sign = 1 if gate.higher_is_better else -1
-    diff, low, high = change.diff, change.low, change.high
-    axis.errorbar([diff], [0], xerr=[[diff - low], [high - diff]], fmt='o', color=_CANDIDATE)
-    axis.axvline(0, color=_SERVING, label='no change')
-    allowed = -sign * (gate.max_change or 0.0)
-    axis.axvline(allowed, color=_THRESHOLD, linestyle=':', label='largest drop allowed')
-    span = max(abs(low), abs(high), abs(allowed), 0.001) * 1.3
-    axis.set_xlim(-span, span)
-    axis.locator_params(axis='x', nbins=5)
-    axis.xaxis.set_major_formatter('{x:+.4f}')
-    axis.set_yticks([])
-    axis.set_title(f'candidate \N{MINUS SIGN} serving: {change.verdict}', fontsize=10)
-    axis.legend(fontsize=8, loc='upper left')
-  figure.tight_layout()
-  return _png(figure)
-
-
 def _metrics(summary: RunSummary) -> dict:
   metrics, baseline = summary.metrics, summary.baseline_metrics
   if not metrics:
@@ -181,30 +111,13 @@ def _metrics(summary: RunSummary) -> dict:
     [name, value, baseline.get(name), _delta(value, baseline.get(name))]
     for name, value in metrics.items()
   ]
-  plotted = [n for n, v in metrics.items() if n != 'example_count' and isinstance(v, float)]
-  plt = _plt()
-  figure, axes = plt.subplots(1, len(plotted), figsize=(1.9 * len(plotted), 2.4), squeeze=False)
-  for axis, name in zip(axes[0], plotted, strict=True):
-    pair = [metrics[name], baseline.get(name)]
-    axis.scatter(
-      ['cand.', 'serv.'][: 1 + (pair[1] is not None)],
-      [v for v in pair if v is not None],
-      color=[_CANDIDATE, _SERVING][: 1 + (pair[1] is not None)],
-      s=40,
-      zorder=3,
-    )
-    _zoom(axis, pair)
-    axis.set_xlim(-0.6, 1.6)
-    axis.set_title(name, fontsize=10)
-    axis.tick_params(labelsize=8)
-  figure.tight_layout()
   return _section(
     'metrics',
     'Metrics',
     tables=[
       {'caption': None, 'header': ['metric', 'candidate', 'serving', 'difference'], 'rows': rows}
     ],
-    plots=[{'uri': _png(figure), 'alt': 'each metric, candidate and serving, on its own axis'}],
+    plots=[{'uri': plots.metrics(metrics, baseline), 'alt': 'each metric, candidate and serving'}],
   )
 
 
@@ -224,40 +137,9 @@ def _slices(summary: RunSummary, metric: str) -> dict:
       value = slices[name].get(m)
       row += [value, _delta(value, (baseline.get(name) or {}).get(m))]
     rows.append(row)
-  plt = _plt()
-  figure, (top, bottom) = plt.subplots(
-    2, 1, figsize=(max(6, 0.4 * len(names)), 4.2), sharex=True, height_ratios=[2, 1]
-  )
-  positions = list(range(len(names)))
   candidate = [slices[n].get(metric) for n in names]
   serving = [(baseline.get(n) or {}).get(metric) for n in names]
-  top.plot(positions, candidate, 'o', color=_CANDIDATE, label='candidate')
-  if any(v is not None for v in serving):
-    top.plot(
-      positions,
-      [v if v is not None else float('nan') for v in serving],
-      'o',
-      markerfacecolor='none',
-      color=_SERVING,
-      label='serving',
-    )
-    deltas = [_delta(c, s) for c, s in zip(candidate, serving, strict=True)]
-    bottom.bar(
-      positions,
-      [d or 0.0 for d in deltas],
-      color=[_PUSHED if (d or 0) >= 0 else _THRESHOLD for d in deltas],
-    )
-  bottom.axhline(0, color=_SERVING, linewidth=0.8)
-  bottom.set_ylabel('difference', fontsize=8)
-  _zoom(top, candidate + serving)
-  top.set_ylabel(metric)
-  top.legend(fontsize=8)
-  bottom.set_xticks(positions)
-  bottom.set_xticklabels(
-    [n.split('=', 1)[-1] for n in names], fontsize=8, rotation=90 if len(names) > 30 else 0
-  )
-  bottom.set_xlabel(names[0].split('=', 1)[0])
-  figure.tight_layout()
+  uri = plots.slices(names, candidate, serving, metric)
   return _section(
     'slices',
     'Per slice',
@@ -267,7 +149,7 @@ def _slices(summary: RunSummary, metric: str) -> dict:
         "the serving model's on the same rows."
       )
     ],
-    plots=[{'uri': _png(figure), 'alt': f'{metric} per slice, and its difference from serving'}],
+    plots=[{'uri': uri, 'alt': f'{metric} per slice, and its difference from serving'}],
     tables=[{'caption': None, 'header': header, 'rows': rows}],
   )
 
@@ -301,18 +183,6 @@ def _calibration(evaluation_uri: str | None) -> dict:
     return _section(
       'calibration', 'Calibration', note='No calibration plot for this task (binary models only).'
     )
-  plt = _plt()
-  figure, axis = plt.subplots(figsize=(4.2, 4))
-  axis.plot([0, 1], [0, 1], color='#cccccc', linestyle='--', label='perfectly calibrated')
-  for name, color, marker in (('candidate', _CANDIDATE, 'o'), ('serving', _SERVING, 's')):
-    points = curves[name]
-    if points:
-      axis.plot(
-        [p[0] for p in points], [p[1] for p in points], marker=marker, color=color, label=name
-      )
-  axis.set_xlabel('mean prediction')
-  axis.set_ylabel('fraction of positives')
-  axis.legend(fontsize=8)
   rows = [
     [f'{i / 10:.1f}\N{EN DASH}{(i + 1) / 10:.1f}']
     + [
@@ -331,7 +201,7 @@ def _calibration(evaluation_uri: str | None) -> dict:
   return _section(
     'calibration',
     'Calibration',
-    plots=[{'uri': _png(figure), 'alt': 'calibration of the candidate and the serving model'}],
+    plots=[{'uri': plots.calibration(curves), 'alt': 'calibration of both models'}],
     tables=[
       {
         'caption': 'Fraction of positives (mean prediction, rows) per bin of prediction:',
@@ -371,24 +241,12 @@ def _training(training: Training | None) -> dict:
   note = f'Event files: {model_run} (`make tensorboard` shows every run side by side).'
   if not train:
     return _section('training', 'Training', note='The event files hold no loss.', texts=[warm])
-  plt = _plt()
-  figure, axis = plt.subplots(figsize=(6, 2.8))
-  train.sort()
-  axis.plot([s for s, _ in train], [v for _, v in train], color=_CANDIDATE, label='training loss')
-  if evaluation:
-    evaluation.sort()
-    axis.plot(
-      [s for s, _ in evaluation],
-      [v for _, v in evaluation],
-      'o',
-      color=_THRESHOLD,
-      label='eval loss',
-    )
-  axis.set_xlabel('step')
-  axis.set_ylabel('loss')
-  axis.legend(fontsize=8)
   return _section(
-    'training', 'Training', texts=[warm], note=note, plots=[{'uri': _png(figure), 'alt': 'loss'}]
+    'training',
+    'Training',
+    texts=[warm],
+    note=note,
+    plots=[{'uri': plots.loss(sorted(train), sorted(evaluation)), 'alt': 'loss'}],
   )
 
 
@@ -510,46 +368,6 @@ def _timeline(summary: RunSummary | None, runs: list[RunSummary]) -> list[RunSum
   ]
 
 
-def _trend_plot(timeline: list[RunSummary], metric: str, threshold: float) -> str | None:
-  """The gated metric of every evaluated run by run id, the serving model's
-  at that time, the threshold, pushes and rollbacks."""
-  evaluated = [r for r in timeline if r.kind != 'rollback']
-  if not evaluated:
-    return None
-  plt = _plt()
-  figure, axis = plt.subplots(figsize=(max(6, 0.55 * len(timeline)), 3.2))
-  xs = {r.run_id: i for i, r in enumerate(timeline)}
-  points = [(xs[r.run_id], r.gate.candidate) for r in evaluated]
-  axis.plot(*zip(*points, strict=True), color=_CANDIDATE, marker='o', label='candidate')
-  serving = [(xs[r.run_id], r.gate.serving) for r in evaluated if r.gate.serving is not None]
-  if serving:
-    axis.step(*zip(*serving, strict=True), where='mid', color=_SERVING, label='serving then')
-  pushed = [(xs[r.run_id], r.gate.candidate) for r in evaluated if r.pushed_version]
-  if pushed:
-    axis.plot(
-      *zip(*pushed, strict=True),
-      'o',
-      markersize=11,
-      markerfacecolor='none',
-      color=_PUSHED,
-      label='pushed',
-    )
-  rollbacks = [xs[r.run_id] for r in timeline if r.kind == 'rollback']
-  for i, x in enumerate(rollbacks):
-    axis.axvline(x, color='#9467bd', linestyle='--', label='rollback' if i == 0 else None)
-  axis.axhline(threshold, color=_THRESHOLD, linestyle=':', label='threshold')
-  _zoom(axis, [v for _, v in points] + [v for _, v in serving] + [threshold])
-  axis.set_xticks(list(xs.values()))
-  axis.set_xticklabels(
-    [r.run_id[4:13].replace('T', ' ') for r in timeline], rotation=45, ha='right', fontsize=7
-  )
-  axis.set_xlabel('run (month-day, hour-minute)')
-  axis.set_ylabel(metric)
-  axis.legend(fontsize=7, loc='best')
-  figure.tight_layout()
-  return _png(figure)
-
-
 def _trend(summary: RunSummary, runs: list[RunSummary], metric: str, threshold: float) -> dict:
   timeline = _timeline(summary, runs)
   if not any(r.kind != 'rollback' for r in timeline):
@@ -564,7 +382,7 @@ def _trend(summary: RunSummary, runs: list[RunSummary], metric: str, threshold: 
   return _section(
     'trend',
     f'{metric} over runs',
-    plots=[{'uri': _trend_plot(timeline, metric, threshold), 'alt': f'{metric} over runs'}],
+    plots=[{'uri': plots.trend(timeline, metric, threshold), 'alt': f'{metric} over runs'}],
     tables=[{'caption': None, 'header': header, 'rows': rows}],
   )
 
@@ -619,7 +437,7 @@ def render(summary: RunSummary, config: Config, runs: list[RunSummary]) -> str:
       summary_path=str(config.runs_dir / summary.run_id / 'summary.json'),
       decision=_decision(summary),
       cached=(summary.unchanged_since or summary.run_id) if nothing_new else None,
-      gate_plot=None if nothing_new else _gate_plot(summary.gate),
+      gate_plot=None if nothing_new else plots.gate(summary.gate),
       sections=sections,
       previous=previous,
       next=following,
@@ -663,7 +481,7 @@ def render_index(config: Config, runs: list[RunSummary]) -> str:
       runs_dir=str(config.runs_dir),
       metric=config.gate_metric,
       serving=f'version {latest.version} ({latest.path})' if latest else None,
-      trend_plot=_trend_plot(_timeline(None, runs), config.gate_metric, config.evaluator.threshold),
+      trend_plot=plots.trend(_timeline(None, runs), config.gate_metric, config.evaluator.threshold),
     )
   )
 
