@@ -47,8 +47,11 @@ def build(run_config, warm_start):
   return tf_estimator.LinearClassifier(columns, config=run_config, warm_start_from=warm_start)
 """
 ORIGINAL_ESTIMATOR = """    estimator = tf_estimator.Estimator(
-      model_fn=model.model_fn, config=run_config, warm_start_from=warm_start,
-      params={**hp, 'task': args['task']})"""
+      model_fn=model.model_fn,
+      config=run_config,
+      warm_start_from=warm_start,
+      params={**hp, 'task': args['task']},
+    )"""
 
 
 def _swap_in_canned_estimator(project: pathlib.Path):

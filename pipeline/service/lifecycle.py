@@ -46,15 +46,16 @@ def _run_locked(config, run_id, console: RunConsole, runner, report) -> RunSumma
   previous = unchanged.last_if_unchanged(config, runner, history.load_runs(config))
   if previous is not None:
     return _answer_unchanged(config, run_id, runner, previous, console, report)
+  console_err = console.err
   with logs_to(log_file) as err:
-    console.err = err
+    console.err = err  # while stderr goes to the log
     console.start(CHECKS)
     checks_started = time.monotonic()
     damaged = _repair(config, run_id, console)
     status, error, refused, inputs, progress = _checks(
       config, run_id, runner, console, checks_started
     )
-    if status != 'failed':
+    if status != FAILED:
       history.start(config, run_id, runner, log_file)
       status, error, refused, progress = _run_pipeline(config, run_id, runner, console)
     from pipeline.service import collect
@@ -75,6 +76,7 @@ def _run_locked(config, run_id, console: RunConsole, runner, report) -> RunSumma
     if inputs and status == SUCCEEDED and summary.outcome in unchanged.DECIDED:
       summary.inputs = {**inputs, **unchanged.ended(config)}
     summary.report = _report(config, summary, report)
+  console.err = console_err
   return _record(config, summary, console)
 
 
@@ -121,7 +123,7 @@ def _checks(config, run_id, runner, console: RunConsole, started: float):
     raise  # a mistake in the config or the module: nothing ran
   except (Exception, KeyboardInterrupt) as e:
     console.finish(CHECKS, FAILED, time.monotonic() - started)
-    return 'failed', error_text(e), isinstance(e, DataError), None, None
+    return FAILED, error_text(e), isinstance(e, DataError), None, None
   console.finish(CHECKS, 'passed', time.monotonic() - started)
   inputs = unchanged.started(config, runner, usercode.source_files(config.module))
   return SUCCEEDED, None, False, inputs, None
@@ -144,7 +146,7 @@ def _run_pipeline(config, run_id, runner, console: RunConsole):
     training = TrainingProgress(config.trainer.train_steps, console.training)
     runners.run(config, run_id, progress, runner, training)
   except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
-    status, error, refused = 'failed', short(error_text(e)), isinstance(e, DataError)
+    status, error, refused = FAILED, short(error_text(e)), isinstance(e, DataError)
     failed = [
       name for name, (state, _) in (progress.timings if progress else {}).items() if state == FAILED
     ]
