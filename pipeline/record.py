@@ -155,6 +155,10 @@ class Training(_Model):
 
 
 class Drift(_Model):
+  """The drift gate's record (`components.validation`): the span compared, each
+  feature's measurement, and when a person accepted the drift."""
+
+  span: int | None = None
   measurements: list[dict[str, Any]]
   accepted_at: str | None = None
 

@@ -164,3 +164,19 @@ def test_the_run_console_is_never_silent_for_long(monkeypatch, capsys):
   beats = [line for line in lines if 'still running' in line]
   assert beats and all(b.startswith('    Transform still running (') for b in beats)
   assert lines[-1].startswith('  Transform') and 'executed' in lines[-1]
+
+
+def test_a_field_the_record_cannot_read_is_left_out_not_the_record():
+  """A component writing a field the record does not know must not lose the
+  record of a run that pushed: the decision and paths are kept, the rest named."""
+  summary = lifecycle.record(
+    run_id='r1',
+    status='succeeded',
+    outcome='pushed',
+    components=[{'name': 'Pusher', 'state': 'executed', 'seconds': 0.1}],
+    pushed_path='/s/7',
+    pushed_version=7,
+    drift={'measurements': [], 'something_new': 1},
+  )
+  assert (summary.outcome, summary.pushed_version, summary.pushed_path) == ('pushed', 7, '/s/7')
+  assert summary.drift is None and 'drift.something_new' in summary.error

@@ -82,7 +82,7 @@ def test_span_1_is_trained_from_scratch_and_pushed(span1, root):
   assert summary['spans'] == {'train': [1], 'eval': 1, 'previous': None}
   assert summary['training']['warm_start_version'] is None
   assert 'no model is serving yet' in summary['training']['warm_start']
-  assert 'drift' not in summary  # nothing to compare with
+  assert summary['drift'] is None  # nothing to compare with
   assert served(root) == [summary['pushed_version']]
 
 

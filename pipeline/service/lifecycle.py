@@ -13,6 +13,8 @@ import shutil
 import time
 from collections.abc import Callable
 
+import pydantic
+
 from components import ids
 from components.csv_check import DataError
 from pipeline.config import Config, ConfigError, to_dict
@@ -61,7 +63,7 @@ def _run_locked(config, run_id, console: RunConsole, runner, report) -> RunSumma
     from pipeline.service import collect
 
     collected = collect.collect(config, run_id, progress.timings if progress else {})
-    summary = RunSummary(
+    summary = record(
       run_id=run_id,
       status=status,
       outcome=outcome(status, collected, refused),
@@ -78,6 +80,44 @@ def _run_locked(config, run_id, console: RunConsole, runner, report) -> RunSumma
     summary.report = _report(config, summary, report)
   console.err = console_err
   return _record(config, summary, console)
+
+
+# What a run's record keeps if the rest of what it collected does not fit the
+# record: the decision and where things are.
+_ESSENTIAL = (
+  'run_id',
+  'status',
+  'outcome',
+  'error',
+  'components',
+  'blessed',
+  'blessing_reason',
+  'pushed_path',
+  'pushed_version',
+  'not_pushed_reason',
+  'serving_path',
+  'runner',
+  'wall_seconds',
+  'log_file',
+)
+
+
+def record(**fields) -> RunSummary:
+  """The run's record from what it collected. What does not fit the record
+  (a component that wrote a field this version does not know) is left out
+  and named in `error`, never lost with the whole record after a push."""
+  try:
+    return RunSummary(**fields)
+  except pydantic.ValidationError as e:
+    logging.getLogger(__name__).exception('run %s: its record left fields out', fields['run_id'])
+    first = e.errors()[0]
+    note = (
+      f'the run record left out what it could not read: {".".join(map(str, first["loc"]))}: '
+      f'{first["msg"]}'
+    )
+    kept = {key: fields.get(key) for key in _ESSENTIAL if fields.get(key) is not None}
+    kept['error'] = f'{kept["error"]}; {note}' if kept.get('error') else note
+    return RunSummary(**kept)
 
 
 def _repair(config, run_id, console: RunConsole) -> list[dict]:
