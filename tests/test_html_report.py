@@ -169,3 +169,35 @@ def test_a_compared_run_shows_what_decided_it_and_the_index_links_every_run(tmp_
   assert images == decoded == 4  # the gate, the metrics, the slices, the trend
   images, decoded = rendered_images(config.runs_dir / 'index.html')
   assert images == decoded == 1
+
+
+def test_a_cached_rerun_report_and_index_need_no_tensorflow(tmp_path):
+  """The rerun answered from its record writes its report and the index
+  without importing TensorFlow (seconds of a one-second answer)."""
+  import subprocess
+  import sys
+  import textwrap
+
+  # A version in the serving directory, which verifying would read with TensorFlow.
+  (tmp_path / 'serving' / '1').mkdir(parents=True)
+  (tmp_path / 'serving' / '1' / 'saved_model.pb').write_bytes(b'not read')
+  code = textwrap.dedent(f"""
+    import sys
+    from pipeline.config import load_config
+    from pipeline.record import RunSummary
+    from pipeline.views import html_report
+    config = load_config(overrides=['output_root={tmp_path}'])
+    earlier = RunSummary(run_id='20261123T010000-aaaa', status='succeeded', outcome='pushed',
+                         pushed_version=1, serving_path='/s/1',
+                         gate={{'metric': 'auc', 'candidate': 0.91}})
+    summary = RunSummary(run_id='20261123T020000-bbbb', status='succeeded',
+                         outcome='nothing_new', unchanged_since=earlier.run_id,
+                         metrics={{'auc': 0.91}}, gate={{'metric': 'auc', 'candidate': 0.91}})
+    html_report.write(summary, config, [earlier])
+    print('tensorflow' in sys.modules)
+  """)
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+  assert result.stdout.strip() == 'False', result.stderr[-2000:]
+  assert (
+    'serving at the end of the newest one: /s/1' in (tmp_path / 'runs' / 'index.html').read_text()
+  )

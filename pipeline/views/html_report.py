@@ -456,8 +456,6 @@ def _index_note(r: RunSummary) -> str:
 
 def render_index(config: Config, runs: list[RunSummary]) -> str:
   """Every run of this output root, newest first, linked to its report."""
-  from components import serving
-
   rows = [
     {
       'run_id': r.run_id,
@@ -471,7 +469,10 @@ def render_index(config: Config, runs: list[RunSummary]) -> str:
     }
     for r in sorted(runs, key=lambda r: r.run_id, reverse=True)
   ]
-  latest = serving.latest(config.push_dir)
+  # What served at the end of the newest run or rollback that says, from its
+  # record: verifying the serving directory again would import TensorFlow.
+  ordered = sorted(runs, key=lambda r: r.run_id, reverse=True)
+  serving = next((r.serving_path for r in ordered if r.serving_path), None)
   return (
     _environment()
     .get_template('index.html.j2')
@@ -480,7 +481,7 @@ def render_index(config: Config, runs: list[RunSummary]) -> str:
       runs=rows,
       runs_dir=str(config.runs_dir),
       metric=config.gate_metric,
-      serving=f'version {latest.version} ({latest.path})' if latest else None,
+      serving=serving,
       trend_plot=plots.trend(_timeline(None, runs), config.gate_metric, config.evaluator.threshold),
     )
   )
