@@ -12,7 +12,7 @@ WORKDIR /pipeline
 ENV PYTHONDONTWRITEBYTECODE= PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements.lock ./
 RUN python -m pip install --no-cache-dir "uv==0.13.9" \
- && uv pip install --system --no-cache --compile-bytecode -r requirements.lock
+ && uv pip install --system --no-cache --compile-bytecode --no-deps -r requirements.lock
 
 COPY pyproject.toml README.md ./
 COPY pipeline pipeline

@@ -33,7 +33,9 @@ $(STAMP): pyproject.toml requirements.lock
 	@# recompile TF, TFX and Beam from source in every process, most of a run's
 	@# start-up. uv compiles what it installs on every core, sooner than a
 	@# compileall after it.
-	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode -r requirements.lock
+	@# --no-deps: the lock is the whole environment, on purpose short of what
+	@# `make lock` leaves out (LOCK_EXCLUDED).
+	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode --no-deps -r requirements.lock
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 
@@ -44,7 +46,7 @@ install: $(STAMP) ## Create .venv and install the pinned stack and this project 
 DEV_STAMP := $(VENV)/.installed-dev
 
 $(DEV_STAMP): requirements-dev.lock $(STAMP)
-	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode -r requirements-dev.lock
+	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode --no-deps -r requirements-dev.lock
 	@touch $@
 
 .PHONY: lint
@@ -148,11 +150,18 @@ schema: $(STAMP) ## Regenerate the bundled taxi schema from the bundled data (re
 init: $(STAMP) ## Start a project for your own table: ARGS="DIR --data CSV --label COLUMN --task binary|multiclass|regression"
 	$(PY) -m pipeline init $(ARGS)
 
+# Left out of the locks: rfc3987-syntax (and lark, its only user) comes from
+# jupyter-events' jsonschema[format-nongpl]; jsonschema imports it when present,
+# and its import builds a Lark grammar, 3.6 s in every process that imports
+# TFX (tfx.components -> kubernetes_validate -> jsonschema). Nothing here
+# validates IRI formats; jsonschema skips that check without it.
+LOCK_EXCLUDED := --no-emit-package rfc3987-syntax --no-emit-package lark
+
 .PHONY: lock
 lock: $(STAMP) ## Re-resolve requirements.lock and requirements-dev.lock from pyproject.toml
-	$(VENV)/bin/uv pip compile pyproject.toml --python $(PY) --no-header -q -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --python $(PY) --no-header -q $(LOCK_EXCLUDED) -o requirements.lock
 	sed -i '1i # Fully pinned dependencies of pyproject.toml; regenerate with `make lock`.' requirements.lock
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev -c requirements.lock --python $(PY) --no-header -q -o requirements-dev.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev -c requirements.lock --python $(PY) --no-header -q $(LOCK_EXCLUDED) -o requirements-dev.lock
 	sed -i '1i # requirements.lock plus the dev extra (tests, bench, lint); regenerate with `make lock`.' requirements-dev.lock
 
 .PHONY: clean

@@ -1,5 +1,6 @@
-"""The Makefile's cleaning targets never delete served models unless told which."""
+"""The Makefile: cleaning never deletes served models unless told which; the locks are installed as written."""
 
+import re
 import subprocess
 
 from pipeline.config import PROJECT_ROOT
@@ -54,3 +55,16 @@ def test_run_local_treats_not_pushed_and_nothing_new_as_success(tmp_path):
       env={'PATH': '/usr/bin:/bin', 'EXIT': str(code)},
     )
     assert (result.returncode == 0) == ok, (code, result.returncode, result.stderr)
+
+
+def test_the_locks_leave_out_what_make_lock_excludes():
+  """rfc3987-syntax builds a grammar on import (seconds in every process importing TFX)."""
+  makefile = (PROJECT_ROOT / 'Makefile').read_text()
+  excluded = re.search(r'^LOCK_EXCLUDED := (.*)$', makefile, re.M).group(1).split()
+  names = [excluded[i + 1] for i, arg in enumerate(excluded) if arg == '--no-emit-package']
+  assert names == ['rfc3987-syntax', 'lark']
+  for lock in ('requirements.lock', 'requirements-dev.lock'):
+    pinned = re.findall(r'^([A-Za-z0-9_.-]+)==', (PROJECT_ROOT / lock).read_text(), re.M)
+    assert pinned and not set(names) & set(pinned), lock
+  installs = [line for line in makefile.splitlines() if 'uv pip install' in line and '-r ' in line]
+  assert installs and all('--no-deps' in line for line in installs if 'kfp2' not in line)
