@@ -20,7 +20,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
-from components import contract, serving, smoke_check
+from components import contract, paired_comparison, serving, smoke_check
 from components.contract import CHANGE_KEY, ChangeGate, Task
 from components.metrics import PER_CLASS_METRICS, TASK_METRICS, Metric, gate_metrics
 
@@ -32,8 +32,6 @@ BASELINE_VERSION_KEY = 'baseline_version'
 SERVING_CHECK_KEY = 'serving_check'
 # The comparison with the serving model (a contract.ChangeGate).
 CHANGE_GATE_KEY = 'change_gate'
-# Where in the evaluation the comparison's own TFMA output goes.
-COMPARISON_DIR = 'comparison'
 
 
 def _threshold(metric: Metric, bound: float) -> tfma.MetricThreshold:
@@ -80,26 +78,6 @@ def judge_change(diff: float, low: float, high: float, gate: ChangeGate) -> dict
     'blocks': blocks,
     'replace_reason': gate.replace_reason,
   }
-
-
-def gate_diff(evaluation_uri: str, metric: str) -> tuple[float, float, float] | None:
-  """(candidate minus baseline, its 95% interval's bounds) of TFMA's `metric`
-  over the whole eval split, or None if TFMA computed no such difference."""
-  for per_slice in tfma.load_metrics(evaluation_uri):
-    if per_slice.slice_key.single_slice_keys:
-      continue
-    for kv in per_slice.metric_keys_and_values:
-      if kv.key.name == metric and kv.key.is_diff and not kv.key.HasField('sub_key'):
-        diff = kv.value.double_value.value
-        if not kv.HasField('confidence_interval'):
-          return diff, diff, diff
-        interval = kv.confidence_interval
-        return (
-          diff,
-          interval.lower_bound.double_value.value,
-          interval.upper_bound.double_value.value,
-        )
-  return None
 
 
 def eval_config(task: Task, gate_metric: str, threshold: float, slice_features) -> tfma.EvalConfig:
@@ -195,52 +173,26 @@ class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):
     blessing.set_int_custom_property(BASELINE_VERSION_KEY, current.version if current else 0)
     if baseline_uri:
       gate = contract.load(ChangeGate, exec_properties[CHANGE_GATE_KEY])
-      comparison = standard_artifacts.ModelEvaluation()
-      comparison.uri = os.path.join(
-        artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY]),
-        COMPARISON_DIR,
+      config = tfma.EvalConfig()
+      proto_utils.json_to_proto(exec_properties[standard_component_specs.EVAL_CONFIG_KEY], config)
+      examples = artifact_utils.get_single_instance(
+        input_dict[standard_component_specs.EXAMPLES_KEY]
       )
-      config = _comparison_config(exec_properties[standard_component_specs.EVAL_CONFIG_KEY])
-      super().Do(
-        input_dict,
-        {standard_component_specs.EVALUATION_KEY: [comparison]},
-        {**exec_properties, standard_component_specs.EVAL_CONFIG_KEY: config},
+      measured = paired_comparison.compare_models(
+        gate.metric,
+        path_utils.eval_model_path(
+          artifact_utils.get_single_uri(input_dict[standard_component_specs.MODEL_KEY])
+        ),
+        path_utils.eval_model_path(baseline_uri),
+        os.path.join(artifact_utils.get_split_uri([examples], 'eval'), '*'),
+        config.model_specs[0].prediction_key,
       )
-      measured = gate_diff(comparison.uri, gate.metric)
-      if measured is None:
-        raise RuntimeError(f'TFMA computed no difference of {gate.metric} to the serving model')
-      change = judge_change(*measured, gate)
+      change = judge_change(measured.diff, measured.low, measured.high, gate)
       blessing.set_string_custom_property(CHANGE_KEY, json.dumps(change))
       logging.info('Against serving version %d: %s.', current.version, change)
       if change['blocks']:
         _unbless(blessing)
     return result
-
-
-def _comparison_config(eval_config_json: str) -> str:
-  """The eval config of the comparison: the gated metric alone, over the whole
-  eval split, with TFMA's confidence intervals (jackknife resamples of the
-  rows, the difference to the baseline measured on each: a paired interval).
-
-  A run of its own because TFMA computes intervals for every metric and
-  slice of a config: on the main config (24 taxi slices, calibration
-  histograms) that made the Evaluator 20 times slower.
-  """
-  config = tfma.EvalConfig()
-  proto_utils.json_to_proto(eval_config_json, config)
-  (gated,) = [m for spec in config.metrics_specs for m in spec.metrics if m.per_slice_thresholds]
-  metric = tfma.MetricConfig()
-  metric.CopyFrom(gated)
-  metric.ClearField('per_slice_thresholds')  # no thresholds: TFX then writes no blessing
-  narrow = tfma.EvalConfig(
-    model_specs=config.model_specs,
-    slicing_specs=[tfma.SlicingSpec()],
-    metrics_specs=[tfma.MetricsSpec(metrics=[metric])],
-    options=config.options,
-  )
-  narrow.options.compute_confidence_intervals.value = True
-  narrow.options.confidence_intervals.method = tfma.ConfidenceIntervalOptions.JACKKNIFE
-  return proto_utils.proto_to_json(narrow)
 
 
 def _unbless(blessing):

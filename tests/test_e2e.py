@@ -241,8 +241,8 @@ def test_each_anomaly_is_named_on_a_line_of_its_own(first_run, workspace):
 
 
 def test_a_worse_model_is_held_back_unless_a_person_replaces_the_serving_one(first_run, workspace):
-  """The comparison with the serving model is on the same eval rows, with TFMA's
-  confidence interval: a model worse beyond the noise is not pushed; with
+  """The comparison with the serving model is on the same eval rows, with a
+  jackknife interval, of the very AUCs TFMA reports: a model worse beyond the noise is not pushed; with
   `--replace-serving REASON` it is, and the run's record keeps the reason."""
   serving_dir = str(workspace / 'out' / 'serving')
   before = serving.versions(serving_dir)
@@ -252,6 +252,8 @@ def test_a_worse_model_is_held_back_unless_a_person_replaces_the_serving_one(fir
   change = summary['gate']['change']
   assert change['verdict'] == 'worse' and change['blocks'] is True
   assert change['low'] <= change['diff'] <= change['high'] < 0
+  gate = summary['gate']
+  assert change['diff'] == pytest.approx(gate['candidate'] - gate['serving'], abs=1e-9)
   assert 'beyond the noise' in summary['blessing_reason'] and '95% interval' in process.stdout
   assert serving.versions(serving_dir) == before
 
