@@ -242,8 +242,9 @@ def test_each_anomaly_is_named_on_a_line_of_its_own(first_run, workspace):
 
 def test_a_worse_model_is_held_back_unless_a_person_replaces_the_serving_one(first_run, workspace):
   """The comparison with the serving model is on the same eval rows, with a
-  jackknife interval, of the very AUCs TFMA reports: a model worse beyond the noise is not pushed; with
-  `--replace-serving REASON` it is, and the run's record keeps the reason."""
+  jackknife interval, of the very AUCs TFMA reports: a model worse beyond the
+  noise is not pushed; with `--replace-serving REASON` it is, and the run's
+  record keeps the reason."""
   serving_dir = str(workspace / 'out' / 'serving')
   before = serving.versions(serving_dir)
   worse = ('trainer.train_steps=1', 'trainer.warm_start=false', 'evaluator.threshold=0.3')

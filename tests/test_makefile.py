@@ -1,4 +1,5 @@
-"""The Makefile: cleaning never deletes served models unless told which; the locks are installed as written."""
+"""The Makefile: cleaning never deletes served models unless told which; the
+locks are installed as written."""
 
 import re
 import subprocess
