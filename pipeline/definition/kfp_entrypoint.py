@@ -319,6 +319,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
   logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
   args, beam_args = parse_flags(sys.argv[1:] if argv is None else argv)
+  from components import beam_tuning
+
+  beam_tuning.install()
   run(args, beam_args)
   return 0
 

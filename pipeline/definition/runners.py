@@ -10,6 +10,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import runtime_parameter_utils
 
+from components import beam_tuning
 from components.logs import tensorflow_logs_once
 from pipeline.config import Config
 from pipeline.definition.beam import (
@@ -57,6 +58,7 @@ def run(
   """
   if runner not in RUNNERS:
     raise ValueError(f'runner {runner!r}: expected one of {", ".join(RUNNERS)}')
+  beam_tuning.install()
   absl_logger = logging.getLogger('absl')
   absl_logger.addHandler(progress)
   # The Estimator logs its loss and pace at INFO: into the run's log, and

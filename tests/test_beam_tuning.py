@@ -1,0 +1,51 @@
+"""The memo of Beam's DoFn inspection: Beam's answers, asked once per instance."""
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms import userstate
+from apache_beam.transforms.userstate import BagStateSpec
+
+from components import beam_tuning
+
+
+class _Plain(beam.DoFn):
+  def process(self, element):
+    yield element
+
+
+class _Stateful(beam.DoFn):
+  SEEN = BagStateSpec('seen', beam.coders.VarIntCoder())
+
+  def process(self, element, seen=beam.DoFn.StateParam(SEEN)):  # noqa: B008 (Beam's API)
+    key, value = element
+    seen.add(value)
+    yield key, sorted(seen.read())
+
+
+def test_the_memo_gives_beams_answers_and_asks_once_per_instance():
+  calls = []
+
+  def inspect(dofn):
+    calls.append(dofn)
+    return userstate.get_dofn_specs(dofn)
+
+  specs = beam_tuning.memoized(inspect)
+  plain, stateful = _Plain(), _Stateful()
+  for dofn in (plain, stateful, plain, stateful):
+    assert specs(dofn) == userstate.get_dofn_specs(dofn)
+  assert calls == [plain, stateful]
+  assert specs(_Plain()) == (set(), set()) and len(calls) == 3  # another instance: asked
+
+
+def test_a_stateful_dofn_still_runs_with_the_memo_installed():
+  beam_tuning.install()
+  beam_tuning.install()  # once per process
+  assert getattr(userstate.get_dofn_specs, beam_tuning._MEMO_ATTRIBUTE)
+  with beam.Pipeline() as pipeline:
+    out = (
+      pipeline
+      | beam.Create([('a', 1), ('a', 2), ('b', 3)])
+      | beam.ParDo(_Stateful())
+      | beam.MapTuple(lambda key, seen: (key, len(seen)))
+    )
+    assert_that(out, equal_to([('a', 1), ('a', 2), ('b', 1)]))
