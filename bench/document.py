@@ -48,6 +48,7 @@ def _scaling_rows(scaling: dict) -> list[dict]:
         'ingest': per_1k.get('ingest', 0.0),
         'transform': per_1k.get('transform', 0.0),
         'evaluation': per_1k.get('evaluation', 0.0),
+        'evaluation_compared': per_1k.get('evaluation_compared'),
         'wall': run.get('wall_s', 0.0),
         'memory_gb': run.get('peak_rss_mb', 0.0) / 1000,
         'run': run,
@@ -62,6 +63,7 @@ def _largest(rows: list[dict]) -> dict | None:
   run = rows[-1]['run']
   seconds = run.get('seconds') or {}
   evaluator = seconds.get('Evaluator') or 0.0
+  compared = (run.get('compared_seconds') or {}).get('Evaluator') or 0.0
   return {
     'factor': rows[-1]['factor'],
     'components': ', '.join(
@@ -69,6 +71,7 @@ def _largest(rows: list[dict]) -> dict | None:
     ),
     'eval_rows': run.get('eval_rows', 0),
     'eval_rate': round(run.get('eval_rows', 0) / evaluator) if evaluator else 0,
+    'compared_rate': round(run.get('eval_rows', 0) / compared) if compared else None,
   }
 
 

@@ -158,7 +158,12 @@ def resample(data_dir: str, factor: int, target: str) -> int:
 
 
 def scaling(scales, args, workdir, results: dict, save) -> None:
-  """Adds one entry per data multiple to `results`, calling `save()` after each."""
+  """Adds one entry per data multiple to `results`, calling `save()` after each.
+
+  Each multiple runs twice: from nothing, then with one more train step, so
+  the Trainer and the Evaluator run again with the first run's model serving
+  (the Evaluator then evaluates both models and compares them, as in every
+  retraining run)."""
   for factor in scales:
     data = os.path.join(workdir, f'data_x{factor}')
     rows = resample(args.data, factor, data)
@@ -170,6 +175,11 @@ def scaling(scales, args, workdir, results: dict, save) -> None:
     )
     with open(os.path.join(root, 'latest_summary.json')) as f:
       eval_rows = json.load(f)['metrics'].get('example_count') or rows
+    compared = measure(
+      ours_command(root, data, args.scale_train_steps + 1, args.eval_steps),
+      root,
+      os.path.join(workdir, f'scale_x{factor}_compared.log'),
+    )
 
     def per_1000(seconds, n):
       return round(1000 * seconds / n, 4)
@@ -178,14 +188,16 @@ def scaling(scales, args, workdir, results: dict, save) -> None:
       'rows': rows,
       'eval_rows': eval_rows,
       'wall_s': round(run.wall_s, 2),
-      'peak_rss_mb': round(run.peak_rss_mb, 1),
+      'peak_rss_mb': round(max(run.peak_rss_mb, compared.peak_rss_mb), 1),
       'seconds': {k: round(v, 2) for k, v in run.components.items()},
+      'compared_seconds': {k: round(v, 2) for k, v in compared.components.items()},
       'seconds_per_1000_examples': {
         'ingest': per_1000(
           run.components.get('CsvExampleGen', 0) + run.components.get('StatisticsGen', 0), rows
         ),
         'transform': per_1000(run.components.get('Transform', 0), rows),
         'evaluation': per_1000(run.components.get('Evaluator', 0), eval_rows),
+        'evaluation_compared': per_1000(compared.components.get('Evaluator', 0), eval_rows),
       },
     }
     save()

@@ -44,8 +44,18 @@ def test_scaling_resamples_and_measures_per_1000_examples(tmp_path, fake_measure
   assert set(results) == {'x1', 'x10'} and len(saves) == 2
   assert results['x10']['rows'] == 40 and results['x10']['eval_rows'] == 40
   per_1000 = results['x10']['seconds_per_1000_examples']
-  assert per_1000 == {'ingest': 50.0, 'transform': 75.0, 'evaluation': 50.0}
-  assert any('trainer.train_steps=5' in c for c in fake_measure[0])
+  assert per_1000 == {
+    'ingest': 50.0,
+    'transform': 75.0,
+    'evaluation': 50.0,
+    'evaluation_compared': 50.0,
+  }
+  # Each multiple: from nothing, then one more step with that model serving.
+  first, compared = fake_measure[:2]
+  assert len(fake_measure) == 4
+  assert 'trainer.train_steps=5' in first and 'trainer.train_steps=6' in compared
+  roots = [[a for a in c if a.startswith('output_root=')] for c in (first, compared)]
+  assert roots[0] == roots[1] and len(roots[0]) == 1
 
 
 def test_throughput_runs_each_topology_and_keeps_its_exit(tmp_path, fake_measure):
@@ -97,7 +107,13 @@ def test_the_performance_document_is_written_whole_from_the_results(tmp_path):
         'wall_s': 40.0,
         'peak_rss_mb': 1500.0,
         'seconds': {'Evaluator': 10.0},
-        'seconds_per_1000_examples': {'ingest': 0.3, 'transform': 0.8, 'evaluation': 2.0},
+        'compared_seconds': {'Evaluator': 12.5},
+        'seconds_per_1000_examples': {
+          'ingest': 0.3,
+          'transform': 0.8,
+          'evaluation': 2.0,
+          'evaluation_compared': 2.5,
+        },
       },
     },
   }
@@ -108,9 +124,13 @@ def test_the_performance_document_is_written_whole_from_the_results(tmp_path):
   assert '| **total wall** | 40.0 s | 10.0 s | 0.25 |' in text
   assert '**Warning:** the 1-minute load average was 1.70.' in text
   assert 'Measured on 2026-11-23 12:00:00, commit def5678' in text
-  row = '| 1\N{MULTIPLICATION SIGN} | 15,002 | 0.30 s | 0.80 s | 2.00 s | 40.0 s | 1.5 GB |'
+  row = (
+    '| 1\N{MULTIPLICATION SIGN} | 15,002 | 0.30 s | 0.80 s | 2.00 s | 2.50 s | 40.0 s | 1.5 GB |'
+  )
   assert row in text
-  assert 'the\nEvaluator 5,000 eval rows at 500 rows/s' in text
+  assert 'Evaluator 5,000 eval rows at 500 rows/s alone, 400 rows/s compared' in ' '.join(
+    text.split()
+  )
   assert '{{' not in text and '{%' not in text
 
 
