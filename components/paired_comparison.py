@@ -15,6 +15,7 @@ histogram, rebinned and summed by its own functions; the log loss of
 cross entropy, RMSE and MAE.
 """
 
+import concurrent.futures
 import dataclasses
 import math
 from collections.abc import Callable, Iterator
@@ -226,16 +227,19 @@ def compare_models(
   """`compare` on every example of the file pattern `examples`, each model
   predicting through its EvalSavedModel; the labels are the candidate's."""
   models = [_EvalModel(d, prediction_key) for d in (candidate_dir, baseline_dir)]
+  # The two sessions release the GIL while they run: one thread each.
+  pool = concurrent.futures.ThreadPoolExecutor(len(models))
   try:
     labels, predictions = [], ([], [])
     for batch in _batches(examples):
-      fetched = [m.predict(batch) for m in models]
+      fetched = list(pool.map(lambda m, b=batch: m.predict(b), models))
       if not np.array_equal(fetched[0]['refs'], fetched[1]['refs']):
         raise ValueError('the two models read different rows from the same examples')
       labels.append(fetched[0]['labels'])
       for out, f in zip(predictions, fetched, strict=True):
         out.append(f['predictions'])
   finally:
+    pool.shutdown()
     for m in models:
       m.close()
   if not labels:
