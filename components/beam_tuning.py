@@ -31,11 +31,11 @@ def memoized(inspect_specs):
   known: dict[int, tuple[weakref.ref, object]] = {}
 
   def get_dofn_specs(dofn):
-    entry = known.get(id(dofn))
+    key = id(dofn)
+    entry = known.get(key)
     if entry is not None and entry[0]() is dofn:
       return entry[1]
     specs = inspect_specs(dofn)
-    key = id(dofn)
     try:
       reference = weakref.ref(dofn, lambda _: known.pop(key, None))
     except TypeError:  # an object that takes no weak reference is not remembered

@@ -42,10 +42,10 @@ class Comparison:
 
 @dataclasses.dataclass(frozen=True)
 class _Metric:
-  """A metric as per-row statistics summed over rows, and its value from the sums."""
+  """A metric as statistics summed per group of rows, and its value from sums."""
 
-  row_stats: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (labels, predictions) -> [rows, k]
-  value: Callable[[np.ndarray], float]  # the sums -> the metric
+  group_sums: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # -> [GROUPS, ...]
+  value: Callable[[np.ndarray], float]  # sums over rows -> the metric
 
 
 def _ratio(sums: np.ndarray) -> float:
@@ -56,10 +56,22 @@ def _column(labels: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np
   return labels.reshape(-1).astype(np.float64), predictions.reshape(-1).astype(np.float64)
 
 
-def _log_loss_rows(labels, predictions):
+def _per_row(row_stats):
+  """Group sums of [value, 1] per row, from `row_stats(labels, predictions)` -> values."""
+
+  def group_sums(labels, predictions, groups):
+    values = row_stats(labels, predictions)
+    return np.stack(
+      [np.bincount(groups, values, GROUPS), np.bincount(groups, minlength=GROUPS)], axis=1
+    ).astype(np.float64)
+
+  return group_sums
+
+
+def _log_loss(labels, predictions):
   y, p = _column(labels, predictions)
   p = np.clip(p, _EPSILON, 1.0 - _EPSILON)
-  return np.stack([-(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)), np.ones_like(y)], axis=1)
+  return -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
 
 
 def _class_probabilities(labels, predictions):
@@ -68,51 +80,46 @@ def _class_probabilities(labels, predictions):
   return classes, probabilities
 
 
-def _accuracy_rows(labels, predictions):
+def _accuracy(labels, predictions):
   classes, probabilities = _class_probabilities(labels, predictions)
-  hit = (np.argmax(probabilities, axis=1) == classes).astype(np.float64)
-  return np.stack([hit, np.ones_like(hit)], axis=1)
+  return (np.argmax(probabilities, axis=1) == classes).astype(np.float64)
 
 
-def _cross_entropy_rows(labels, predictions):
+def _cross_entropy(labels, predictions):
   classes, probabilities = _class_probabilities(labels, predictions)
   probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
   picked = np.clip(probabilities[np.arange(len(classes)), classes], _EPSILON, 1.0 - _EPSILON)
-  return np.stack([-np.log(picked), np.ones_like(picked)], axis=1)
+  return -np.log(picked)
 
 
-def _squared_error_rows(labels, predictions):
+def _squared_error(labels, predictions):
   y, p = _column(labels, predictions)
-  return np.stack([(y - p) ** 2, np.ones_like(y)], axis=1)
+  return (y - p) ** 2
 
 
-def _absolute_error_rows(labels, predictions):
+def _absolute_error(labels, predictions):
   y, p = _column(labels, predictions)
-  return np.stack([np.abs(y - p), np.ones_like(y)], axis=1)
+  return np.abs(y - p)
 
 
-def _auc_rows(labels, predictions):
-  """One-hot histogram rows: [label, 1] in the prediction's bucket, as
-  TFMA's calibration histogram buckets it (0 below, N + 1 above)."""
+_HISTOGRAM_SIZE = _AUC_BUCKETS + 2  # TFMA's buckets: 0 below, N + 1 above
+# TFMA's thresholds for the AUC, and those its histogram path rebins at
+# (its intervals are (start, end]).
+_THRESHOLDS = (
+  [-_EPSILON] + [(i + 1) / (_AUC_BUCKETS - 1) for i in range(_AUC_BUCKETS - 2)] + [1.0 + _EPSILON]
+)
+_REBIN_THRESHOLDS = [t + _EPSILON if t != 0 else t for t in _THRESHOLDS]
+
+
+def _auc_group_sums(labels, predictions, groups):
+  """Per group, the weighted labels and examples in each of TFMA's calibration
+  histogram buckets: [GROUPS, bucket, (labels, examples)]."""
   y, p = _column(labels, predictions)
   bucket = np.clip(np.floor(p * _AUC_BUCKETS + 1), 0, _AUC_BUCKETS + 1).astype(np.int64)
-  return _Buckets(bucket, y)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Buckets:
-  """Histogram rows kept sparse: summing them per group is a bincount."""
-
-  bucket: np.ndarray
-  label: np.ndarray
-
-  def sums(self, rows: np.ndarray | None = None) -> np.ndarray:
-    bucket = self.bucket if rows is None else self.bucket[rows]
-    label = self.label if rows is None else self.label[rows]
-    size = _AUC_BUCKETS + 2
-    return np.stack(
-      [np.bincount(bucket, label, size), np.bincount(bucket, minlength=size).astype(float)], axis=1
-    )
+  cell = groups * _HISTOGRAM_SIZE + bucket
+  size = GROUPS * _HISTOGRAM_SIZE
+  sums = np.stack([np.bincount(cell, y, size), np.bincount(cell, minlength=size)], axis=1)
+  return sums.astype(np.float64).reshape(GROUPS, _HISTOGRAM_SIZE, 2)
 
 
 def _auc_value(sums: np.ndarray) -> float:
@@ -123,11 +130,8 @@ def _auc_value(sums: np.ndarray) -> float:
   histogram = [
     ch.Bucket(int(i), float(sums[i, 0]), 0.0, float(sums[i, 1])) for i in np.flatnonzero(sums[:, 1])
   ]
-  n = _AUC_BUCKETS
-  thresholds = [-_EPSILON] + [(i + 1) / (n - 1) for i in range(n - 2)] + [1.0 + _EPSILON]
-  # As binary_confusion_matrices' histogram path rebins (its intervals are (start, end]).
-  rebinned = ch.rebin([t + _EPSILON if t != 0 else t for t in thresholds], histogram)
-  m = bcm._histogram_to_binary_confusion_matrices(thresholds, rebinned)
+  rebinned = ch.rebin(_REBIN_THRESHOLDS, histogram)
+  m = bcm._histogram_to_binary_confusion_matrices(_THRESHOLDS, rebinned)
   tp, tn, fp, fn = (np.asarray(v, dtype=np.float64) for v in (m.tp, m.tn, m.fp, m.fn))
   with np.errstate(divide='ignore', invalid='ignore'):
     recall, fp_rate = tp / (tp + fn), fp / (fp + tn)
@@ -136,20 +140,13 @@ def _auc_value(sums: np.ndarray) -> float:
 
 # TFMA's metric name -> its definition here. Every metric that can gate.
 METRICS = {
-  'auc': _Metric(_auc_rows, _auc_value),
-  'binary_crossentropy': _Metric(_log_loss_rows, _ratio),
-  'sparse_categorical_accuracy': _Metric(_accuracy_rows, _ratio),
-  'sparse_categorical_crossentropy': _Metric(_cross_entropy_rows, _ratio),
-  'root_mean_squared_error': _Metric(_squared_error_rows, lambda s: math.sqrt(_ratio(s))),
-  'mean_absolute_error': _Metric(_absolute_error_rows, _ratio),
+  'auc': _Metric(_auc_group_sums, _auc_value),
+  'binary_crossentropy': _Metric(_per_row(_log_loss), _ratio),
+  'sparse_categorical_accuracy': _Metric(_per_row(_accuracy), _ratio),
+  'sparse_categorical_crossentropy': _Metric(_per_row(_cross_entropy), _ratio),
+  'root_mean_squared_error': _Metric(_per_row(_squared_error), lambda s: math.sqrt(_ratio(s))),
+  'mean_absolute_error': _Metric(_per_row(_absolute_error), _ratio),
 }
-
-
-def _group_sums(rows, groups: np.ndarray) -> np.ndarray:
-  """Per-group sums of per-row statistics: [GROUPS, ...]."""
-  if isinstance(rows, _Buckets):
-    return np.stack([rows.sums(groups == g) for g in range(GROUPS)])
-  return np.stack([rows[groups == g].sum(axis=0) for g in range(GROUPS)])
 
 
 def compare(metric: str, labels: np.ndarray, candidate: np.ndarray, baseline: np.ndarray):
@@ -161,7 +158,7 @@ def compare(metric: str, labels: np.ndarray, candidate: np.ndarray, baseline: np
   groups = np.random.RandomState(_SEED).randint(GROUPS, size=n)
   per_model = []
   for predictions in (candidate, baseline):
-    sums = _group_sums(definition.row_stats(labels, predictions), groups)
+    sums = definition.group_sums(labels, predictions, groups)
     total = sums.sum(axis=0)
     point = definition.value(total)
     samples = np.array([definition.value(total - sums[g]) for g in range(GROUPS)])
