@@ -1,4 +1,4 @@
-"""TFMA evaluation: metrics, thresholds, and the model now serving as the baseline.
+"""The evaluation: TFMA's metrics and thresholds, and the model now serving as the baseline.
 
 The baseline is resolved at execution time from the push destination, for the
 same reasons as the Trainer's warm start (see `components.training`).
@@ -6,21 +6,20 @@ same reasons as the Trainer's warm start (see `components.training`).
 
 import json
 import os
+import time
 
 import tensorflow_model_analysis as tfma
 from absl import logging
 from google.protobuf import wrappers_pb2
 from tfx import types
-from tfx.components import Evaluator
 from tfx.components.evaluator import constants as evaluator_constants
-from tfx.components.evaluator import executor as evaluator_executor
-from tfx.dsl.components.base import base_component, executor_spec
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
-from components import contract, paired_comparison, serving, smoke_check
+from components import batch_metrics, contract, eval_model, paired_comparison, serving, smoke_check
 from components.contract import CHANGE_KEY, ChangeGate, Task
 from components.metrics import PER_CLASS_METRICS, TASK_METRICS, Metric, gate_metrics
 
@@ -121,15 +120,21 @@ def eval_config(task: Task, gate_metric: str, threshold: float, slice_features) 
   )
 
 
-class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):
-  """TFX's Evaluator executor, comparing against the version now serving.
+class ServingBaselineEvaluatorExecutor(base_executor.BaseExecutor):
+  """The Evaluator's executor: TFMA's metrics, plots and validation of the
+  candidate (and of the version now serving, the baseline), computed over
+  whole arrays by `components.batch_metrics` and written as TFMA writes
+  them; the blessing as TFX's Evaluator gives it, then held back when the
+  candidate is worse than the serving model beyond the noise.
 
-  The blessing records that version (`baseline_version`, 0 for none), so the
+  Each model predicts every eval row once (`components.eval_model`); the
+  comparison with the serving model uses the same predictions. The
+  blessing records that version (`baseline_version`, 0 for none), so the
   Pusher can refuse to push if another version serves by then. It also
-  records the smoke check of the candidate's serving model (`serving_check`),
-  which runs in a fresh process beside TFMA: its start-up (importing
-  TensorFlow, about 3.4 s) then overlaps the evaluation, where in the Pusher
-  it stood alone on the critical path.
+  records the smoke check of the candidate's serving model
+  (`serving_check`), which runs in a fresh process beside the evaluation:
+  its start-up (importing TensorFlow, about 3.4 s) then overlaps it, where
+  in the Pusher it stood alone on the critical path.
   """
 
   def Do(self, input_dict, output_dict, exec_properties):
@@ -140,7 +145,7 @@ class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):
       os.path.join(artifact_utils.get_split_uri([examples], 'eval'), '*'),
     )
     try:
-      result = self._evaluate(input_dict, output_dict, exec_properties)
+      self._evaluate(input_dict, output_dict, exec_properties)
     except BaseException:
       check.kill()
       raise
@@ -151,7 +156,6 @@ class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):
     blessing.set_string_custom_property(SERVING_CHECK_KEY, problem or '')
     if problem:
       logging.warning('The serving model fails its smoke check: %s.', problem)
-    return result
 
   def _evaluate(self, input_dict, output_dict, exec_properties):
     push_dir = exec_properties.get(BASELINE_PUSH_DIR_KEY)
@@ -161,38 +165,78 @@ class ServingBaselineEvaluatorExecutor(evaluator_executor.Executor):
       logging.warning(
         'Serving version %d has no intact eval model; no change threshold applies.', current.version
       )
-    if baseline_uri:
-      logging.info('Baseline: serving version %d.', current.version)
-      baseline = standard_artifacts.Model()
-      baseline.uri = baseline_uri
-      input_dict = {**input_dict, standard_component_specs.BASELINE_MODEL_KEY: [baseline]}
-    result = super().Do(input_dict, output_dict, exec_properties)
+    model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+    examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
     blessing = artifact_utils.get_single_instance(
       output_dict[standard_component_specs.BLESSING_KEY]
     )
+    config = tfma.EvalConfig()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.EVAL_CONFIG_KEY], config)
+    # As TFX's Evaluator: a baseline model spec when there is a baseline.
+    config = tfma.utils.update_eval_config_with_defaults(
+      config, has_baseline=bool(baseline_uri), rubber_stamp=True
+    )
+    tfma.utils.verify_eval_config(config)
+    model_dirs = {}  # model name -> its EvalSavedModel
+    for spec in config.model_specs:
+      uri = baseline_uri if spec.is_baseline else model.uri
+      model_dirs[spec.name] = path_utils.eval_model_path(uri)
+    if baseline_uri:
+      logging.info('Baseline: serving version %d.', current.version)
+    eval_split = os.path.join(artifact_utils.get_split_uri([examples], 'eval'), '*')
+    slice_features = sorted({k for spec in config.slicing_specs for k in spec.feature_keys})
+    started = time.monotonic()
+    predicted = eval_model.predict(
+      list(model_dirs.values()), eval_split, config.model_specs[0].prediction_key, slice_features
+    )
+    rows = {
+      name: batch_metrics.ModelRows(p.labels, p.predictions)
+      for name, p in zip(model_dirs, predicted, strict=True)
+    }
+    sliced = batch_metrics.compute(config, rows, predicted[0].features)
+    output_uri = artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY])
+    validation = batch_metrics.write(output_uri, config, sliced, eval_split, model_dirs)
+    logging.info(
+      'Evaluated %d eval rows in %.1f s: %d slices, validation %s.',
+      predicted[0].rows,
+      time.monotonic() - started,
+      len(sliced),
+      'passed' if validation.validation_ok else 'failed',
+    )
+    _record_blessing(blessing, validation.validation_ok, input_dict, exec_properties, baseline_uri)
     blessing.set_int_custom_property(BASELINE_VERSION_KEY, current.version if current else 0)
     if baseline_uri:
       gate = contract.load(ChangeGate, exec_properties[CHANGE_GATE_KEY])
-      config = tfma.EvalConfig()
-      proto_utils.json_to_proto(exec_properties[standard_component_specs.EVAL_CONFIG_KEY], config)
-      examples = artifact_utils.get_single_instance(
-        input_dict[standard_component_specs.EXAMPLES_KEY]
-      )
-      measured = paired_comparison.compare_models(
-        gate.metric,
-        path_utils.eval_model_path(
-          artifact_utils.get_single_uri(input_dict[standard_component_specs.MODEL_KEY])
-        ),
-        path_utils.eval_model_path(baseline_uri),
-        os.path.join(artifact_utils.get_split_uri([examples], 'eval'), '*'),
-        config.model_specs[0].prediction_key,
+      candidate, serving_model = predicted
+      measured = paired_comparison.compare(
+        gate.metric, candidate.labels, candidate.predictions, serving_model.predictions
       )
       change = judge_change(measured.diff, measured.low, measured.high, gate)
       blessing.set_string_custom_property(CHANGE_KEY, json.dumps(change))
       logging.info('Against serving version %d: %s.', current.version, change)
       if change['blocks']:
         _unbless(blessing)
-    return result
+
+
+def _record_blessing(blessing, blessed: bool, input_dict, exec_properties, baseline_uri):
+  """The blessing's file and properties as TFX's Evaluator writes them."""
+  model = input_dict[standard_component_specs.MODEL_KEY][0]
+  blessing.set_string_custom_property(
+    evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri
+  )
+  blessing.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+  if baseline_uri:
+    blessing.set_string_custom_property(
+      evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline_uri
+    )
+  if 'current_component_id' in exec_properties:
+    blessing.set_string_custom_property('component_id', exec_properties['current_component_id'])
+  name = evaluator_constants.BLESSED_FILE_NAME if blessed else evaluator_constants.NOT_BLESSED_FILE_NAME
+  io_utils.write_string_file(os.path.join(blessing.uri, name), '')
+  blessing.set_int_custom_property(
+    evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+    evaluator_constants.BLESSED_VALUE if blessed else evaluator_constants.NOT_BLESSED_VALUE,
+  )
 
 
 def _unbless(blessing):
@@ -216,11 +260,12 @@ class _ServingBaselineEvaluatorSpec(standard_component_specs.EvaluatorSpec):
   }
 
 
-class ServingBaselineEvaluator(Evaluator):
-  """Evaluator whose baseline is the model serving from `baseline_push_dir`."""
+class ServingBaselineEvaluator(base_component.BaseComponent):
+  """TFX's Evaluator (its spec, inputs and outputs), whose baseline is the
+  model serving from `baseline_push_dir`, computed without Beam."""
 
   SPEC_CLASS = _ServingBaselineEvaluatorSpec
-  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(ServingBaselineEvaluatorExecutor)
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(ServingBaselineEvaluatorExecutor)
 
   def __init__(
     self, examples, model, eval_config: tfma.EvalConfig, baseline_push_dir: str, gate: ChangeGate
@@ -236,4 +281,4 @@ class ServingBaselineEvaluator(Evaluator):
       evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
       blessing=types.Channel(type=standard_artifacts.ModelBlessing),
     )
-    base_component.BaseComponent.__init__(self, spec=spec)
+    super().__init__(spec=spec)

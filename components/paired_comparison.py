@@ -6,26 +6,23 @@ sample's difference paired on the same rows, Student's t).
 Ours, not a TFMA run with confidence intervals: that run (20 partition
 branches, every extract pickled between Beam stages) took 55 s on the taxi
 data's 5,046 eval rows, three times the rest of the evaluation, in every
-run that has a model serving. Here each model predicts every eval row once,
-in batches, through the `eval` signature of its EvalSavedModel (what TFMA's
-own predict extractor runs), and the samples are sums over groups. The
+run that has a model serving. Here the samples are sums over groups of the
+predictions the Evaluator already made (`components.eval_model`). The
 metrics are TFMA's definitions: the AUC from its 10,000-bucket calibration
 histogram, rebinned and summed by its own functions; the log loss of
 `binary_metrics.BinaryLogLoss`; Keras's sparse categorical accuracy and
 cross entropy, RMSE and MAE.
 """
 
-import concurrent.futures
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats as scipy_stats
 
 GROUPS = 20  # TFMA's number of jackknife groups
 _SEED = 20  # the groups are the same in every run over the same rows
-_BATCH = 4096
 _EPSILON = 1e-7  # Keras's clipping of probabilities
 _AUC_BUCKETS = 10_000  # TFMA's default histogram and threshold count
 
@@ -52,7 +49,8 @@ def _ratio(sums: np.ndarray) -> float:
   return float(sums[0] / sums[1]) if sums[1] > 0 else float('nan')
 
 
-def _column(labels: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def column(labels: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Labels and single-output predictions as float64 vectors."""
   return labels.reshape(-1).astype(np.float64), predictions.reshape(-1).astype(np.float64)
 
 
@@ -68,37 +66,43 @@ def _per_row(row_stats):
   return group_sums
 
 
-def _log_loss(labels, predictions):
-  y, p = _column(labels, predictions)
+def log_loss(labels, predictions):
+  """Per row, the binary cross entropy of the clipped probability."""
+  y, p = column(labels, predictions)
   p = np.clip(p, _EPSILON, 1.0 - _EPSILON)
   return -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
 
 
-def _class_probabilities(labels, predictions):
+def class_probabilities(labels, predictions):
+  """Class ids [rows] and class probabilities [rows, classes]."""
   classes = labels.reshape(-1).astype(np.int64)
   probabilities = predictions.reshape(len(classes), -1).astype(np.float64)
   return classes, probabilities
 
 
-def _accuracy(labels, predictions):
-  classes, probabilities = _class_probabilities(labels, predictions)
+def accuracy(labels, predictions):
+  """Per row, 1 when the most probable class is the label."""
+  classes, probabilities = class_probabilities(labels, predictions)
   return (np.argmax(probabilities, axis=1) == classes).astype(np.float64)
 
 
-def _cross_entropy(labels, predictions):
-  classes, probabilities = _class_probabilities(labels, predictions)
+def cross_entropy(labels, predictions):
+  """Per row, the categorical cross entropy of the label's (normalised, clipped) probability."""
+  classes, probabilities = class_probabilities(labels, predictions)
   probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
   picked = np.clip(probabilities[np.arange(len(classes)), classes], _EPSILON, 1.0 - _EPSILON)
   return -np.log(picked)
 
 
-def _squared_error(labels, predictions):
-  y, p = _column(labels, predictions)
+def squared_error(labels, predictions):
+  """Per row, the squared error."""
+  y, p = column(labels, predictions)
   return (y - p) ** 2
 
 
-def _absolute_error(labels, predictions):
-  y, p = _column(labels, predictions)
+def absolute_error(labels, predictions):
+  """Per row, the absolute error."""
+  y, p = column(labels, predictions)
   return np.abs(y - p)
 
 
@@ -114,7 +118,7 @@ _REBIN_THRESHOLDS = [t + _EPSILON if t != 0 else t for t in _THRESHOLDS]
 def _auc_group_sums(labels, predictions, groups):
   """Per group, the weighted labels and examples in each of TFMA's calibration
   histogram buckets: [GROUPS, bucket, (labels, examples)]."""
-  y, p = _column(labels, predictions)
+  y, p = column(labels, predictions)
   bucket = np.clip(np.floor(p * _AUC_BUCKETS + 1), 0, _AUC_BUCKETS + 1).astype(np.int64)
   cell = groups * _HISTOGRAM_SIZE + bucket
   size = GROUPS * _HISTOGRAM_SIZE
@@ -141,11 +145,11 @@ def _auc_value(sums: np.ndarray) -> float:
 # TFMA's metric name -> its definition here. Every metric that can gate.
 METRICS = {
   'auc': _Metric(_auc_group_sums, _auc_value),
-  'binary_crossentropy': _Metric(_per_row(_log_loss), _ratio),
-  'sparse_categorical_accuracy': _Metric(_per_row(_accuracy), _ratio),
-  'sparse_categorical_crossentropy': _Metric(_per_row(_cross_entropy), _ratio),
-  'root_mean_squared_error': _Metric(_per_row(_squared_error), lambda s: math.sqrt(_ratio(s))),
-  'mean_absolute_error': _Metric(_per_row(_absolute_error), _ratio),
+  'binary_crossentropy': _Metric(_per_row(log_loss), _ratio),
+  'sparse_categorical_accuracy': _Metric(_per_row(accuracy), _ratio),
+  'sparse_categorical_crossentropy': _Metric(_per_row(cross_entropy), _ratio),
+  'root_mean_squared_error': _Metric(_per_row(squared_error), lambda s: math.sqrt(_ratio(s))),
+  'mean_absolute_error': _Metric(_per_row(absolute_error), _ratio),
 }
 
 
@@ -170,75 +174,3 @@ def compare(metric: str, labels: np.ndarray, candidate: np.ndarray, baseline: np
   mean = float(np.mean(samples))
   half = std_error * float(scipy_stats.t.ppf(0.975, GROUPS - 1))
   return Comparison(point, mean - half, mean + half, c_point, b_point, n)
-
-
-def _batches(file_pattern: str) -> Iterator[np.ndarray]:
-  import tensorflow as tf
-
-  files = tf.io.gfile.glob(file_pattern)
-  if not files:
-    raise FileNotFoundError(f'no eval examples match {file_pattern}')
-  dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(_BATCH)
-  yield from dataset.as_numpy_iterator()
-
-
-class _EvalModel:
-  """An EvalSavedModel's `eval` signature: serialized examples in, labels and
-  the prediction `prediction_key` out (TFMA's layout of that signature)."""
-
-  def __init__(self, path: str, prediction_key: str):
-    import tensorflow as tf
-
-    self._graph = tf.Graph()
-    self._session = tf.compat.v1.Session(graph=self._graph)
-    with self._graph.as_default():
-      meta_graph = tf.compat.v1.saved_model.loader.load(self._session, ['eval'], path)
-    signature = meta_graph.signature_def['eval']
-    inputs, outputs = signature.inputs, signature.outputs
-    label_keys = [k for k in inputs if k == 'labels' or k.startswith('labels/')]
-    prediction = f'predictions/{prediction_key}'
-    if prediction not in outputs:
-      prediction = 'predictions' if 'predictions' in outputs else None
-    if len(label_keys) != 1 or prediction is None:
-      raise ValueError(
-        f'{path}: the eval signature needs one label and the prediction '
-        f'{prediction_key!r}; it has {sorted(label_keys)} and {sorted(outputs)}'
-      )
-    self._examples = inputs['inputs/examples'].name
-    self._fetches = {
-      'labels': inputs[label_keys[0]].name,
-      'predictions': outputs[prediction].name,
-      'refs': inputs['input_refs'].name,
-    }
-
-  def predict(self, serialized: np.ndarray) -> dict:
-    return self._session.run(self._fetches, {self._examples: serialized})
-
-  def close(self):
-    self._session.close()
-
-
-def compare_models(
-  metric: str, candidate_dir: str, baseline_dir: str, examples: str, prediction_key: str
-) -> Comparison:
-  """`compare` on every example of the file pattern `examples`, each model
-  predicting through its EvalSavedModel; the labels are the candidate's."""
-  models = [_EvalModel(d, prediction_key) for d in (candidate_dir, baseline_dir)]
-  # The two sessions release the GIL while they run: one thread each.
-  pool = concurrent.futures.ThreadPoolExecutor(len(models))
-  try:
-    labels, predictions = [], ([], [])
-    for batch in _batches(examples):
-      fetched = list(pool.map(lambda m, b=batch: m.predict(b), models))
-      if not np.array_equal(fetched[0]['refs'], fetched[1]['refs']):
-        raise ValueError('the two models read different rows from the same examples')
-      labels.append(fetched[0]['labels'])
-      for out, f in zip(predictions, fetched, strict=True):
-        out.append(f['predictions'])
-  finally:
-    pool.shutdown()
-    for m in models:
-      m.close()
-  if not labels:
-    raise ValueError(f'no eval examples in {examples}')
-  return compare(metric, np.concatenate(labels), *(np.concatenate(p) for p in predictions))
