@@ -27,7 +27,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_model_analysis import constants as tfma_constants
 from tensorflow_model_analysis.contrib.aggregates import binary_confusion_matrices as bcm_aggregates
-from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator as tfma_eval
+from tensorflow_model_analysis.evaluators import (
+  metrics_plots_and_validations_evaluator as tfma_eval,
+)
 from tensorflow_model_analysis.evaluators import metrics_validator
 from tensorflow_model_analysis.metrics import (
   calibration,
@@ -42,9 +44,11 @@ from tensorflow_model_analysis.utils import model_util
 from tensorflow_model_analysis.writers import eval_config_writer
 from tensorflow_model_analysis.writers import metrics_plots_and_validations_writer as tfma_writer
 
-from components import binary_metrics, paired_comparison
+from components import binary_metrics
+from components import paired_comparison as pc
 from components.eval_model import FeatureValues
 
+_NO_PREDICTED_CLASS = multi_class_confusion_matrix_metrics.NO_PREDICTED_CLASS_ID
 SliceKey = tuple  # TFMA's: () overall, ((column, value),) for one feature value
 
 
@@ -65,7 +69,7 @@ class ModelRows:
         f'the prediction has {self.predictions.size // max(len(self.predictions), 1)} values '
         'a row; this metric needs one (check the task type and prediction key)'
       )
-    return paired_comparison.column(self.labels, self.predictions)
+    return pc.column(self.labels, self.predictions)
 
 
 def _mean(values: np.ndarray) -> float:
@@ -75,8 +79,10 @@ def _mean(values: np.ndarray) -> float:
 def _histogram(combiner, rows: ModelRows):
   labels, predictions = rows.column()
   scaled = (predictions - combiner._left) / combiner._range * combiner._num_buckets + 1
-  bucketed = scaled if combiner._prediction_based_bucketing else (
-    (labels - combiner._left) / combiner._range * combiner._num_buckets + 1
+  bucketed = (
+    scaled
+    if combiner._prediction_based_bucketing
+    else ((labels - combiner._left) / combiner._range * combiner._num_buckets + 1)
   )
   index = np.clip(np.floor(bucketed), 0, combiner._num_buckets + 1).astype(np.int64)
   size = combiner._num_buckets + 2
@@ -92,7 +98,7 @@ def _binary_pairs(key, rows: ModelRows) -> tuple[np.ndarray, np.ndarray]:
   """Labels and predictions as TFMA pairs them for a binary metric of `key`:
   one class against the rest when the key names a class."""
   if key.sub_key is not None and key.sub_key.class_id is not None:
-    classes, probabilities = paired_comparison.class_probabilities(rows.labels, rows.predictions)
+    classes, probabilities = pc.class_probabilities(rows.labels, rows.predictions)
     k = key.sub_key.class_id
     return (classes == k).astype(np.float64), probabilities[:, k]
   if key.sub_key is not None:
@@ -117,12 +123,14 @@ def _binary_matrices(combiner, rows: ModelRows):
 
 
 def _multi_class_matrices(combiner, rows: ModelRows):
-  classes, probabilities = paired_comparison.class_probabilities(rows.labels, rows.predictions)
+  classes, probabilities = pc.class_probabilities(rows.labels, rows.predictions)
   predicted = np.argmax(probabilities, axis=1)
   top = probabilities[np.arange(len(classes)), predicted]
   result = multi_class_confusion_matrix_metrics.Matrices()
   for threshold in combiner._thresholds:
-    ids = np.where(top <= threshold, multi_class_confusion_matrix_metrics.NO_PREDICTED_CLASS_ID, predicted)
+    ids = np.where(
+      top <= threshold, multi_class_confusion_matrix_metrics.NO_PREDICTED_CLASS_ID, predicted
+    )
     pairs, counts = np.unique(np.stack([classes, ids], axis=1), axis=0, return_counts=True)
     result[threshold] = {
       multi_class_confusion_matrix_metrics.MatrixEntryKey(int(a), int(p)): float(c)
@@ -149,12 +157,10 @@ def _errors(error: Callable) -> Callable:
 
 # The Keras metrics TFMA wraps (tf_metric_wrapper), by their key's name.
 _KERAS = {
-  'sparse_categorical_accuracy': lambda r: _mean(paired_comparison.accuracy(r.labels, r.predictions)),
-  'sparse_categorical_crossentropy': lambda r: _mean(
-    paired_comparison.cross_entropy(r.labels, r.predictions)
-  ),
+  'sparse_categorical_accuracy': lambda r: _mean(pc.accuracy(r.labels, r.predictions)),
+  'sparse_categorical_crossentropy': lambda r: _mean(pc.cross_entropy(r.labels, r.predictions)),
   'root_mean_squared_error': lambda r: float(
-    np.sqrt(_mean(paired_comparison.squared_error(r.labels, r.predictions)))
+    np.sqrt(_mean(pc.squared_error(r.labels, r.predictions)))
   ),
 }
 
@@ -166,31 +172,35 @@ def _keras(computation, rows: ModelRows) -> dict:
   return {k: _KERAS[k.name](rows) for k in computation.keys}
 
 
+def _first(value: Callable) -> Callable:
+  """A combiner of one key giving `value(combiner, rows)`."""
+  return lambda computation, rows: {computation.keys[0]: value(computation.combiner, rows)}
+
+
+# TFMA's combiner class -> (computation, rows) -> what its extract_output gives.
+_COMBINERS = {
+  '_CalibrationHistogramCombiner': _first(_histogram),
+  '_BinaryConfusionMatrixCombiner': _first(_binary_matrices),
+  '_MultiClassConfusionMatrixCombiner': _first(_multi_class_matrices),
+  '_WeightedLabelsPredictionsExamplesCombiner': _first(lambda _, rows: _totals(rows)),
+  '_MeanAbsoluteErrorCombiner': _first(lambda _, rows: _errors(pc.absolute_error)(rows)),
+  '_MeanSquaredErrorCombiner': _first(lambda _, rows: _errors(pc.squared_error)(rows)),
+  'LogLossCombiner': _first(lambda _, rows: _errors(pc.log_loss)(rows)),
+  '_ExampleCountCombiner': lambda c, rows: {k: float(len(rows.labels)) for k in c.keys},
+  '_CompilableMetricsCombiner': _keras,
+}
+
+
 def _accumulate(computation, rows: ModelRows) -> dict:
   """What the computation's combiner would give for these rows."""
-  combiner, keys = computation.combiner, computation.keys
+  combiner = computation.combiner
   kind = type(combiner).__name__
-  if kind == '_CalibrationHistogramCombiner':
-    return {keys[0]: _histogram(combiner, rows)}
-  if kind == '_BinaryConfusionMatrixCombiner':
-    return {keys[0]: _binary_matrices(combiner, rows)}
-  if kind == '_MultiClassConfusionMatrixCombiner':
-    return {keys[0]: _multi_class_matrices(combiner, rows)}
-  if kind == '_ExampleCountCombiner':
-    return {k: float(len(rows.labels)) for k in keys}
-  if kind == '_WeightedLabelsPredictionsExamplesCombiner':
-    return {keys[0]: _totals(rows)}
-  if kind == '_MeanAbsoluteErrorCombiner':
-    return {keys[0]: _errors(paired_comparison.absolute_error)(rows)}
-  if kind == '_MeanSquaredErrorCombiner':
-    return {keys[0]: _errors(paired_comparison.squared_error)(rows)}
-  if kind == '_CompilableMetricsCombiner':
-    return _keras(computation, rows)
-  if isinstance(combiner, binary_metrics.LogLossCombiner):
-    return {keys[0]: _errors(paired_comparison.log_loss)(rows)}
-  raise NotImplementedError(
-    f'metric {[str(k.name) for k in keys]} ({kind}) has no batched computation here'
-  )
+  if kind == 'LogLossCombiner' and not isinstance(combiner, binary_metrics.LogLossCombiner):
+    kind = None
+  if kind not in _COMBINERS:
+    names = [str(k.name) for k in computation.keys]
+    raise NotImplementedError(f'metric {names} ({kind}) has no batched computation here')
+  return _COMBINERS[kind](computation, rows)
 
 
 def slices(eval_config: config_pb2.EvalConfig, features: dict[str, FeatureValues], rows: int):

@@ -224,14 +224,18 @@ def _record_blessing(blessing, blessed: bool, input_dict, exec_properties, basel
   blessing.set_string_custom_property(
     evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri
   )
-  blessing.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+  blessing.set_int_custom_property(
+    evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id
+  )
   if baseline_uri:
     blessing.set_string_custom_property(
       evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline_uri
     )
   if 'current_component_id' in exec_properties:
     blessing.set_string_custom_property('component_id', exec_properties['current_component_id'])
-  name = evaluator_constants.BLESSED_FILE_NAME if blessed else evaluator_constants.NOT_BLESSED_FILE_NAME
+  name = (
+    evaluator_constants.BLESSED_FILE_NAME if blessed else evaluator_constants.NOT_BLESSED_FILE_NAME
+  )
   io_utils.write_string_file(os.path.join(blessing.uri, name), '')
   blessing.set_int_custom_property(
     evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY,

@@ -1,104 +1,14 @@
-"""The gate's comparison with the serving model: each gate metric equal to the
-value TFMA computes for the same rows, the difference paired on the rows,
-and an interval as wide as the noise of the rows makes it."""
+"""The gate's comparison with the serving model: the difference paired on the
+rows, and an interval as wide as the noise of the rows makes it (its point
+values against TFMA's: tests/test_batch_metrics.py)."""
 
 import math
-import random
 
 import numpy as np
 import pytest
-import tensorflow as tf
-import tensorflow_model_analysis as tfma
 
 from components import paired_comparison
-from components.metrics import TASK_METRICS, gate_metrics
-
-ROWS = 3_000
-CLASSES = 3
-
-
-def _rows(task: str):
-  """(label, candidate prediction, baseline prediction) per row: two models of
-  different quality on the same rows."""
-  rng = random.Random(11)
-  rows = []
-  for _ in range(ROWS):
-    if task == 'binary':
-      truth = rng.random()
-      label = float(rng.random() < truth)
-      rows.append((label, _clip(truth + rng.gauss(0, 0.1)), _clip(truth + rng.gauss(0, 0.3))))
-    elif task == 'multiclass':
-      label = rng.randrange(CLASSES)
-      rows.append((label, _distribution(rng, label, 2.0), _distribution(rng, label, 1.0)))
-    else:
-      label = rng.gauss(10, 3)
-      rows.append((label, label + rng.gauss(0, 1), label + rng.gauss(0.5, 1.5)))
-  return rows
-
-
-def _clip(p):
-  return min(max(p, 0.0), 1.0)
-
-
-def _distribution(rng, label, skill):
-  scores = [math.exp(rng.gauss(skill if c == label else 0.0, 1.0)) for c in range(CLASSES)]
-  return [s / sum(scores) for s in scores]
-
-
-def _write(path, task, rows):
-  with tf.io.TFRecordWriter(path) as writer:
-    for label, candidate, baseline in rows:
-      example = tf.train.Example()
-      feature = example.features.feature
-      if task == 'multiclass':
-        feature['label'].int64_list.value.append(label)
-      else:
-        feature['label'].float_list.value.append(label)
-      for name, value in (('candidate', candidate), ('baseline', baseline)):
-        feature[name].float_list.value.extend(value if isinstance(value, list) else [value])
-      writer.write(example.SerializeToString())
-
-
-def _tfma_values(tmp_path, task, rows):
-  """TFMA's value of every gate metric of `task`, per model, on `rows`."""
-  path = str(tmp_path / f'{task}.tfrecord')
-  _write(path, task, rows)
-  metrics = [TASK_METRICS[task][name] for name in gate_metrics(task)]
-  config = tfma.EvalConfig(
-    model_specs=[
-      tfma.ModelSpec(name=name, label_key='label', prediction_key=name)
-      for name in ('candidate', 'baseline')
-    ],
-    metrics_specs=[
-      tfma.MetricsSpec(
-        metrics=[tfma.MetricConfig(class_name=m.class_name, module=m.module) for m in metrics],
-        model_names=['candidate', 'baseline'],
-      )
-    ],
-  )
-  output = str(tmp_path / f'{task}-tfma')
-  tfma.run_model_analysis(eval_config=config, data_location=path, output_path=output)
-  values = {}
-  for per_slice in tfma.load_metrics(output):
-    for kv in per_slice.metric_keys_and_values:
-      values[(kv.key.model_name, kv.key.name)] = kv.value.double_value.value
-  return values
-
-
-@pytest.mark.parametrize('task', ['binary', 'multiclass', 'regression'])
-def test_every_gate_metric_is_tfmas_and_the_difference_is_paired(tmp_path, task):
-  rows = _rows(task)
-  tfma_values = _tfma_values(tmp_path, task, rows)
-  labels = np.array([r[0] for r in rows])
-  candidate, baseline = (np.array([r[i] for r in rows]) for i in (1, 2))
-  for name in gate_metrics(task):
-    metric = TASK_METRICS[task][name].tfma_name
-    result = paired_comparison.compare(metric, labels, candidate, baseline)
-    assert result.candidate == pytest.approx(tfma_values[('candidate', metric)], abs=1e-6), metric
-    assert result.baseline == pytest.approx(tfma_values[('baseline', metric)], abs=1e-6), metric
-    assert result.diff == pytest.approx(result.candidate - result.baseline)
-    assert result.low < result.diff < result.high, metric
-    assert result.rows == ROWS
+from components.metrics import TASK_METRICS
 
 
 def test_the_interval_is_the_noise_of_the_paired_rows():
