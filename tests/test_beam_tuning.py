@@ -1,5 +1,8 @@
 """The memo of Beam's DoFn inspection: Beam's answers, asked once per instance."""
 
+import sys
+import types
+
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import userstate
@@ -49,3 +52,30 @@ def test_a_stateful_dofn_still_runs_with_the_memo_installed():
       | beam.MapTuple(lambda key, seen: (key, len(seen)))
     )
     assert_that(out, equal_to([('a', 1), ('a', 2), ('b', 1)]))
+
+
+def test_module_globals_are_listed_again_when_modules_come_or_go(monkeypatch):
+  calls = []
+
+  def iterate():
+    calls.append(1)
+    return iter([vars(m) for m in list(sys.modules.values())[:3]])
+
+  listing = beam_tuning.modules_globals(iterate)
+  first = list(listing())
+  assert list(listing()) == first and len(calls) == 1
+  monkeypatch.setitem(sys.modules, 'a_module_loaded_later', types.ModuleType('later'))
+  list(listing())
+  assert len(calls) == 2
+
+
+def test_state_cache_weights_are_objsizes_with_the_memo_installed():
+  from apache_beam.runners.worker import statecache
+
+  values = [{'a': [1.0] * 100}, ['x' * 1000, b'y'], (1, 2, 3)]
+  before = [statecache.get_deep_size(v) for v in values]
+  beam_tuning.install()
+  from objsize import traverse
+
+  assert getattr(traverse._iter_modules_globals, beam_tuning._MEMO_ATTRIBUTE)
+  assert [statecache.get_deep_size(v) for v in values] == before
