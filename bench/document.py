@@ -57,6 +57,9 @@ def _scaling_rows(scaling: dict) -> list[dict]:
   return sorted(rows, key=lambda r: r['factor'])
 
 
+BEAM_COMPONENTS = ('CsvExampleGen', 'StatisticsGen', 'Transform')
+
+
 def _largest(rows: list[dict]) -> dict | None:
   if not rows:
     return None
@@ -72,6 +75,12 @@ def _largest(rows: list[dict]) -> dict | None:
     'eval_rows': run.get('eval_rows', 0),
     'eval_rate': round(run.get('eval_rows', 0) / evaluator) if evaluator else 0,
     'compared_rate': round(run.get('eval_rows', 0) / compared) if compared else None,
+    # The Beam components' seconds per million rows: what grows with the data.
+    'beam_per_million': round(
+      1e6 * sum(seconds.get(name, 0.0) for name in BEAM_COMPONENTS) / run['rows'], 1
+    )
+    if run.get('rows')
+    else None,
   }
 
 

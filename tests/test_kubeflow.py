@@ -424,6 +424,38 @@ def test_v2_cluster_training_needs_a_root_its_replicas_reach():
     kubeflow.check_v2_pipeline_root('s3://b/r', 'kubeflow')
 
 
+# The next machine's worth of data (docs/performance.md, "Beyond one
+# machine"): the data-processing components on Dataflow, the Trainer a TFJob.
+SCALE_OUT = [
+  *KUBEFLOW,
+  'kubeflow.v2_pipeline_root=gs://bucket/tfx2',
+  'beam.runner=custom',
+  (
+    'beam.args=[--runner=DataflowRunner, --project=my-project, --region=us-central1, '
+    '--temp_location=gs://bucket/tmp, --experiments=use_runner_v2]'
+  ),
+  'trainer.cluster=kubeflow',
+  'trainer.workers=2',
+  'trainer.parameter_servers=1',
+  'trainer.shared_dir=gs://bucket/models',
+]
+
+
+def test_the_scale_out_config_compiles_with_dataflow_for_the_beam_components(tmp_path):
+  config = load_config(overrides=SCALE_OUT)
+  spec = next(
+    yaml.safe_load_all(
+      kubeflow.compile_pipeline(config, 'kubeflow-v2', tmp_path / 'v2.yaml').read_text()
+    )
+  )
+  on_dataflow = {
+    name.removesuffix('_executor')
+    for name, executor in spec['deploymentSpec']['executors'].items()
+    if '--runner=DataflowRunner' in json.dumps(executor)
+  }
+  assert on_dataflow == {'CsvExampleGen', 'StatisticsGen', 'Transform'}
+
+
 def test_cron_conversion():
   assert kubeflow.kfp_cron('0 3 * * *') == '0 0 3 * * *'
   assert kubeflow.kfp_cron('*/15 * * * 1-5') == '0 */15 * * * 1-5'
