@@ -215,7 +215,9 @@ def slices(eval_config: config_pb2.EvalConfig, features: dict[str, FeatureValues
       result.append(((), np.arange(rows)))
       continue
     (name,) = spec.feature_keys
-    found = features[name]
+    found = features.get(name)
+    if found is None:
+      raise ValueError(f'no values of the slice feature {name!r}')
     if not len(found.values):
       continue
     distinct, inverse = np.unique(found.values, return_inverse=True)
@@ -241,6 +243,13 @@ def compute(
   )
   if computations.cross_slice_computations or computations.ci_derived_computations:
     raise NotImplementedError('cross-slice and interval metrics are not computed here')
+  for name, model in models.items():
+    bad = int(np.sum(~np.isfinite(np.asarray(model.predictions, dtype=np.float64))))
+    if bad:
+      raise ValueError(
+        f'the {name or "candidate"} model predicts NaN or infinity on {bad} of '
+        f'{len(model.predictions)} eval rows'
+      )
   baseline = model_util.get_baseline_model_spec(eval_config)
   rows = len(next(iter(models.values())).labels)
   result = []
