@@ -3,11 +3,12 @@
 `HistogramBinaryMetrics`: precision, recall and accuracy at 0.5,
 calibration and the example count, derived from the calibration histogram
 TFMA's AUC already builds. TFMA's own `Precision`, `Recall`,
-`BinaryAccuracy`, `Calibration` and `ExampleCount` each run a per-example
-combiner of their own (its `ConfusionMatrixMetric` does not expose
-`use_histogram`), and per-example Python is what bounds the Evaluator on
-big eval sets: on 50,600 eval rows (one process) 40.7 s with the first
-four, 30.4 s without, and 1.2 s more for the count. Here they come once per
+`BinaryAccuracy`, `Calibration` and `ExampleCount` each accumulate a
+statistic of their own (its `ConfusionMatrixMetric` does not expose
+`use_histogram`); in TFMA's Beam evaluation each was a per-example
+combiner, 10 s of 41 on 50,600 eval rows. The Evaluator now accumulates
+without TFMA's combiners (`components.batch_metrics`), and these stay so
+the reported values stay the same. They come once per
 slice from the 10,000-bucket histogram `AUC` and `CalibrationPlot` share,
 by TFMA's own derivation (`binary_confusion_matrices(use_histogram=True)`)
 and formulas. The one difference: a prediction in [0.5, 0.5001), the
