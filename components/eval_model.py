@@ -124,8 +124,11 @@ def predict(
 ) -> list[Predictions]:
   """Each model's labels and predictions on every example of the file
   pattern `examples`, with the values of `features` (from the first model's
-  eval receiver) in each."""
-  models = [EvalModel(d, prediction_key, features) for d in model_dirs]
+  eval receiver: a serving model older than a slice feature need not have
+  it) in each."""
+  models = [
+    EvalModel(d, prediction_key, features if i == 0 else ()) for i, d in enumerate(model_dirs)
+  ]
   # The sessions release the GIL while they run: one thread each.
   pool = concurrent.futures.ThreadPoolExecutor(len(models))
   labels = [[] for _ in models]

@@ -133,8 +133,8 @@ class ServingBaselineEvaluatorExecutor(base_executor.BaseExecutor):
   Pusher can refuse to push if another version serves by then. It also
   records the smoke check of the candidate's serving model
   (`serving_check`), which runs in a fresh process beside the evaluation:
-  its start-up (importing TensorFlow, about 3.4 s) then overlaps it, where
-  in the Pusher it stood alone on the critical path.
+  its start-up (importing TensorFlow, seconds) then overlaps it, where in
+  the Pusher it stood alone on the critical path.
   """
 
   def Do(self, input_dict, output_dict, exec_properties):
@@ -177,10 +177,13 @@ class ServingBaselineEvaluatorExecutor(base_executor.BaseExecutor):
       config, has_baseline=bool(baseline_uri), rubber_stamp=True
     )
     tfma.utils.verify_eval_config(config)
-    model_dirs = {}  # model name -> its EvalSavedModel
-    for spec in config.model_specs:
-      uri = baseline_uri if spec.is_baseline else model.uri
-      model_dirs[spec.name] = path_utils.eval_model_path(uri)
+    # Model name -> its EvalSavedModel, the candidate first: its eval
+    # receiver gives the slice features and the labels.
+    specs = sorted(config.model_specs, key=lambda spec: spec.is_baseline)
+    model_dirs = {
+      spec.name: path_utils.eval_model_path(baseline_uri if spec.is_baseline else model.uri)
+      for spec in specs
+    }
     if baseline_uri:
       logging.info('Baseline: serving version %d.', current.version)
     eval_split = os.path.join(artifact_utils.get_split_uri([examples], 'eval'), '*')
@@ -207,7 +210,7 @@ class ServingBaselineEvaluatorExecutor(base_executor.BaseExecutor):
     blessing.set_int_custom_property(BASELINE_VERSION_KEY, current.version if current else 0)
     if baseline_uri:
       gate = contract.load(ChangeGate, exec_properties[CHANGE_GATE_KEY])
-      candidate, serving_model = predicted
+      candidate, serving_model = predicted  # in the order of model_dirs
       measured = paired_comparison.compare(
         gate.metric, candidate.labels, candidate.predictions, serving_model.predictions
       )
