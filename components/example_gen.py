@@ -63,8 +63,11 @@ def selection(exec_properties) -> spans.Selection:
   )
 
 
-def check_spans(input_base: str, pattern: str, window: int) -> spans.Selection:
-  """The spans a run would read, each one's CSV files checked (see `csv_check`).
+def check_spans(
+  input_base: str, pattern: str, window: int, checked: frozenset[str] = frozenset()
+) -> spans.Selection:
+  """The spans a run would read, each one's CSV files checked (see `csv_check`)
+  but those of a pattern in `checked`, which the caller has just checked.
 
   Raises:
     DataError: no data matches `pattern`, or a file is malformed.
@@ -74,7 +77,8 @@ def check_spans(input_base: str, pattern: str, window: int) -> spans.Selection:
   except ValueError as e:
     raise DataError(str(e)) from None
   for span in _spans_read(chosen):
-    check_csv_files(input_base, span.pattern)
+    if span.pattern not in checked:
+      check_csv_files(input_base, span.pattern)
   return chosen
 
 

@@ -164,7 +164,7 @@ MISSING_ROW = {
 def transformed(tmp_path_factory, raw_feature_spec):
   """Runs preprocessing_fn with tft_beam on TINY_ROWS rows + MISSING_ROW.
 
-  Returns (transform output dir, transformed TFRecord pattern, transformed rows).
+  Returns (transform output dir, raw TFRecord pattern, transformed rows, raw rows).
   """
   import apache_beam as beam
   import tensorflow as tf
@@ -192,24 +192,31 @@ def transformed(tmp_path_factory, raw_feature_spec):
     _ = metadata | 'WriteRawMetadata' >> tft_beam.WriteMetadata(
       str(root / 'transform_output' / tft.TFTransformOutput.RAW_METADATA_DIR), p
     )
-    coder = tft.coders.ExampleProtoCoder(out_metadata.schema)
-    _ = (
-      out
-      | beam.Map(coder.encode)
-      | beam.io.WriteToTFRecord(
-        str(root / 'data' / 'part'),
-        file_name_suffix='.gz',
-        compression_type=beam.io.filesystem.CompressionTypes.GZIP,
+    # The raw rows as ExampleGen writes them, which the Trainer's input_fn
+    # reads, and what Transform makes of them.
+    for name, pcoll, schema in (
+      ('raw', data, metadata.schema),
+      ('transformed', out, out_metadata.schema),
+    ):
+      _ = (
+        pcoll
+        | f'Encode[{name}]' >> beam.Map(tft.coders.ExampleProtoCoder(schema).encode)
+        | f'Write[{name}]'
+        >> beam.io.WriteToTFRecord(
+          str(root / name / 'part'),
+          file_name_suffix='.gz',
+          compression_type=beam.io.filesystem.CompressionTypes.GZIP,
+        )
       )
-    )
-  pattern = str(root / 'data' / 'part*')
-  dataset = tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type='GZIP')
+  dataset = tf.data.TFRecordDataset(
+    tf.io.gfile.glob(str(root / 'transformed' / 'part*')), compression_type='GZIP'
+  )
   output = tft.TFTransformOutput(str(root / 'transform_output'))
   spec = output.transformed_feature_spec()
   transformed_rows = [
     {k: v.numpy() for k, v in tf.io.parse_single_example(r, spec).items()} for r in dataset
   ]
-  return str(root / 'transform_output'), pattern, transformed_rows, rows
+  return str(root / 'transform_output'), str(root / 'raw' / 'part*'), transformed_rows, rows
 
 
 def serialize(row: dict, feature_spec, drop=('tips',)) -> bytes:

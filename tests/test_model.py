@@ -1,5 +1,7 @@
 """input_fn, model_fn in every mode, the three estimator kinds, and the serving receiver."""
 
+import collections
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,7 +11,7 @@ from tensorflow import estimator as tf_estimator
 from components.serving import load_predictor
 from tests.conftest import MISSING_ROW, read_rows, serialize
 from trainer_module import inputs, model
-from trainer_module.features import FEATURES, transformed_name
+from trainer_module.features import FEATURES, LABEL_KEY, transformed_name
 
 
 def _input(transformed, training, **kwargs):
@@ -31,6 +33,28 @@ def test_input_fn_yields_transformed_features_and_label(transformed):
   assert set(features) == {transformed_name(k) for k in FEATURES}
   assert label.dtype == tf.int64 and label.shape == (32,)
   assert all(t.shape == (32,) for t in features.values())
+
+
+def test_input_fn_in_the_estimators_graph_gives_transforms_values(transformed):
+  """The Estimator calls input_fn in graph mode, where the raw rows are
+  transformed by the imported TF1 graph: every value is the one tft_beam wrote."""
+  transform_dir, pattern, out, _ = transformed
+  read = collections.defaultdict(list)
+  with tf.Graph().as_default():
+    dataset = inputs.input_fn(pattern, tft.TFTransformOutput(transform_dir), 32, training=False)
+    batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
+    with tf.compat.v1.train.MonitoredSession() as session:
+      while True:
+        try:
+          features, label = session.run(batch)
+        except tf.errors.OutOfRangeError:
+          break
+        for name, values in {**features, LABEL_KEY: label}.items():
+          read[name].append(values)
+  assert set(read) == {transformed_name(k) for k in FEATURES} | {LABEL_KEY}
+  for name, batches in read.items():
+    expected = np.sort([row[name] for row in out])
+    np.testing.assert_allclose(np.sort(np.concatenate(batches)), expected, rtol=1e-6, err_msg=name)
 
 
 def test_input_fn_eval_is_one_pass_and_shards_are_disjoint(transformed):

@@ -119,3 +119,29 @@ def test_the_executor_writes_the_window_the_newest_eval_and_the_previous_eval(tm
   # The previous span's eval share is the part of it that was not trained on.
   assert not set(train) & set(previous)
   assert len([i for i in train if i // 1000 == 2]) + len(previous) == 60
+
+
+def test_preflight_reads_a_flat_folders_rows_once(tmp_path, monkeypatch):
+  """The CSV check is a pass over every row: a flat folder's files are
+  checked before TFX is imported, and not again for its one span."""
+  from components import csv_check, example_gen
+  from pipeline.config import load_config
+  from pipeline.service import checks
+
+  write_span(tmp_path, 'flat', 3)
+  calls = []
+
+  def counted(input_base, pattern='*'):
+    calls.append(pattern)
+    return csv_check.check_csv_files(input_base, pattern)
+
+  monkeypatch.setattr(checks, 'check_csv_files', counted)
+  monkeypatch.setattr(example_gen, 'check_csv_files', counted)
+  config = load_config(overrides=[f'data_root={tmp_path / "flat"}'])
+  checks.preflight(config)
+  assert calls == ['*']
+  calls.clear()
+  write_span(tmp_path, 'span-1', 3)
+  write_span(tmp_path, 'span-2', 3)
+  checks.preflight(load_config(overrides=[f'data_root={tmp_path}', 'spans.pattern=span-{SPAN}/*']))
+  assert sorted(calls) == ['span-1/*', 'span-2/*']

@@ -10,6 +10,12 @@ from trainer_module.features import FEATURES, LABEL_KEY, transformed_name
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+# Rows parsed and transformed at a time. In graph mode (the Estimator's) the
+# Transform graph's vocabulary tables are initialised at every call of the
+# map function, so doing it per training batch would cost a table load a step.
+TRANSFORM_BATCH = 1024
+
+
 def input_fn(
   file_pattern,
   tf_transform_output: tft.TFTransformOutput,
@@ -20,11 +26,15 @@ def input_fn(
   shard_index: int = 0,
   shuffle_seed=None,
 ) -> tf.data.Dataset:
-  """A dataset of (features, label) batches over Transform's gzipped TFRecords.
+  """A dataset of (features, label) batches: ExampleGen's raw gzipped
+  tf.Examples, transformed by the Transform graph as they are read.
+
+  Transform writes no transformed copy of the data: training reads a few
+  batches of it, where writing it would cost a pass over every row.
 
   Args:
-    file_pattern: a glob or list of globs of transformed-example files.
-    tf_transform_output: the Transform graph's output, for the feature spec.
+    file_pattern: a glob or list of globs of raw example files.
+    tf_transform_output: the Transform graph's output (raw feature spec and graph).
     batch_size: examples per batch.
     training: shuffle and repeat forever (the Estimator stops at max_steps);
       otherwise one deterministic pass.
@@ -36,7 +46,7 @@ def input_fn(
   Returns:
     A `tf.data.Dataset` of `(features, label)`, features keyed by transformed name.
   """
-  feature_spec = tf_transform_output.transformed_feature_spec()
+  raw_spec = tf_transform_output.raw_feature_spec()
   files = tf.data.Dataset.list_files(file_pattern, shuffle=training, seed=shuffle_seed)
   records = files.interleave(
     lambda f: tf.data.TFRecordDataset(f, compression_type='GZIP'),
@@ -49,13 +59,23 @@ def input_fn(
   if training:
     records = records.shuffle(10_000, seed=shuffle_seed).repeat()
 
-  def parse(serialized):
-    parsed = tf.io.parse_example(serialized, feature_spec)
-    label = parsed.pop(LABEL_KEY)
-    features = {transformed_name(key): parsed[transformed_name(key)] for key in FEATURES}
-    return features, label
+  # AutoGraph would try to convert the Transform graph's loader: seconds of
+  # tracing for a function without Python control flow.
+  @tf.autograph.experimental.do_not_convert
+  def transform(serialized):
+    transformed = tf_transform_output.transform_raw_features(
+      tf.io.parse_example(serialized, raw_spec), drop_unused_features=True
+    )
+    features = {transformed_name(key): transformed[transformed_name(key)] for key in FEATURES}
+    return features, transformed[LABEL_KEY]
 
-  dataset = records.batch(batch_size).map(parse, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+  dataset = (
+    records.batch(TRANSFORM_BATCH)
+    .map(transform, num_parallel_calls=AUTOTUNE, deterministic=not training)
+    .unbatch()
+    .batch(batch_size)
+    .prefetch(AUTOTUNE)
+  )
   # tf.data's autotuning model off (AUTOTUNE then means the core count): with
   # it on, TF 2.15 often stalls for seconds while closing the Estimator's
   # training session, and training is no faster.

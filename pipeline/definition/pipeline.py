@@ -7,7 +7,7 @@ from tfx.proto import trainer_pb2, transform_pb2
 
 from components import contract, ids
 from components.evaluation import ServingBaselineEvaluator, change_gate, eval_config
-from components.example_gen import EVAL, TRAIN, SpanCsvExampleGen
+from components.example_gen import TRAIN, SpanCsvExampleGen
 from components.pushing import CheckedPusher
 from components.training import ARCHITECTURE_KEY, EstimatorTrainerExecutor, architecture
 from components.validation import CuratedSchemaGen, GatingExampleValidator
@@ -61,8 +61,12 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
     # Without the training-only hparams: a new learning rate reuses the
     # cached Transform.
     custom_config=contract.dump(module_args.shaping()),
-    # The previous span's rows are there for the drift gate only.
-    splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
+    # Analysed on the train split only, and nothing written but the graph:
+    # the Trainer's input_fn transforms the raw examples it reads, a few
+    # batches of them, where a transformed copy would cost a pass over every
+    # row (docs/performance.md).
+    splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN]),
+    materialize=False,
     # A TF1 graph is traced once, where TF2 traces several tf.functions (the
     # Estimator consumes it in graph mode anyway); the analyzer cache only
     # helps incremental runs over many spans; StatisticsGen already profiled
@@ -76,7 +80,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
   trainer = Trainer(
     trainer_fn=f'{config.module}.trainer_fn',
     custom_executor_spec=executor_spec.ExecutorClassSpec(EstimatorTrainerExecutor),
-    examples=transform.outputs['transformed_examples'],
+    examples=example_gen.outputs['examples'],
     transform_graph=transform.outputs['transform_graph'],
     schema=schema_gen.outputs['schema'],
     train_args=trainer_pb2.TrainArgs(num_steps=config.trainer.train_steps),

@@ -70,11 +70,13 @@ def preflight(config: Config, data: bool = True) -> None:
   check_against_schema(config, read_schema(config.schema_file))
   if data and '://' not in config.data_root:
     check_data_root(config.data_root, config.spans.pattern)
+  checked = frozenset()
   if data and '://' not in config.data_root and '{' not in config.spans.pattern:
     # A flat folder needs no span resolution: its files are checked before
     # TFX and the user's module are imported (about 10 s), so a bad file
-    # is named at once.
+    # is named at once, and only once (a pass over every row).
     check_csv_files(config.data_root, config.spans.pattern)
+    checked = frozenset([config.spans.pattern])
   usercode.check_module(config)
   from components import spans
   from components.example_gen import check_spans
@@ -86,7 +88,7 @@ def preflight(config: Config, data: bool = True) -> None:
   except ValueError as e:
     raise ConfigError(f"config key 'spans.pattern': {e}") from None
   if data and '://' not in config.data_root:
-    check_spans(config.data_root, config.spans.pattern, config.spans.window)
+    check_spans(config.data_root, config.spans.pattern, config.spans.window, checked)
   if config.trainer.cluster == 'local' and not config.trainer.expose_cluster:
     check_private_network()
 
