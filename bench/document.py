@@ -119,6 +119,15 @@ def render(result: dict) -> str:
       for side in ('ours', 'anchor')
     }
   throughput = result.get('training_throughput') or {}
+  once = result.get('once')
+  if once:
+    seconds = once.get('seconds') or {}
+    once = {
+      **once,
+      'components': ', '.join(
+        f'{name} {seconds[name]:.1f} s' for name in COMPONENTS if name in seconds
+      ),
+    }
   return environment.get_template('performance.md.j2').render(
     work=result['work'],
     date=result['date'],
@@ -133,6 +142,7 @@ def render(result: dict) -> str:
     largest=_largest(rows),
     throughput=throughput or None,
     throughput_rows=_throughput_rows(throughput),
+    once=once,
   )
 
 

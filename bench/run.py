@@ -53,6 +53,13 @@ def _parser():
     help='data multiples for the scaling measurement; empty for none',
   )
   parser.add_argument(
+    '--once',
+    type=int,
+    default=0,
+    help='one run from nothing on this multiple of the data, recorded with its '
+    'date and commit (the 1,000x record); 0 for none',
+  )
+  parser.add_argument(
     '--scale-train-steps',
     type=int,
     default=200,
@@ -204,6 +211,36 @@ def scaling(scales, args, workdir, results: dict, save) -> None:
     print(f'scaling x{factor}: {rows} rows, {run.wall_s:.1f} s', flush=True)
 
 
+def once(factor: int, args, workdir) -> dict:
+  """One run from nothing on `factor` times the data: the record of a scale
+  too long to measure at every bench (no second, compared run)."""
+  data = os.path.join(workdir, f'data_x{factor}')
+  rows = resample(args.data, factor, data)
+  root = os.path.join(workdir, f'once_x{factor}')
+  load_before = os.getloadavg()
+  run = measure(
+    ours_command(root, data, args.scale_train_steps, args.eval_steps),
+    root,
+    os.path.join(workdir, f'once_x{factor}.log'),
+  )
+  with open(os.path.join(root, 'latest_summary.json')) as f:
+    eval_rows = json.load(f)['metrics'].get('example_count')
+  return {
+    **_section_stamp(),
+    'factor': factor,
+    'rows': rows,
+    'eval_rows': eval_rows,
+    'train_steps': args.scale_train_steps,
+    'exit': run.returncode,
+    'wall_s': round(run.wall_s, 1),
+    'peak_rss_mb': round(run.peak_rss_mb, 1),
+    'seconds': {k: round(v, 1) for k, v in run.components.items()},
+    'auc': run.auc,
+    'load_before': [round(x, 2) for x in load_before],
+    'load_after': [round(x, 2) for x in os.getloadavg()],
+  }
+
+
 def training_throughput(workers_list, args, workdir, results: dict, save) -> None:
   """Training examples per second, single process and on local clusters.
 
@@ -270,7 +307,7 @@ def machine() -> dict:
 
 # Measured in runs of their own; a side-by-side run that does not re-measure
 # them keeps the earlier ones, each with its own date and commit.
-SEPARATE_SECTIONS = ('scaling', 'training_throughput')
+SEPARATE_SECTIONS = ('scaling', 'training_throughput', 'once')
 
 
 def _section_stamp() -> dict:
@@ -401,6 +438,10 @@ def main(argv=None) -> int:
         result['training_throughput'],
         save,
       )
+    if args.once:
+      result['once'] = once(args.once, args, workdir)
+      save()
+      print(f'once x{args.once}: {result["once"]["wall_s"]:.1f} s', flush=True)
     scales = [int(s) for s in args.scales.split(',') if s.strip()]
     if scales:
       result['scaling'] = {**_section_stamp(), 'train_steps': args.scale_train_steps}
@@ -420,4 +461,5 @@ def main(argv=None) -> int:
     for run in result.get('training_throughput', {}).values()
     if isinstance(run, dict) and not completed(run.get('exit', 0))
   )
+  failed += not completed(result.get('once', {}).get('exit', 0))
   return 0 if not failed else 1

@@ -58,6 +58,14 @@ def test_scaling_resamples_and_measures_per_1000_examples(tmp_path, fake_measure
   assert roots[0] == roots[1] and len(roots[0]) == 1
 
 
+def test_once_records_one_run_from_nothing_with_its_commit(tmp_path, fake_measure):
+  record = bench.once(1000, _args(tmp_path), str(tmp_path))
+  assert len(fake_measure) == 1 and 'trainer.train_steps=5' in fake_measure[0]
+  assert record['rows'] == 4000 and record['eval_rows'] == 40 and record['exit'] == 3
+  assert record['seconds']['Transform'] == 3.0 and record['peak_rss_mb'] == 500.0
+  assert record['commit'] and record['date'] and len(record['load_before']) == 3
+
+
 def test_throughput_runs_each_topology_and_keeps_its_exit(tmp_path, fake_measure):
   results = {}
   bench.training_throughput([0, 2], _args(tmp_path), str(tmp_path), results, lambda: None)
@@ -116,6 +124,21 @@ def test_the_performance_document_is_written_whole_from_the_results(tmp_path):
         },
       },
     },
+    'once': {
+      'date': '2026-11-24 09:00:00',
+      'commit': '0123456789abcdef',
+      'factor': 1000,
+      'rows': 15002000,
+      'eval_rows': 5000000,
+      'train_steps': 200,
+      'exit': 0,
+      'wall_s': 1800.0,
+      'peak_rss_mb': 5000.0,
+      'seconds': {'Transform': 900.0, 'CsvExampleGen': 300.0},
+      'auc': 0.95,
+      'load_before': [0.1, 0.2, 0.3],
+      'load_after': [1.9, 1.8, 1.7],
+    },
   }
   path = document.write(result, tmp_path / 'performance.md')
   text = path.read_text()
@@ -131,6 +154,12 @@ def test_the_performance_document_is_written_whole_from_the_results(tmp_path):
   assert 'Evaluator 5,000 eval rows at 500 rows/s alone, 400 rows/s compared' in ' '.join(
     text.split()
   )
+  once = ' '.join(text.split())
+  assert '## 1,000\N{MULTIPLICATION SIGN} the data, once' in text
+  assert 'One run from nothing on 15,002,000 rows (5,000,000 eval rows, 200 train steps)' in once
+  assert 'measured 2026-11-24 09:00:00 at commit `0123456789ab`' in once
+  assert '**30.0 minutes**, peak memory 5.0 GB, exit 0' in once
+  assert 'By component: CsvExampleGen 300.0 s, Transform 900.0 s.' in once
   assert '{{' not in text and '{%' not in text
 
 
