@@ -214,10 +214,10 @@ def scaling(scales, args, workdir, results: dict, save) -> None:
 def once(factor: int, args, workdir) -> dict:
   """One run from nothing on `factor` times the data: the record of a scale
   too long to measure at every bench (no second, compared run)."""
+  load_before = os.getloadavg()  # before the resampling, which loads a CPU
   data = os.path.join(workdir, f'data_x{factor}')
   rows = resample(args.data, factor, data)
   root = os.path.join(workdir, f'once_x{factor}')
-  load_before = os.getloadavg()
   run = measure(
     ours_command(root, data, args.scale_train_steps, args.eval_steps),
     root,
