@@ -73,7 +73,8 @@ def test_auto_picks_the_runner_by_input_size(tmp_path):
   assert beam.resolved_beam_runner(large) == 'multi_process'
 
 
-def test_auto_keeps_example_gen_in_process_and_gives_the_others_the_workers():
+def test_auto_keeps_example_gen_in_process_and_gives_the_others_the_workers(tmp_path, monkeypatch):
+  from components import csv_ingest
   from pipeline.definition.pipeline import create_pipeline
 
   auto = config('beam.runner=auto')
@@ -91,6 +92,14 @@ def test_auto_keeps_example_gen_in_process_and_gives_the_others_the_workers():
   assert 'Evaluator' not in args
   # A runner chosen by name is every component's, ExampleGen's too.
   assert beam.in_process_components(config('beam.runner=multi_process')) == ()
+  # Input of two ranges or more has work for two ExampleGen workers.
+  monkeypatch.setattr(csv_ingest, 'RANGE_BYTES', 2**19)
+  (tmp_path / 'data.csv').write_bytes(b'x' * (2**20 - 1))
+  assert beam.in_process_components(config('beam.runner=auto', f'data_root={tmp_path}')) == (
+    'CsvExampleGen',
+  )
+  (tmp_path / 'more.csv').write_bytes(b'x')
+  assert beam.in_process_components(config('beam.runner=auto', f'data_root={tmp_path}')) == ()
 
 
 @pytest.mark.parametrize(

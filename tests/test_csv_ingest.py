@@ -139,3 +139,35 @@ def test_a_quoted_name_may_hold_a_line_break(tmp_path):
   examples = [tf.train.Example.FromString(e).features.feature for e in ours]
   assert sorted(e['size\r\n(m2)'].float_list.value[0] for e in examples) == [1.5, 2.0]
   assert sorted(e['say "hi"'].bytes_list.value[0] for e in examples) == [b'a', b'b\nc']
+
+
+# Windows line ends, an empty line, no line break at the end.
+RANGED = 'a,b,c\r\n' + ''.join(f'{i},{i * 0.5},t{i % 3}\r\n' for i in range(20)) + '\r\n21,2.5,z'
+
+
+@pytest.mark.parametrize('range_bytes', [1, 5, 13, 29, 64, 10_000])
+def test_a_quote_free_file_read_in_byte_ranges_gives_the_same_examples(
+  tmp_path, monkeypatch, range_bytes
+):
+  data = tmp_path / 'data'
+  data.mkdir()
+  (data / 'a.csv').write_bytes(RANGED.encode())
+  whole = our_examples(data, tmp_path / 'whole', [2, 3])
+  monkeypatch.setattr(csv_ingest, 'RANGE_BYTES', range_bytes)
+  expected = -(-len(RANGED) // range_bytes) if range_bytes < len(RANGED) else 1
+  assert len(csv_ingest.ranges(str(data / 'a.csv'))) == expected
+  assert our_examples(data, tmp_path / 'ranged', [2, 3]) == whole
+  assert sum(len(split) for split in whole) == 21
+
+
+def test_a_file_with_quotes_or_compressed_is_read_whole(tmp_path, monkeypatch):
+  import gzip
+
+  monkeypatch.setattr(csv_ingest, 'RANGE_BYTES', 8)
+  (tmp_path / 'q.csv').write_text(EDGE_CASES)
+  with gzip.open(tmp_path / 'r.csv.gz', 'wt') as f:
+    f.write(RANGED)
+  (tmp_path / 'r.csv').write_text(RANGED)
+  assert csv_ingest.ranges(str(tmp_path / 'q.csv')) == [(0, None)]
+  assert csv_ingest.ranges(str(tmp_path / 'r.csv.gz')) == [(0, None)]
+  assert len(csv_ingest.ranges(str(tmp_path / 'r.csv'))) > 1

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from tfx.dsl.components.base import base_beam_component
 from tfx.orchestration import pipeline as tfx_pipeline
 
-from components import ids
+from components import csv_ingest, ids
 from components.local_cluster import free_ports
 from pipeline.config import Config
 
@@ -144,8 +144,12 @@ def add_beam_args(
 def in_process_components(config: Config) -> tuple[str, ...]:
   """Components that `beam.runner=auto` keeps in process when it picks multi-process.
 
-  ExampleGen's work is one file per worker, encoded in C++: on one 1.5 M-row
-  file, two DirectRunner workers took 58 s against 49 s in process, the
-  difference being every example moved between processes.
+  ExampleGen's units of work are files, and ranges of `csv_ingest.RANGE_BYTES`
+  of a quote-free file: below two ranges' worth of input there is at most
+  one unit of a size worth a worker, and worker processes add only their
+  start-up (importing TF).
   """
-  return (ids.EXAMPLE_GEN,) if config.beam.runner == 'auto' else ()
+  if config.beam.runner != 'auto':
+    return ()
+  small = input_megabytes(config) < 2 * csv_ingest.RANGE_BYTES / 2**20
+  return (ids.EXAMPLE_GEN,) if small else ()
