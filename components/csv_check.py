@@ -2,13 +2,19 @@
 
 CsvExampleGen reports a row with the wrong number of cells as a bare
 `ValueError` deep inside Beam, with no file or line; it turns a header-only
-file into an empty dataset that fails much later. Checking first is cheap
-(one pass of Python's csv reader) and names the file and line.
+file into an empty dataset that fails much later. Checking first costs one
+pass of Arrow's CSV reader, the ingest's own; only when Arrow objects does
+Python's csv reader read the file again, to name the line.
 """
 
 import csv
 import glob
 import os
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+_BLOCK_BYTES = 8 << 20  # Arrow reads a file 8 MB at a time: memory stays flat
 
 
 class DataError(ValueError):
@@ -44,28 +50,66 @@ def check_csv_files(input_base: str, pattern: str = '*') -> list[str]:
   return files
 
 
+def open_arrow(f, columns: list[str], header_row: bool) -> pcsv.CSVStreamingReader:
+  """Arrow's CSV reader over the open binary file `f`, as the ingest reads:
+  every column text, '' null, quoted cells may hold line breaks; the first
+  record is skipped if `header_row`."""
+  return pcsv.open_csv(
+    f,
+    # Rows after the names are CSV records; `skip_rows` would count lines.
+    read_options=pcsv.ReadOptions(
+      block_size=_BLOCK_BYTES, column_names=columns, skip_rows_after_names=int(header_row)
+    ),
+    parse_options=pcsv.ParseOptions(newlines_in_values=True),
+    convert_options=pcsv.ConvertOptions(
+      column_types={name: pa.string() for name in columns},
+      null_values=[''],
+      strings_can_be_null=True,
+      quoted_strings_can_be_null=True,
+    ),
+  )
+
+
 def _check_file(path: str, header: list[str] | None) -> tuple[list[str], int]:
   """(the file's header, its number of data rows); each row must have the
   header's number of cells (`header`, or the file's own for the first file)."""
+  file_header = _header(path)
+  if header is not None and file_header != header:
+    return file_header, 0  # the caller names both files
+  try:
+    with open(path, 'rb') as f:
+      return file_header, sum(batch.num_rows for batch in open_arrow(f, file_header, True))
+  except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+    _python_check(path, file_header)
+    raise DataError(f'{path}: {e}') from None  # Arrow's objection alone (the ingest's reader)
+
+
+def _header(path: str) -> list[str]:
+  """The file's first record (a quoted name may hold a line break)."""
+  try:
+    with open(path, newline='', encoding='utf-8-sig') as f:
+      file_header = next(csv.reader(f), None)
+  except csv.Error as e:
+    raise DataError(f'{path} line 1: {e}') from None
+  except UnicodeDecodeError:
+    raise DataError(f'{path}: not UTF-8 text') from None
+  if not file_header or not any(cell.strip() for cell in file_header):
+    raise DataError(f'{path}: empty file, expected a CSV header line')
+  return file_header
+
+
+def _python_check(path: str, header: list[str]) -> None:
+  """Python's csv reader over the file: raises DataError naming the first bad line."""
   with open(path, newline='', encoding='utf-8-sig') as f:
     reader = csv.reader(f)
     try:
-      file_header = next(reader, None)
-      if not file_header or not any(cell.strip() for cell in file_header):
-        raise DataError(f'{path}: empty file, expected a CSV header line')
-      if header is not None and file_header != header:
-        return file_header, 0  # the caller names both files
-      rows = 0
+      next(reader, None)
       for row in reader:
-        if not row:
-          continue  # blank line; CsvExampleGen skips these too
-        if len(row) != len(file_header):
+        if row and len(row) != len(header):  # a blank line is skipped, as by the ingest
           raise DataError(
-            f'{path} line {reader.line_num}: {len(row)} cells, the header has {len(file_header)}'
+            f'{path} line {reader.line_num}: {len(row)} cells, the header has {len(header)}'
           )
-        rows += 1
     except csv.Error as e:
       raise DataError(f'{path} line {reader.line_num}: {e}') from None
     except UnicodeDecodeError:
       raise DataError(f'{path}: not UTF-8 text') from None
-  return file_header, rows

@@ -26,11 +26,11 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
+
+from components.csv_check import open_arrow
 
 # TFX's type hierarchy: a column takes the highest type of any of its values.
 UNKNOWN, INT, FLOAT, STRING = 0, 1, 2, 3
-_BLOCK_BYTES = 8 << 20  # Arrow reads a file 8 MB at a time: memory stays flat
 # A larger file without quotes is read in ranges of this size, in parallel.
 RANGE_BYTES = 64 << 20
 _INT64_TEXT = r'^[+-]?\d+$'
@@ -77,29 +77,14 @@ def _range_text(f, start: int, end: int) -> bytes:
 def _blocks(path: str, columns: list[str], byte_range: tuple[int, int | None] = (0, None)):
   """The rows of the file (or of its byte range) in Arrow record batches of
   strings; '' is null, nothing else is."""
-  convert = pcsv.ConvertOptions(
-    column_types={name: pa.string() for name in columns},
-    null_values=[''],
-    strings_can_be_null=True,
-    quoted_strings_can_be_null=True,
-  )
   start, end = byte_range
-  # Rows after the names are CSV records; `skip_rows` would count lines.
-  read = pcsv.ReadOptions(
-    block_size=_BLOCK_BYTES, column_names=columns, skip_rows_after_names=0 if start else 1
-  )
   with beam.io.filesystems.FileSystems.open(path) as f:
     source = f if end is None else _range_text(f, start, end)
     if not source:
       return  # a range within one long row
     if end is not None:
       source = pa.BufferReader(source)
-    reader = pcsv.open_csv(
-      source,
-      read_options=read,
-      parse_options=pcsv.ParseOptions(newlines_in_values=True),
-      convert_options=convert,
-    )
+    reader = open_arrow(source, columns, header_row=not start)
     yield from reader
 
 
