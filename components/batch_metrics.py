@@ -148,11 +148,9 @@ def _totals(rows: ModelRows):
   return totals
 
 
-def _errors(error: Callable) -> Callable:
-  def value(rows: ModelRows) -> float:
-    return _mean(error(*rows.column()))
-
-  return value
+def _mean_error(error: Callable) -> Callable:
+  """A combiner of one key giving the mean of `error(labels, predictions)`."""
+  return _first(lambda _, rows: _mean(error(*rows.column())))
 
 
 # The Keras metrics TFMA wraps (tf_metric_wrapper), by their key's name.
@@ -183,9 +181,9 @@ _COMBINERS = {
   '_BinaryConfusionMatrixCombiner': _first(_binary_matrices),
   '_MultiClassConfusionMatrixCombiner': _first(_multi_class_matrices),
   '_WeightedLabelsPredictionsExamplesCombiner': _first(lambda _, rows: _totals(rows)),
-  '_MeanAbsoluteErrorCombiner': _first(lambda _, rows: _errors(pc.absolute_error)(rows)),
-  '_MeanSquaredErrorCombiner': _first(lambda _, rows: _errors(pc.squared_error)(rows)),
-  'LogLossCombiner': _first(lambda _, rows: _errors(pc.log_loss)(rows)),
+  '_MeanAbsoluteErrorCombiner': _mean_error(pc.absolute_error),
+  '_MeanSquaredErrorCombiner': _mean_error(pc.squared_error),
+  'LogLossCombiner': _mean_error(pc.log_loss),
   '_ExampleCountCombiner': lambda c, rows: {k: float(len(rows.labels)) for k in c.keys},
   '_CompilableMetricsCombiner': _keras,
 }

@@ -140,12 +140,10 @@ class ServingBaselineEvaluatorExecutor(base_executor.BaseExecutor):
   def Do(self, input_dict, output_dict, exec_properties):
     model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
     examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
-    check = smoke_check.Check(
-      path_utils.serving_model_path(model.uri),
-      os.path.join(artifact_utils.get_split_uri([examples], 'eval'), '*'),
-    )
+    eval_split = os.path.join(artifact_utils.get_split_uri([examples], 'eval'), '*')
+    check = smoke_check.Check(path_utils.serving_model_path(model.uri), eval_split)
     try:
-      self._evaluate(input_dict, output_dict, exec_properties)
+      self._evaluate(model, eval_split, output_dict, exec_properties)
     except BaseException:
       check.kill()
       raise
@@ -157,7 +155,7 @@ class ServingBaselineEvaluatorExecutor(base_executor.BaseExecutor):
     if problem:
       logging.warning('The serving model fails its smoke check: %s.', problem)
 
-  def _evaluate(self, input_dict, output_dict, exec_properties):
+  def _evaluate(self, model, eval_split: str, output_dict, exec_properties):
     push_dir = exec_properties.get(BASELINE_PUSH_DIR_KEY)
     current = serving.latest(push_dir) if push_dir else None
     baseline_uri = current.baseline_model_uri if current else None
@@ -165,8 +163,6 @@ class ServingBaselineEvaluatorExecutor(base_executor.BaseExecutor):
       logging.warning(
         'Serving version %d has no intact eval model; no change threshold applies.', current.version
       )
-    model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
-    examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
     blessing = artifact_utils.get_single_instance(
       output_dict[standard_component_specs.BLESSING_KEY]
     )
@@ -186,7 +182,6 @@ class ServingBaselineEvaluatorExecutor(base_executor.BaseExecutor):
     }
     if baseline_uri:
       logging.info('Baseline: serving version %d.', current.version)
-    eval_split = os.path.join(artifact_utils.get_split_uri([examples], 'eval'), '*')
     slice_features = sorted({k for spec in config.slicing_specs for k in spec.feature_keys})
     started = time.monotonic()
     predicted = eval_model.predict(
@@ -206,7 +201,7 @@ class ServingBaselineEvaluatorExecutor(base_executor.BaseExecutor):
       len(sliced),
       'passed' if validation.validation_ok else 'failed',
     )
-    _record_blessing(blessing, validation.validation_ok, input_dict, exec_properties, baseline_uri)
+    _record_blessing(blessing, validation.validation_ok, model, exec_properties, baseline_uri)
     blessing.set_int_custom_property(BASELINE_VERSION_KEY, current.version if current else 0)
     if baseline_uri:
       gate = contract.load(ChangeGate, exec_properties[CHANGE_GATE_KEY])
@@ -221,9 +216,8 @@ class ServingBaselineEvaluatorExecutor(base_executor.BaseExecutor):
         _unbless(blessing)
 
 
-def _record_blessing(blessing, blessed: bool, input_dict, exec_properties, baseline_uri):
+def _record_blessing(blessing, blessed: bool, model, exec_properties, baseline_uri):
   """The blessing's file and properties as TFX's Evaluator writes them."""
-  model = input_dict[standard_component_specs.MODEL_KEY][0]
   blessing.set_string_custom_property(
     evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri
   )
