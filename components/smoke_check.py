@@ -10,6 +10,7 @@ neither.
 """
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -50,18 +51,60 @@ def check(model_dir: str, examples_glob: str, count: int = SAMPLE) -> int:
   return len(batch)
 
 
+class _Process:
+  """A `python -m components.smoke_check` process, its stderr in a file: nobody
+  reads while the caller works, and a full pipe would stall the check."""
+
+  def __init__(self, *args: str):
+    self.stderr = tempfile.TemporaryFile(mode='w+')  # noqa: SIM115 (closed by Check)
+    self.popen = subprocess.Popen(
+      [sys.executable, '-m', 'components.smoke_check', *args],
+      stdin=subprocess.PIPE,
+      stdout=subprocess.DEVNULL,
+      stderr=self.stderr,
+      text=True,
+    )
+
+
+# A process that has imported TensorFlow and waits for one check (`prewarm`).
+_warm: _Process | None = None
+
+
+def prewarm() -> None:
+  """Starts a checking process now, which the next `Check` of this process
+  takes: importing TensorFlow (seconds) then overlaps what runs meanwhile
+  (the Trainer). It has imported nothing else, as a fresh process."""
+  global _warm
+  if _warm is None or _warm.popen.poll() is not None:
+    _warm = _Process('--wait')
+
+
+def discard_warm() -> None:
+  """Stops a prewarmed process that no `Check` took."""
+  global _warm
+  if _warm is not None:
+    _warm.popen.kill()
+    _warm.popen.wait()
+    _warm.stderr.close()
+    _warm = None
+
+
 class Check:
-  """`check` running in a new Python process."""
+  """`check` running in a new Python process (the prewarmed one, if any)."""
 
   def __init__(self, model_dir: str, examples_glob: str):
-    # A file, not a pipe: nobody reads while the caller works, and a full
-    # pipe would stall the check.
-    self._stderr = tempfile.TemporaryFile(mode='w+')  # noqa: SIM115 (closed by outcome or kill)
-    self._process = subprocess.Popen(
-      [sys.executable, '-m', 'components.smoke_check', model_dir, examples_glob],
-      stdout=subprocess.DEVNULL,
-      stderr=self._stderr,
-    )
+    global _warm
+    warm, _warm = _warm, None
+    if warm is not None and warm.popen.poll() is None:
+      warm.popen.stdin.write(json.dumps([model_dir, examples_glob]) + '\n')
+      warm.popen.stdin.close()
+      process = warm
+    else:
+      if warm is not None:
+        warm.stderr.close()
+      process = _Process(model_dir, examples_glob)
+      process.popen.stdin.close()
+    self._process, self._stderr = process.popen, process.stderr
 
   def outcome(self) -> str | None:
     """Waits for the check; returns what is wrong with the model, or None."""
@@ -94,10 +137,24 @@ def run_in_fresh_process(model_dir: str, examples_glob: str) -> str | None:
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog='python -m components.smoke_check', description=__doc__)
-  parser.add_argument('model_dir')
-  parser.add_argument('examples_glob')
+  parser.add_argument('model_dir', nargs='?')
+  parser.add_argument('examples_glob', nargs='?')
   parser.add_argument('--count', type=int, default=SAMPLE)
+  parser.add_argument(
+    '--wait',
+    action='store_true',
+    help='import TensorFlow, then read `["MODEL_DIR", "EXAMPLES_GLOB"]` from stdin',
+  )
   args = parser.parse_args(argv)
+  if args.wait:
+    import tensorflow  # noqa: F401 (the start-up a prewarmed process pays ahead)
+
+    request = sys.stdin.readline()
+    if not request:
+      return 0  # discarded
+    args.model_dir, args.examples_glob = json.loads(request)
+  elif not args.examples_glob:
+    parser.error('MODEL_DIR and EXAMPLES_GLOB are required without --wait')
   try:
     count = check(args.model_dir, args.examples_glob, args.count)
   except ValueError as e:

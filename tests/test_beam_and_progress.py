@@ -124,6 +124,24 @@ def test_progress_follows_both_runners(running, finished):
   assert seen == [('Transform', EXECUTED), ('Trainer', CACHED)]
 
 
+def test_the_smoke_checks_process_is_prewarmed_as_the_trainer_starts(monkeypatch):
+  from components import smoke_check
+  from pipeline.definition import runners
+  from pipeline.definition.progress import ComponentStarts
+
+  prewarmed = []
+  monkeypatch.setattr(smoke_check, 'prewarm', lambda: prewarmed.append(True))
+  starts = ComponentStarts(runners._prewarm_at_training)
+  for name in ('Transform', 'Trainer', 'Evaluator'):
+    starts.emit(
+      logging.LogRecord('absl', logging.INFO, '', 0, 'node %s is running.', (name,), None)
+    )
+    starts.emit(
+      logging.LogRecord('absl', logging.INFO, '', 0, 'A cached execution %d is used.', (1,), None)
+    )
+  assert prewarmed == [True]
+
+
 def test_the_bundled_data_runs_in_process_by_default():
   # 1.9 MB of CSV, under beam.auto_threshold_mb: in-process measured 2x faster there.
   assert load_config().beam.runner == 'auto'

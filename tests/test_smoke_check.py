@@ -47,3 +47,36 @@ def test_a_model_that_does_not_load_is_refused(tmp_path):
   (broken / 'saved_model.pb').write_bytes(b'\xff\xff not a model')
   problem = smoke_check.run_in_fresh_process(str(broken), _examples(tmp_path))
   assert problem.startswith('the model does not load')
+
+
+def test_a_prewarmed_process_is_taken_once_and_gives_the_same_findings(tmp_path):
+  examples = _examples(tmp_path)
+  smoke_check.prewarm()
+  warm = smoke_check._warm.popen
+  problem = smoke_check.run_in_fresh_process(_model(tmp_path, float('nan')), examples)
+  assert problem == "the model predicts NaN or infinity ('scores') on raw eval examples"
+  assert warm.returncode == 1 and smoke_check._warm is None
+  # The next check, with none prewarmed, starts its own process.
+  assert smoke_check.run_in_fresh_process(_model(tmp_path, 2.0), examples) is None
+
+
+def test_a_prewarmed_process_nobody_takes_is_stopped(tmp_path):
+  smoke_check.prewarm()
+  warm = smoke_check._warm.popen
+  smoke_check.discard_warm()
+  assert warm.returncode is not None and smoke_check._warm is None
+  smoke_check.discard_warm()  # nothing to stop
+
+
+def test_a_waiting_process_told_nothing_exits_quietly():
+  import subprocess
+  import sys
+
+  process = subprocess.run(
+    [sys.executable, '-m', 'components.smoke_check', '--wait'],
+    input='',
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert process.returncode == 0, process.stderr

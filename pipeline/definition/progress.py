@@ -9,6 +9,26 @@ from collections.abc import Callable
 from pipeline.record import CACHED, EXECUTED, FAILED
 
 
+def started_component(record: logging.LogRecord) -> str | None:
+  """The node id a LocalDagRunner or BeamDagRunner log line says starts, if any."""
+  if record.msg in ('Component %s is running.', 'node %s is running.'):
+    return record.args[0]
+  return None
+
+
+class ComponentStarts(logging.Handler):
+  """Calls `on_start(node id)` as each component starts (see `ComponentProgress`)."""
+
+  def __init__(self, on_start: Callable[[str], None]):
+    super().__init__(logging.INFO)
+    self._on_start = on_start
+
+  def emit(self, record):
+    name = started_component(record)
+    if name:
+      self._on_start(name)
+
+
 class ComponentProgress(logging.Handler):
   """Follows LocalDagRunner's and the launcher's log lines to time each component.
 
@@ -30,9 +50,9 @@ class ComponentProgress(logging.Handler):
     self._state = EXECUTED
 
   def emit(self, record):
-    msg, args = record.msg, record.args
-    if msg in ('Component %s is running.', 'node %s is running.'):
-      self.current, self._started, self._state = args[0], time.monotonic(), EXECUTED
+    msg, started = record.msg, started_component(record)
+    if started:
+      self.current, self._started, self._state = started, time.monotonic(), EXECUTED
       self._on_start(self.current)
     elif msg == 'A cached execution %d is used.':
       self._state = CACHED

@@ -10,7 +10,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import runtime_parameter_utils
 
-from components import beam_tuning
+from components import beam_tuning, ids, smoke_check
 from components.logs import tensorflow_logs_once
 from pipeline.config import Config
 from pipeline.definition.beam import (
@@ -21,7 +21,7 @@ from pipeline.definition.beam import (
   resolved_beam_runner,
 )
 from pipeline.definition.pipeline import create_pipeline
-from pipeline.definition.progress import ComponentProgress, TrainingProgress
+from pipeline.definition.progress import ComponentProgress, ComponentStarts, TrainingProgress
 
 
 def _local_ir(config: Config, run_id: str, beam_options: list[str]):
@@ -43,6 +43,11 @@ def _local_ir(config: Config, run_id: str, beam_options: list[str]):
 RUNNERS = ('local', 'beam')
 
 
+def _prewarm_at_training(component: str) -> None:
+  if component == ids.TRAINER:
+    smoke_check.prewarm()
+
+
 def run(
   config: Config,
   run_id: str,
@@ -61,6 +66,11 @@ def run(
   beam_tuning.install()
   absl_logger = logging.getLogger('absl')
   absl_logger.addHandler(progress)
+  # The Evaluator's smoke check runs in a fresh process; started as the
+  # Trainer starts, it has imported TensorFlow by the time the Evaluator
+  # asks (here the Evaluator runs in this process, as on no other runner).
+  prewarm = ComponentStarts(_prewarm_at_training)
+  absl_logger.addHandler(prewarm)
   # The Estimator logs its loss and pace at INFO: into the run's log, and
   # through `training` onto the console.
   tf_logger = tensorflow_logs_once()
@@ -82,5 +92,7 @@ def run(
     raise
   finally:
     absl_logger.removeHandler(progress)
+    absl_logger.removeHandler(prewarm)
+    smoke_check.discard_warm()
     if training:
       tf_logger.removeHandler(training)
