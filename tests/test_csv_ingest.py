@@ -145,7 +145,7 @@ def test_a_quoted_name_may_hold_a_line_break(tmp_path):
 RANGED = 'a,b,c\r\n' + ''.join(f'{i},{i * 0.5},t{i % 3}\r\n' for i in range(20)) + '\r\n21,2.5,z'
 
 
-@pytest.mark.parametrize('range_bytes', [1, 5, 13, 29, 64, 10_000])
+@pytest.mark.parametrize('range_bytes', [1, 13, 64])
 def test_a_quote_free_file_read_in_byte_ranges_gives_the_same_examples(
   tmp_path, monkeypatch, range_bytes
 ):
