@@ -72,8 +72,7 @@ def input_fn(
   dataset = (
     records.batch(TRANSFORM_BATCH)
     .map(transform, num_parallel_calls=AUTOTUNE, deterministic=not training)
-    .unbatch()
-    .batch(batch_size)
+    .rebatch(batch_size)
     .prefetch(AUTOTUNE)
   )
   # tf.data's autotuning model off (AUTOTUNE then means the core count): with
