@@ -164,6 +164,22 @@ def resample(data_dir: str, factor: int, target: str) -> int:
   return count
 
 
+def _first_run(factor: int, args, workdir, name: str):
+  """Resamples `factor` times the data and runs ours on it from nothing:
+  (data dir, output root, rows, Run, eval rows of its summary or None)."""
+  data = os.path.join(workdir, f'data_x{factor}')
+  rows = resample(args.data, factor, data)
+  root = os.path.join(workdir, f'{name}_x{factor}')
+  run = measure(
+    ours_command(root, data, args.scale_train_steps, args.eval_steps),
+    root,
+    os.path.join(workdir, f'{name}_x{factor}.log'),
+  )
+  with open(os.path.join(root, 'latest_summary.json')) as f:
+    eval_rows = json.load(f)['metrics'].get('example_count')
+  return data, root, rows, run, eval_rows
+
+
 def scaling(scales, args, workdir, results: dict, save) -> None:
   """Adds one entry per data multiple to `results`, calling `save()` after each.
 
@@ -172,16 +188,8 @@ def scaling(scales, args, workdir, results: dict, save) -> None:
   (the Evaluator then evaluates both models and compares them, as in every
   retraining run)."""
   for factor in scales:
-    data = os.path.join(workdir, f'data_x{factor}')
-    rows = resample(args.data, factor, data)
-    root = os.path.join(workdir, f'scale_x{factor}')
-    run = measure(
-      ours_command(root, data, args.scale_train_steps, args.eval_steps),
-      root,
-      os.path.join(workdir, f'scale_x{factor}.log'),
-    )
-    with open(os.path.join(root, 'latest_summary.json')) as f:
-      eval_rows = json.load(f)['metrics'].get('example_count') or rows
+    data, root, rows, run, eval_rows = _first_run(factor, args, workdir, 'scale')
+    eval_rows = eval_rows or rows
     compared = measure(
       ours_command(root, data, args.scale_train_steps + 1, args.eval_steps),
       root,
@@ -215,16 +223,7 @@ def once(factor: int, args, workdir) -> dict:
   """One run from nothing on `factor` times the data: the record of a scale
   too long to measure at every bench (no second, compared run)."""
   load_before = os.getloadavg()  # before the resampling, which loads a CPU
-  data = os.path.join(workdir, f'data_x{factor}')
-  rows = resample(args.data, factor, data)
-  root = os.path.join(workdir, f'once_x{factor}')
-  run = measure(
-    ours_command(root, data, args.scale_train_steps, args.eval_steps),
-    root,
-    os.path.join(workdir, f'once_x{factor}.log'),
-  )
-  with open(os.path.join(root, 'latest_summary.json')) as f:
-    eval_rows = json.load(f)['metrics'].get('example_count')
+  _, _, rows, run, eval_rows = _first_run(factor, args, workdir, 'once')
   return {
     **_section_stamp(),
     'factor': factor,
