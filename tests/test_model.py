@@ -54,7 +54,9 @@ def test_input_fn_in_the_estimators_graph_gives_transforms_values(transformed):
   assert set(read) == {transformed_name(k) for k in FEATURES} | {LABEL_KEY}
   for name, batches in read.items():
     expected = np.sort([row[name] for row in out])
-    np.testing.assert_allclose(np.sort(np.concatenate(batches)), expected, rtol=1e-6, err_msg=name)
+    np.testing.assert_allclose(
+      np.sort(np.concatenate(batches)), expected, rtol=1e-6, atol=1e-6, err_msg=name
+    )  # float32: the graph sums in another order than tft_beam
 
 
 def test_input_fn_eval_is_one_pass_and_shards_are_disjoint(transformed):
