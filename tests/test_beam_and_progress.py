@@ -8,7 +8,7 @@ from pipeline.config import load_config
 from pipeline.definition import beam
 from pipeline.definition import progress as progress_module
 from pipeline.definition.progress import ComponentProgress, TrainingProgress
-from pipeline.record import CACHED, EXECUTED
+from pipeline.record import CACHED, EXECUTED, FAILED
 
 IMAGE = 'reg.example/taxi:3'
 
@@ -105,7 +105,7 @@ def test_auto_keeps_example_gen_in_process_and_gives_the_others_the_workers(tmp_
 @pytest.mark.parametrize(
   'running, finished',
   [
-    ('Component %s is running.', 'Component %s is finished.'),  # LocalDagRunner
+    ('Component %s is running.', 'Component %s is finished.'),  # ConcurrentDagRunner
     ('node %s is running.', 'node %s is finished.'),  # BeamDagRunner
   ],
 )
@@ -122,6 +122,27 @@ def test_progress_follows_both_runners(running, finished):
   log('A cached execution %d is used.', 7)
   log(finished, 'Trainer')
   assert seen == [('Transform', EXECUTED), ('Trainer', CACHED)]
+
+
+def test_progress_times_components_running_side_by_side_in_their_threads():
+  seen = []
+  progress = ComponentProgress(lambda *a: seen.append(a[:2]))
+
+  def log(thread, msg, *args):
+    record = logging.LogRecord('absl', logging.INFO, '', 0, msg, args, None)
+    record.thread = thread
+    progress.emit(record)
+
+  log(1, 'Component %s is running.', 'StatisticsGen')
+  log(2, 'Component %s is running.', 'Transform')
+  log(2, 'A cached execution %d is used.', 7)
+  log(1, 'Component %s failed.', 'StatisticsGen')
+  log(2, 'Component %s is finished.', 'Transform')
+  log(1, 'Component %s is running.', 'ExampleValidator')
+  assert seen == [('StatisticsGen', FAILED), ('Transform', CACHED)]
+  progress.fail()  # the run stopped under the one still running
+  assert seen[-1] == ('ExampleValidator', FAILED)
+  assert set(progress.timings) == {'StatisticsGen', 'Transform', 'ExampleValidator'}
 
 
 def test_the_smoke_checks_process_is_prewarmed_as_the_trainer_starts(monkeypatch):

@@ -32,13 +32,17 @@ def test_components_and_no_resolver(tmp_path):
   assert not [n for n in ir.nodes if 'Resolver' in n.pipeline_node.node_info.type.name]
 
 
-def test_transform_waits_for_validation(tmp_path):
+def test_training_waits_for_validation_and_transform_does_not(tmp_path):
   components = {c.id: c for c in _pipeline(tmp_path).components}
-  assert components['ExampleValidator'] in components['Transform'].upstream_nodes
+  assert components['ExampleValidator'] in components['Trainer'].upstream_nodes
+  # Transform only analyses the data: it runs while the data is profiled and checked.
+  assert components['ExampleValidator'] not in components['Transform'].upstream_nodes
+  assert components['StatisticsGen'] not in components['Transform'].upstream_nodes
   order = [
     n.pipeline_node.node_info.id for n in compiler.Compiler().compile(_pipeline(tmp_path)).nodes
   ]
-  assert order.index('ExampleValidator') < order.index('Transform') < order.index('Trainer')
+  assert order.index('ExampleValidator') < order.index('Trainer')
+  assert order.index('Transform') < order.index('Trainer') < order.index('Evaluator')
   assert order.index('Evaluator') < order.index('Pusher')
 
 

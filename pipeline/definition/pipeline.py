@@ -46,7 +46,8 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
     schema_file=locations.schema_file, local_copy=config.schema_file
   ).with_id(ids.SCHEMA_GEN)
   # Stops the run on any anomaly or drift from the previous span, before
-  # anything is trained on bad data.
+  # anything is trained on bad data (Transform, which only analyses the
+  # data, runs meanwhile).
   example_validator = GatingExampleValidator(
     statistics=statistics_gen.outputs['statistics'],
     schema=schema_gen.outputs['schema'],
@@ -75,7 +76,6 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
     disable_analyzer_cache=True,
     force_tf_compat_v1=True,
   ).with_id(ids.TRANSFORM)
-  transform.add_upstream_node(example_validator)
   # Trains the user's Estimator; warm-starts from the model now serving.
   trainer = Trainer(
     trainer_fn=f'{config.module}.trainer_fn',
@@ -95,6 +95,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
       )
     ),
   ).with_id(ids.TRAINER)
+  trainer.add_upstream_node(example_validator)
   # Blesses the model only if good enough and not worse than the one serving
   # beyond the noise of the eval rows;
   # smoke-checks its serving model meanwhile, in a fresh process.

@@ -30,10 +30,12 @@ class ComponentStarts(logging.Handler):
 
 
 class ComponentProgress(logging.Handler):
-  """Follows LocalDagRunner's and the launcher's log lines to time each component.
+  """Follows the runners' and the launcher's log lines to time each component.
 
-  LocalDagRunner has no callbacks; its per-component log lines are the only
-  hook, and the pinned TFX version keeps them stable.
+  The runners have no callbacks; their per-component log lines are the only
+  hook, and the pinned TFX version keeps them stable. Components may run
+  side by side, each in its own thread, which logs its lines: a line is
+  matched to the component running in the thread that logged it.
   """
 
   def __init__(
@@ -44,30 +46,33 @@ class ComponentProgress(logging.Handler):
     super().__init__(logging.INFO)
     self._on_finish = on_finish
     self._on_start = on_start
-    self.current = None
     self.timings = {}  # node id -> (state, seconds)
-    self._started = 0.0
-    self._state = EXECUTED
+    self._running = {}  # thread id -> [node id, its start, its state]
 
   def emit(self, record):
     msg, started = record.msg, started_component(record)
     if started:
-      self.current, self._started, self._state = started, time.monotonic(), EXECUTED
-      self._on_start(self.current)
-    elif msg == 'A cached execution %d is used.':
-      self._state = CACHED
+      self._running[record.thread] = [started, time.monotonic(), EXECUTED]
+      self._on_start(started)
+    elif msg == 'A cached execution %d is used.' and record.thread in self._running:
+      self._running[record.thread][2] = CACHED
     elif msg in ('Component %s is finished.', 'node %s is finished.'):
-      self._finish(self._state)
+      self._finish(record.thread)
+    elif msg == 'Component %s failed.':
+      self._finish(record.thread, FAILED)
 
   def fail(self):
-    if self.current:
-      self._finish(FAILED)
+    """Every component still running failed (the run stopped under them)."""
+    for thread in list(self._running):
+      self._finish(thread, FAILED)
 
-  def _finish(self, state):
-    seconds = time.monotonic() - self._started
-    self.timings[self.current] = (state, seconds)
-    self._on_finish(self.current, state, seconds)
-    self.current = None
+  def _finish(self, thread, state=None):
+    if thread not in self._running:
+      return
+    name, started, ran = self._running.pop(thread)
+    seconds = time.monotonic() - started
+    self.timings[name] = (state or ran, seconds)
+    self._on_finish(name, state or ran, seconds)
 
 
 class TrainingProgress(logging.Handler):

@@ -1,5 +1,6 @@
-"""The local runners: TFX's LocalDagRunner and BeamDagRunner over `create_pipeline(config)`,
-with a SQLite metadata store and the Beam policy's options."""
+"""The local runners: our ConcurrentDagRunner (TFX's LocalDagRunner, running
+independent nodes side by side) and TFX's BeamDagRunner over
+`create_pipeline(config)`, with a SQLite metadata store and the Beam policy's options."""
 
 import logging
 
@@ -7,7 +8,6 @@ from tfx.dsl.compiler import compiler, constants
 from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
-from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.orchestration.portable import runtime_parameter_utils
 
 from components import beam_tuning, ids, smoke_check
@@ -20,6 +20,7 @@ from pipeline.definition.beam import (
   in_process_components,
   resolved_beam_runner,
 )
+from pipeline.definition.concurrent_runner import ConcurrentDagRunner
 from pipeline.definition.pipeline import create_pipeline
 from pipeline.definition.progress import ComponentProgress, ComponentStarts, TrainingProgress
 
@@ -55,7 +56,7 @@ def run(
   runner: str = 'local',
   training: TrainingProgress | None = None,
 ) -> None:
-  """Runs the pipeline with TFX's LocalDagRunner or BeamDagRunner, SQLite MLMD.
+  """Runs the pipeline with ConcurrentDagRunner or TFX's BeamDagRunner, SQLite MLMD.
 
   Both run here, with the Beam options of `config.beam` for the components
   that use Beam; BeamDagRunner also runs the orchestration itself as a Beam
@@ -84,7 +85,7 @@ def run(
     with beam_worker_pool(config) as pool:
       ir = _local_ir(config, run_id, beam_args(config, pool))
       if runner == 'local':
-        LocalDagRunner().run_with_ir(ir)
+        ConcurrentDagRunner().run_with_ir(ir)
       else:
         BeamDagRunner().run_with_ir(ir)
   except BaseException:

@@ -187,9 +187,15 @@ def _run_pipeline(config, run_id, runner, console: RunConsole):
     runners.run(config, run_id, progress, runner, training)
   except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
     status, error, refused = FAILED, short(error_text(e)), isinstance(e, DataError)
-    failed = [
-      name for name, (state, _) in (progress.timings if progress else {}).items() if state == FAILED
-    ]
+    # The runner raised the error of the earliest failed component in pipeline order.
+    failed = sorted(
+      (
+        name
+        for name, (state, _) in (progress.timings if progress else {}).items()
+        if state == FAILED
+      ),
+      key=lambda name: ids.ALL.index(name) if name in ids.ALL else len(ids.ALL),
+    )
     if failed:
       error = f'{failed[0]} failed: {error}'
     logging.getLogger(__name__).exception('run %s failed', run_id)
