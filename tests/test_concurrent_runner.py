@@ -9,6 +9,7 @@ import pytest
 from tfx.orchestration import metadata
 from tfx.proto.orchestration import pipeline_pb2
 
+from components import ids
 from pipeline.definition import concurrent_runner
 from pipeline.definition.concurrent_runner import _run_in_order, _SerializedMetadata
 
@@ -22,13 +23,14 @@ def node(name: str, *upstream: str, skip: bool = False) -> pipeline_pb2.Pipeline
   return n
 
 
-# The pipeline's shape: the data is profiled and checked while Transform analyses it.
+# The pipeline's shape, in the compiler's topological order: the data is
+# profiled and checked while Transform analyses it.
 DAG = [
   node('CsvExampleGen'),
-  node('StatisticsGen', 'CsvExampleGen'),
   node('SchemaGen'),
-  node('ExampleValidator', 'StatisticsGen', 'SchemaGen'),
+  node('StatisticsGen', 'CsvExampleGen'),
   node('Transform', 'CsvExampleGen', 'SchemaGen'),
+  node('ExampleValidator', 'StatisticsGen', 'SchemaGen'),
   node('Trainer', 'CsvExampleGen', 'Transform', 'ExampleValidator'),
   node('Evaluator', 'Trainer'),
   node('Pusher', 'Trainer', 'Evaluator'),
@@ -88,9 +90,15 @@ def test_bad_data_that_breaks_transform_still_reaches_the_validator_whose_error_
     {'StatisticsGen': 0.3, 'Transform': 0.05}, fail={'Transform', 'ExampleValidator'}
   )
   with pytest.raises(RuntimeError, match='ExampleValidator broke'):
-    _run_in_order(DAG, launch)
+    _run_in_order(DAG, launch, error_order=ids.ALL)
   assert launch.spans['Transform'][1] < launch.spans['ExampleValidator'][1]
   assert not {'Trainer', 'Evaluator', 'Pusher'} & set(launch.spans)
+
+
+def test_without_an_error_order_the_first_failure_in_topological_order_is_raised():
+  launch = Recorder({'StatisticsGen': 0.3}, fail={'Transform', 'ExampleValidator'})
+  with pytest.raises(RuntimeError, match='Transform broke'):
+    _run_in_order(DAG, launch)
 
 
 def test_a_failed_nodes_downstream_never_starts_and_the_side_branch_finishes():

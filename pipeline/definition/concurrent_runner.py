@@ -9,7 +9,7 @@ as in LocalDagRunner; only the order and the threads are ours.
 
 import datetime
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from absl import logging
 from tfx.dsl.compiler import constants
@@ -59,10 +59,14 @@ class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
   pipeline without side branches runs exactly as under LocalDagRunner, in
   the main thread (where a Trainer can turn SIGTERM into its cleanup). A
   failed node's downstream nodes never start; the others still run, and then
-  the error of the earliest failed node in pipeline order is raised: bad data
-  that breaks Transform still reaches ExampleValidator, whose named anomaly
-  is the error the user sees.
+  one error is raised: of the failed nodes, the first in `error_order` (node
+  ids), else the first in the pipeline's topological order. Naming
+  ExampleValidator before Transform there, bad data that breaks Transform
+  still reaches the validator, whose named anomaly is the error users see.
   """
+
+  def __init__(self, error_order: Sequence[str] = ()):
+    self._error_order = tuple(error_order)
 
   def run_with_ir(
     self, pipeline: pipeline_pb2.Pipeline, run_options: pipeline_pb2.RunOptions | None = None
@@ -97,21 +101,32 @@ class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
         raise
       logging.info(FINISHED, node_id)
 
-    _run_in_order([n.pipeline_node for n in pipeline.nodes], launch)
+    _run_in_order([n.pipeline_node for n in pipeline.nodes], launch, self._error_order)
 
 
-def _run_in_order(nodes: list, launch: Callable[[pipeline_pb2.PipelineNode], None]) -> None:
+def _run_in_order(
+  nodes: list, launch: Callable[[pipeline_pb2.PipelineNode], None], error_order: Sequence[str] = ()
+) -> None:
   """Calls `launch(node)` for each node once all its `upstream_nodes` have
-  returned without error (see ConcurrentDagRunner); then raises the first
-  failure in `nodes`' order, if any."""
-  _Schedule(nodes, launch).run()
+  returned without error (see ConcurrentDagRunner); then raises the failure
+  first in `error_order`, else in `nodes`' order, if any."""
+  _Schedule(nodes, launch, error_order).run()
 
 
 class _Schedule:
   """Which nodes are pending, running, done or failed; `changed` guards it all."""
 
-  def __init__(self, nodes: list, launch: Callable[[pipeline_pb2.PipelineNode], None]):
+  def __init__(
+    self,
+    nodes: list,
+    launch: Callable[[pipeline_pb2.PipelineNode], None],
+    error_order: Sequence[str] = (),
+  ):
     self._order = {node.node_info.id: i for i, node in enumerate(nodes)}
+    named = [name for name in error_order if name in self._order]
+    self._error_rank = {
+      name: i for i, name in enumerate([*named, *(n for n in self._order if n not in named)])
+    }
     self._launch = launch
     self._pending = [n for n in nodes if not n.execution_options.HasField('skip')]
     self._done = set(self._order) - {n.node_info.id for n in self._pending}
@@ -127,7 +142,7 @@ class _Schedule:
         self._caller_busy = False
         self._ended(node, error)
     if self._failed:
-      raise self._failed[min(self._failed, key=self._order.__getitem__)]
+      raise self._failed[min(self._failed, key=self._error_rank.__getitem__)]
 
   def _next_for_caller(self):
     """The next node for the calling thread, once one is ready; None when all

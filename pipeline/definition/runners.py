@@ -85,7 +85,9 @@ def run(
     with beam_worker_pool(config) as pool:
       ir = _local_ir(config, run_id, beam_args(config, pool))
       if runner == 'local':
-        ConcurrentDagRunner().run_with_ir(ir)
+        # The run's error is the first failed component's in our order,
+        # which names it in the run's record (ExampleValidator before Transform).
+        ConcurrentDagRunner(error_order=ids.ALL).run_with_ir(ir)
       else:
         BeamDagRunner().run_with_ir(ir)
   except BaseException:

@@ -187,7 +187,7 @@ def _run_pipeline(config, run_id, runner, console: RunConsole):
     runners.run(config, run_id, progress, runner, training)
   except (Exception, KeyboardInterrupt) as e:  # reported in the summary, not re-raised
     status, error, refused = FAILED, short(error_text(e)), isinstance(e, DataError)
-    # The runner raised the error of the earliest failed component in pipeline order.
+    # The runner raised the error of the failed component first in ids.ALL.
     failed = sorted(
       (
         name
