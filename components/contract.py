@@ -19,7 +19,7 @@ DEFAULT_THROTTLE_SECS = 600
 # Hyperparameters that change how a model is trained, not its inputs or the
 # shape of its variables: a serving model trained with other values still
 # warm-starts, and Transform's cached output stays valid.
-TRAINING_ONLY_HPARAMS = ('learning_rate', 'batch_size', 'checkpoint_steps')
+TRAINING_ONLY_HPARAMS = ('learning_rate', 'batch_size', 'checkpoint_steps', 'checkpoint_secs')
 # What R, pandas and spreadsheets write for a missing number (the config's
 # `missing_values` default); an empty cell is always missing.
 MISSING_VALUES = ('NA', 'N/A', 'NaN', 'nan', 'null', 'NULL', 'None', '#N/A')

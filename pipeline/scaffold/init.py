@@ -371,7 +371,7 @@ def _config_yaml(
         'learning_rate': 0.003,
         'hidden_units': [64, 32],
         **next((hp for below, hp in REGULARIZATION if rows < below), {}),
-        'checkpoint_steps': 1000,
+        'checkpoint_secs': 60,
         **hparams,
       },
     },
