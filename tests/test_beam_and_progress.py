@@ -73,6 +73,35 @@ def test_auto_picks_the_runner_by_input_size(tmp_path):
   assert beam.resolved_beam_runner(large) == 'multi_process'
 
 
+def test_the_components_running_side_by_side_share_the_cpus_workers(monkeypatch):
+  from pipeline.definition.pipeline import create_pipeline
+
+  monkeypatch.setattr(beam.os, 'cpu_count', lambda: 4)
+  multi = config('beam.runner=multi_process')
+  pipeline = create_pipeline(multi)
+  beam.add_beam_args(
+    pipeline, beam.beam_args(multi), side_by_side=beam.beam_args(multi, side_by_side=True)
+  )
+  workers = {
+    c.id: [a for a in c.executor_spec.beam_pipeline_args if a.startswith('--direct_num_workers')]
+    for c in pipeline.components
+    if hasattr(c.executor_spec, 'beam_pipeline_args')
+  }
+  assert workers == {
+    'CsvExampleGen': ['--direct_num_workers=4'],
+    'StatisticsGen': ['--direct_num_workers=2'],
+    'Transform': ['--direct_num_workers=2'],
+  }
+  # Workers the user set are each component's; other runners are not split.
+  assert '--direct_num_workers=3' in beam.beam_args(
+    config('beam.runner=multi_process', 'beam.workers=3'), side_by_side=True
+  )
+  monkeypatch.setattr(beam.os, 'cpu_count', lambda: 1)
+  assert '--direct_num_workers=1' in beam.beam_args(multi, side_by_side=True)
+  portable = config('beam.runner=portable')
+  assert beam.beam_args(portable, side_by_side=True) == beam.beam_args(portable)
+
+
 def test_auto_keeps_example_gen_in_process_and_gives_the_others_the_workers(tmp_path, monkeypatch):
   from components import csv_ingest
   from pipeline.definition.pipeline import create_pipeline

@@ -25,14 +25,19 @@ from pipeline.definition.pipeline import create_pipeline
 from pipeline.definition.progress import ComponentProgress, ComponentStarts, TrainingProgress
 
 
-def _local_ir(config: Config, run_id: str, beam_options: list[str]):
+def _local_ir(config: Config, run_id: str, worker_pool: str | None):
   """The pipeline's IR with a SQLite MLMD store, Beam options and our run id."""
   config.output_root.mkdir(parents=True, exist_ok=True)
   pipeline: tfx_pipeline.Pipeline = create_pipeline(config)
   pipeline.metadata_connection_config = metadata.sqlite_metadata_connection_config(
     str(config.metadata_path)
   )
-  add_beam_args(pipeline, beam_options, in_process_components(config))
+  add_beam_args(
+    pipeline,
+    beam_args(config, worker_pool),
+    in_process_components(config),
+    side_by_side=beam_args(config, worker_pool, side_by_side=True),
+  )
   ir = compiler.Compiler().compile(pipeline)
   # Our run id instead of the runner's timestamp, so the summary can find the run.
   runtime_parameter_utils.substitute_runtime_parameter(
@@ -83,7 +88,7 @@ def run(
     logging.getLogger('apache_beam.runners.portability').setLevel(logging.INFO)
   try:
     with beam_worker_pool(config) as pool:
-      ir = _local_ir(config, run_id, beam_args(config, pool))
+      ir = _local_ir(config, run_id, pool)
       if runner == 'local':
         # The run's error is the first failed component's in our order,
         # which names it in the run's record (ExampleValidator before Transform).
