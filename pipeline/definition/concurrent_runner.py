@@ -18,11 +18,7 @@ from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils, tfx_runner
 from tfx.proto.orchestration import pipeline_pb2
 
-# Log lines in the words of LocalDagRunner, which `progress.ComponentProgress`
-# follows; each is logged from the thread that runs the node.
-RUNNING = 'Component %s is running.'
-FINISHED = 'Component %s is finished.'
-FAILED = 'Component %s failed.'
+from pipeline.definition.progress import FAILED_LINE, FINISHED_LINE, RUNNING_LINE
 
 
 class _SerializedMetadata(metadata.Metadata):
@@ -86,7 +82,7 @@ class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
 
     def launch(node: pipeline_pb2.PipelineNode) -> None:
       node_id = node.node_info.id
-      logging.info(RUNNING, node_id)
+      logging.info(RUNNING_LINE, node_id)
       try:
         launcher.Launcher(
           pipeline_node=node,
@@ -97,9 +93,9 @@ class ConcurrentDagRunner(tfx_runner.IrBasedRunner):
           custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment_config, node_id),
         ).launch()
       except Exception:
-        logging.info(FAILED, node_id)
+        logging.info(FAILED_LINE, node_id)
         raise
-      logging.info(FINISHED, node_id)
+      logging.info(FINISHED_LINE, node_id)
 
     _run_in_order([n.pipeline_node for n in pipeline.nodes], launch, self._error_order)
 

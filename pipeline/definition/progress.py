@@ -8,10 +8,16 @@ from collections.abc import Callable
 
 from pipeline.record import CACHED, EXECUTED, FAILED
 
+# ConcurrentDagRunner's lines, in LocalDagRunner's words; each is logged from
+# the thread that runs the component.
+RUNNING_LINE = 'Component %s is running.'
+FINISHED_LINE = 'Component %s is finished.'
+FAILED_LINE = 'Component %s failed.'
+
 
 def started_component(record: logging.LogRecord) -> str | None:
   """The node id a LocalDagRunner or BeamDagRunner log line says starts, if any."""
-  if record.msg in ('Component %s is running.', 'node %s is running.'):
+  if record.msg in (RUNNING_LINE, 'node %s is running.'):
     return record.args[0]
   return None
 
@@ -56,9 +62,9 @@ class ComponentProgress(logging.Handler):
       self._on_start(started)
     elif msg == 'A cached execution %d is used.' and record.thread in self._running:
       self._running[record.thread][2] = CACHED
-    elif msg in ('Component %s is finished.', 'node %s is finished.'):
+    elif msg in (FINISHED_LINE, 'node %s is finished.'):
       self._finish(record.thread)
-    elif msg == 'Component %s failed.':
+    elif msg == FAILED_LINE:
       self._finish(record.thread, FAILED)
 
   def fail(self):
