@@ -40,10 +40,11 @@ def test_the_memo_gives_beams_answers_and_asks_once_per_instance():
   assert specs(_Plain()) == (set(), set()) and len(calls) == 3  # another instance: asked
 
 
-def test_a_stateful_dofn_still_runs_with_the_memo_installed():
+def test_a_stateful_dofn_still_runs_with_the_memos_installed():
   beam_tuning.install()
   beam_tuning.install()  # once per process
   assert getattr(userstate.get_dofn_specs, beam_tuning._MEMO_ATTRIBUTE)
+  assert getattr(beam.options.pipeline_options.PipelineOptions.view_as, beam_tuning._MEMO_ATTRIBUTE)
   with beam.Pipeline() as pipeline:
     out = (
       pipeline
@@ -79,3 +80,36 @@ def test_state_cache_weights_are_objsizes_with_the_memo_installed():
 
   assert getattr(traverse._iter_modules_globals, beam_tuning._MEMO_ATTRIBUTE)
   assert [statecache.get_deep_size(v) for v in values] == before
+
+
+def test_an_options_view_is_made_once_and_reads_and_writes_the_shared_values():
+  from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    StandardOptions,
+    TypeOptions,
+  )
+
+  beams = getattr(PipelineOptions.view_as, '__wrapped__', PipelineOptions.view_as)
+  made = []
+
+  def view_as(options, cls):
+    made.append(cls)
+    return beams(options, cls)
+
+  view_as_once = beam_tuning.views(view_as)
+  options = PipelineOptions(['--runner=DirectRunner', '--no_pipeline_type_check'])
+  first = view_as_once(options, TypeOptions)
+  assert view_as_once(options, TypeOptions) is first and first.pipeline_type_check is False
+  assert made == [TypeOptions]
+  assert view_as_once(options, StandardOptions).runner == 'DirectRunner'
+  # A value set through one view is what every other view and the options read.
+  view_as_once(options, DirectOptions).direct_num_workers = 3
+  assert options.view_as(DirectOptions).direct_num_workers == 3
+  assert view_as_once(options, DirectOptions).direct_num_workers == 3
+  # Other flags, or other options: another view.
+  other = PipelineOptions([])
+  assert view_as_once(other, TypeOptions) is not first
+  assert view_as_once(other, TypeOptions).pipeline_type_check is True
+  options._flags = ['--pipeline_type_check']
+  assert view_as_once(options, TypeOptions) is not first

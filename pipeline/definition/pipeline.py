@@ -1,6 +1,6 @@
 """`create_pipeline(config)`: the one pipeline definition, shared by every runner."""
 
-from tfx.components import StatisticsGen, Trainer, Transform
+from tfx.components import StatisticsGen, Trainer
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import trainer_pb2, transform_pb2
@@ -10,6 +10,7 @@ from components.evaluation import ServingBaselineEvaluator, change_gate, eval_co
 from components.example_gen import TRAIN, SpanCsvExampleGen
 from components.pushing import CheckedPusher
 from components.training import ARCHITECTURE_KEY, EstimatorTrainerExecutor, architecture
+from components.transforming import TraceOnceTransform
 from components.validation import CuratedSchemaGen, GatingExampleValidator
 from pipeline.config import Config, Locations
 from pipeline.definition import usercode
@@ -55,7 +56,7 @@ def create_pipeline(config: Config, locations: Locations | None = None) -> tfx_p
     drift_gate=contract.DriftGate(policy=config.drift, records_dir=locations.drift_records),
   ).with_id(ids.EXAMPLE_VALIDATOR)
   # Feature engineering, saved as a graph reused by training, serving and TFMA.
-  transform = Transform(
+  transform = TraceOnceTransform(
     examples=example_gen.outputs['examples'],
     schema=schema_gen.outputs['schema'],
     preprocessing_fn=f'{config.module}.preprocessing_fn',
