@@ -44,7 +44,7 @@ from tensorflow_model_analysis.utils import model_util
 from tensorflow_model_analysis.writers import eval_config_writer
 from tensorflow_model_analysis.writers import metrics_plots_and_validations_writer as tfma_writer
 
-from components import binary_metrics
+from components import binary_metrics, tfma_tuning
 from components import paired_comparison as pc
 from components.eval_model import FeatureValues
 
@@ -236,6 +236,7 @@ def compute(
   """Per slice, TFMA's metrics and plots (MetricKey and PlotKey -> value) of
   `models` (by model name: '' for one model, else the names of the
   config's model specs)."""
+  tfma_tuning.install()
   computations = tfma_eval._filter_and_separate_computations(
     metric_specs.to_computations(eval_config.metrics_specs, eval_config=eval_config)
   )
