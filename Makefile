@@ -115,7 +115,8 @@ compile-kubeflow: $(STAMP) ## Write the Kubeflow v1 (Argo) and v2 pipeline specs
 # of their time waiting on subprocesses; on 2 cores, 3 workers kept both busy
 # (19 CPU-minutes in a 9 min 58 s run of the tests).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+# Files in the order tests/conftest.py gives (slowest first), not by test count.
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: test
 test: lint $(KFP2_STAMP) $(CHROMIUM_STAMP) ## Lint, then run the test suite (all but the KFP backend tier)

@@ -16,18 +16,22 @@ from pipeline.config import PROJECT_ROOT, load_config
 DATA_CSV = PROJECT_ROOT / 'data' / 'taxi' / 'data.csv'
 SCHEMA = PROJECT_ROOT / 'data' / 'schema' / 'schema.pbtxt'
 TINY_ROWS = 400
-# The slowest files, slowest first (measured): pytest-xdist hands files to
-# workers in collection order, and a long file handed out last runs alone.
+# The slowest files, slowest first (measured in `make test`): pytest-xdist
+# hands files to workers in collection order (`--no-loadscope-reorder`; by
+# default it orders them by their number of tests), and a long file handed
+# out last runs alone.
 SLOWEST_FILES = (
-  'test_e2e.py',
   'test_retrain_e2e.py',
+  'test_e2e.py',
   'test_cluster_e2e.py',
-  'test_bench.py',
+  'test_faults_e2e.py',
   'test_init_e2e.py',
   'test_model.py',
+  'test_bench.py',
+  'test_batch_metrics.py',
   'test_beam_e2e.py',
-  'test_smoke_check.py',
   'test_binary_metrics.py',
+  'test_smoke_check.py',
 )
 
 
