@@ -290,11 +290,11 @@ def machine() -> dict:
     text=True,
     check=False,
   ).stdout.strip()
+  # The bench's own outputs do not count: an earlier bench in this clone wrote them.
+  own = [f':(exclude){path.relative_to(PROJECT_ROOT)}' for path in (RESULTS, document.DOC)]
+  status = ['status', '--porcelain', '--untracked-files=no', '--', '.', *own]
   dirty = subprocess.run(
-    ['git', '-C', str(PROJECT_ROOT), 'status', '--porcelain', '--untracked-files=no'],
-    capture_output=True,
-    text=True,
-    check=False,
+    ['git', '-C', str(PROJECT_ROOT), *status], capture_output=True, text=True, check=False
   ).stdout.strip()
   return {
     'cpus': os.cpu_count(),

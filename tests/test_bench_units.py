@@ -173,3 +173,33 @@ def test_a_side_by_side_run_keeps_the_earlier_scaling_and_throughput(tmp_path, f
   result = json.loads(output.read_text())
   assert result['scaling'] == scaling and 'training_throughput' not in result
   assert result['ratio_wall'] == 1.0  # this run's side by side
+
+
+def test_the_commit_is_marked_changed_by_code_not_by_the_benchs_own_outputs(tmp_path, monkeypatch):
+  import subprocess
+
+  from bench import document
+
+  def git(*args):
+    subprocess.run(['git', '-C', str(tmp_path), *args], check=True, capture_output=True)
+
+  results, doc = (
+    tmp_path / 'bench' / 'results' / 'latest.json',
+    tmp_path / 'docs' / 'performance.md',
+  )
+  for path in (results, doc, tmp_path / 'code.py'):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('first\n')
+  git('init', '-q')
+  git('add', '-A')
+  git('-c', 'user.name=bench', '-c', 'user.email=bench@example.com', 'commit', '-qm', 'first')
+  monkeypatch.setattr(bench, 'PROJECT_ROOT', tmp_path)
+  monkeypatch.setattr(bench, 'RESULTS', results)
+  monkeypatch.setattr(document, 'DOC', doc)
+  clean = bench.machine()['commit']
+  assert clean and not clean.endswith('+changes')
+  results.write_text('an earlier bench\n')
+  doc.write_text('an earlier bench\n')
+  assert bench.machine()['commit'] == clean
+  (tmp_path / 'code.py').write_text('changed\n')
+  assert bench.machine()['commit'] == clean + '+changes'
