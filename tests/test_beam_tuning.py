@@ -25,7 +25,15 @@ class _Stateful(beam.DoFn):
     yield key, sorted(seen.read())
 
 
-def test_the_memo_gives_beams_answers_and_asks_once_per_instance():
+class _BoundElsewhere(beam.DoFn):
+  """A DoFn holding a bound method of another object: its answer is its own."""
+
+  def __init__(self, other):
+    super().__init__()
+    self.on_timer = other.process
+
+
+def test_the_memo_gives_beams_answers_and_asks_once_per_class_or_instance():
   calls = []
 
   def inspect(dofn):
@@ -37,7 +45,17 @@ def test_the_memo_gives_beams_answers_and_asks_once_per_instance():
   for dofn in (plain, stateful, plain, stateful):
     assert specs(dofn) == userstate.get_dofn_specs(dofn)
   assert calls == [plain, stateful]
-  assert specs(_Plain()) == (set(), set()) and len(calls) == 3  # another instance: asked
+  # Another instance of a class whose methods are all the class's: its answer.
+  assert specs(_Plain()) == (set(), set()) and specs(_Stateful())[0] and len(calls) == 2
+  # A Map's DoFn keeps its function as a plain attribute: one answer a class.
+  mapped = [beam.Map(len).dofn, beam.Map(str).dofn]
+  assert [specs(d) for d in mapped] == [userstate.get_dofn_specs(d) for d in mapped]
+  assert len(calls) == 3
+  # A bound method on the instance: asked per instance.
+  elsewhere = [_BoundElsewhere(_Stateful()), _BoundElsewhere(_Plain())]
+  assert [specs(d) for d in elsewhere] == [userstate.get_dofn_specs(d) for d in elsewhere]
+  assert specs(elsewhere[0])[0] and not specs(elsewhere[1])[0]
+  assert len(calls) == 5
 
 
 def test_a_stateful_dofn_still_runs_with_the_memos_installed():
