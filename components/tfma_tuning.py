@@ -58,9 +58,8 @@ def rebinned(rebin):
   ):
     edges = np.asarray(thresholds, np.float64)
     ids = np.fromiter((b.bucket_id for b in histogram), np.int64, len(histogram))
-    if not len(edges) or np.isnan(edges).any() or (np.diff(edges) < 0).any():
-      return rebin(thresholds, histogram, num_buckets, left, right)
-    if (np.diff(ids) < 0).any():
+    unsorted = (np.diff(edges) < 0).any() or (np.diff(ids) < 0).any()
+    if not len(edges) or np.isnan(edges).any() or unsorted:
       return rebin(thresholds, histogram, num_buckets, left, right)
     predictions = (ids - 1) / num_buckets * (right - left) + left
     predictions[ids == 0] = -np.inf
@@ -70,7 +69,7 @@ def rebinned(rebin):
 
     def sums(field):
       values = np.fromiter((getattr(b, field) for b in histogram), np.float64, len(histogram))
-      return np.bincount(offsets, values, len(edges)) if len(histogram) else np.zeros(len(edges))
+      return np.bincount(offsets, values, len(edges))
 
     return Rebinned(
       sums('weighted_labels'), sums('weighted_predictions'), sums('weighted_examples')

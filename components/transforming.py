@@ -9,8 +9,8 @@ every op again (about 1,000 for the bundled preprocessing_fn, a third of a
 second on a quiet core, more beside StatisticsGen); at 1x the repeated ones
 were about a fifth of Transform.
 
-Here the inspections share one trace (they only read its graph) and each is
-answered once, which is what it would compute again; with the analyzer cache
+Here the inspections share one trace (they only read its graph; walking it
+again is cheap); with the analyzer cache
 disabled, its entry keys (used then only to estimate a stage count for a
 warning about the cache) are not computed. Two traces are left: the
 inspections' and the analysis's, which builds on its own graph.
@@ -40,26 +40,22 @@ def _spec_key(specs) -> tuple:
 
 
 class _Inspected:
-  """The preprocessing_fn this executor resolved, and what was asked of it."""
+  """The preprocessing_fn this executor resolved, and its inspections' trace."""
 
   def __init__(self):
     self.preprocessing_fn = None
-    self.answers = {}
     self.graphs = {}
     self.inspecting = False
 
-  def memoized(self, name, function):
+  def inspecting_with(self, function):
+    """`function` (a TFT inspection) with the shared trace for this preprocessing_fn."""
+
     def inspect(fn, specs, force_tf_compat_v1=False):
-      if fn is not self.preprocessing_fn:
+      self.inspecting = fn is self.preprocessing_fn
+      try:
         return function(fn, specs, force_tf_compat_v1=force_tf_compat_v1)
-      key = (name, _spec_key(specs), force_tf_compat_v1)
-      if key not in self.answers:
-        self.inspecting = True
-        try:
-          self.answers[key] = function(fn, specs, force_tf_compat_v1=force_tf_compat_v1)
-        finally:
-          self.inspecting = False
-      return list(self.answers[key])
+      finally:
+        self.inspecting = False
 
     return inspect
 
@@ -68,7 +64,7 @@ class _Inspected:
     which builds on its graph, traces its own."""
 
     def trace_preprocessing_function(fn, input_specs, use_tf_compat_v1, base_temp_dir=None):
-      if not self.inspecting or fn is not self.preprocessing_fn:
+      if not self.inspecting:
         return trace(fn, input_specs, use_tf_compat_v1, base_temp_dir)
       key = (_spec_key(input_specs), use_tf_compat_v1)
       if key not in self.graphs:
@@ -88,7 +84,7 @@ class _Inspected:
 def _traced_less(cache_disabled: bool):
   inspected = _Inspected()
   with _PATCH_LOCK:
-    patches = [(tft, name, inspected.memoized(name, getattr(tft, name))) for name in _INSPECTIONS]
+    patches = [(tft, name, inspected.inspecting_with(getattr(tft, name))) for name in _INSPECTIONS]
     patches.append((impl_helper, _TRACE, inspected.shared_trace(getattr(impl_helper, _TRACE))))
     if cache_disabled:
       patches.append(
