@@ -11,6 +11,7 @@ Evaluator's baseline and the Trainer's warm start without any Resolver node.
 import contextlib
 import dataclasses
 import errno
+import functools
 import json
 import logging
 import os
@@ -68,17 +69,51 @@ class StaleBaselineError(RuntimeError):
   """The serving version changed after the candidate was compared with it."""
 
 
+@functools.cache
+def _saved_model_message():
+  """TF's `SavedModel` message (a schema version and `MetaGraphDef`s), over
+  TensorBoard's copy of `MetaGraphDef`, the same fields under another package.
+  TF's own `saved_model_pb2` imports all of TensorFlow (seconds), which a run
+  that checks its serving versions and then stops at a bad CSV file, or a
+  rollback, would otherwise pay."""
+  from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+  from tensorboard.compat.proto import meta_graph_pb2
+
+  field = descriptor_pb2.FieldDescriptorProto
+  file = descriptor_pb2.FileDescriptorProto(
+    name='components/saved_model.proto',
+    package='components',
+    syntax='proto3',
+    dependency=[meta_graph_pb2.DESCRIPTOR.name],
+  )
+  message = file.message_type.add(name='SavedModel')
+  message.field.add(
+    name='saved_model_schema_version', number=1, type=field.TYPE_INT64, label=field.LABEL_OPTIONAL
+  )
+  message.field.add(
+    name='meta_graphs',
+    number=2,
+    type=field.TYPE_MESSAGE,
+    label=field.LABEL_REPEATED,
+    type_name='.' + meta_graph_pb2.MetaGraphDef.DESCRIPTOR.full_name,
+  )
+  pool = descriptor_pool.Default()
+  pool.AddSerializedFile(file.SerializeToString())
+  return message_factory.MessageFactory(pool).GetPrototype(
+    pool.FindMessageTypeByName('components.SavedModel')
+  )
+
+
 def saved_model_problem(path: str, signature: str | None = 'serving_default') -> str | None:
   """What is wrong with the SavedModel at `path`, or None if it parses and has `signature`."""
   from google.protobuf.message import DecodeError
-  from tensorflow.core.protobuf import saved_model_pb2
 
   try:
     with open(os.path.join(path, 'saved_model.pb'), 'rb') as f:
       data = f.read()
   except OSError:
     return 'saved_model.pb is missing'
-  model = saved_model_pb2.SavedModel()
+  model = _saved_model_message()()
   try:
     model.ParseFromString(data)
   except DecodeError:

@@ -3,6 +3,8 @@
 import concurrent.futures
 import os
 import pathlib
+import subprocess
+import sys
 from unittest import mock
 
 import pytest
@@ -154,6 +156,27 @@ def test_a_version_missing_a_file_is_damaged_and_set_aside(tmp_path, damage, pro
   assert serving.set_aside_versions(push_dir) == [(bad.version, moved_to, found)]
   assert serving.set_aside(push_dir) == []
   assert serving.push(model, eval_model, push_dir, {}).version > bad.version
+
+
+def test_versions_are_checked_without_tensorflow(tmp_path):
+  """A run stopped at its checks (a bad CSV file) checks the serving versions
+  first: without importing TensorFlow, which takes seconds."""
+  model, eval_model = _model(tmp_path)
+  push_dir = tmp_path / 's'
+  intact = serving.push(model, eval_model, str(push_dir), {})
+  damaged = serving.push(model, eval_model, str(push_dir), {})
+  pathlib.Path(damaged.path, 'saved_model.pb').write_bytes(_saved_model_pb('eval'))
+  code = (
+    f'import sys; from components import serving; d = {str(push_dir)!r}; '
+    'print(serving.latest(d).version, serving.set_aside(d), '
+    "serving.latest(d).baseline_model_uri is not None, 'tensorflow' in sys.modules)"
+  )
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+  moved = os.path.join(push_dir, serving.DAMAGED_DIR, str(damaged.version))
+  problem = "saved_model.pb has no 'serving_default' signature"
+  assert result.stdout.split('\n')[0] == (
+    f'{intact.version} {[(damaged.version, moved, problem)]} True False'
+  )
 
 
 def test_a_changed_file_is_damage_too(tmp_path):

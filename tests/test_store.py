@@ -76,3 +76,20 @@ def test_a_damaged_store_is_named_and_moved_aside(filled, damage):
   )
   assert not filled.exists() and not journal.exists() and not root.exists()
   assert sorted(os.listdir(target)) == ['metadata.sqlite', 'metadata.sqlite-journal', 'pipeline']
+
+
+def test_the_store_opens_without_tensorflow(filled, tmp_path):
+  """A run stopped at its checks opens the store (to recover what a dead run
+  left): without importing TensorFlow, which takes seconds."""
+  import subprocess
+  import sys
+
+  new = tmp_path / 'new' / 'metadata.sqlite'
+  code = (
+    'import sys; from pipeline.service import mlmd; '
+    f'print(len(mlmd.open_store({str(filled)!r}).get_artifacts()), '
+    f"len(mlmd.open_store({str(new)!r}).get_artifacts()), 'tensorflow' in sys.modules)"
+  )
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+  assert result.stdout.split('\n')[0] == '500 0 False'
+  assert new.exists()

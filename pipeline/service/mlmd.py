@@ -6,15 +6,21 @@ ML Metadata's protos import TensorFlow's protobuf stack: imported here when
 first needed, so a run answered without TensorFlow never pays for them.
 """
 
+import os
+
 
 def open_store(metadata_path):
-  """The ML Metadata store of a pipeline's SQLite file."""
+  """The ML Metadata store of a pipeline's SQLite file, created if missing."""
   from ml_metadata import metadata_store
-  from tfx.orchestration import metadata
+  from ml_metadata.proto import metadata_store_pb2
 
-  return metadata_store.MetadataStore(
-    metadata.sqlite_metadata_connection_config(str(metadata_path))
-  )
+  # TFX's `sqlite_metadata_connection_config` makes the same; its module
+  # imports TensorFlow, which a run that stops at its checks never needs.
+  os.makedirs(os.path.dirname(str(metadata_path)) or '.', exist_ok=True)
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = str(metadata_path)
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+  return metadata_store.MetadataStore(config)
 
 
 def output_artifacts(store, execution_id) -> dict:
