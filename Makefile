@@ -111,10 +111,11 @@ compile-kubeflow: $(STAMP) ## Write the Kubeflow v1 (Argo) and v2 pipeline specs
 	$(PY) -m pipeline compile --target kubeflow-v2 $(ARGS)
 
 # Test files run in parallel; the tests of one file share pipeline outputs, so
-# a file stays on one worker. One worker more than cores: e2e tests spend part
-# of their time waiting on subprocesses; on 2 cores, 3 workers kept both busy
-# (19 CPU-minutes in a 9 min 58 s run of the tests).
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# a file stays on one worker. One worker per core: the e2e files' pipelines
+# already use more than one core at times (Transform beside StatisticsGen, a
+# cluster's replicas, several projects at once), so a worker more than cores
+# cost more CPU in contention than it found idle.
+TEST_WORKERS ?= $(shell nproc)
 # Files in the order tests/conftest.py gives (slowest first), not by test count.
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
