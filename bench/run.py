@@ -26,8 +26,10 @@ from pipeline.config import PROJECT_ROOT
 ANCHOR_BATCH_SIZE = 40  # fixed in the anchor's taxi_utils.py
 RESULTS = PROJECT_ROOT / 'bench' / 'results' / 'latest.json'
 # A ratio is fair only when nothing else ran: a 1-minute load average above
-# this many per CPU before the bench means other work shared the cores.
+# this many per CPU before the bench means other work shared the cores, a
+# 5-minute one above RECENT_LOAD_PER_CPU that it has only just ended.
 QUIET_LOAD_PER_CPU = 0.25
+RECENT_LOAD_PER_CPU = 0.5
 # The document holding the speed table between the bench markers.
 
 
@@ -325,12 +327,20 @@ def earlier_sections(path) -> dict:
 def quiet_warning(before: list[float], cpus: int) -> str | None:
   """A warning when the machine was busy before the bench, else None."""
   limit = QUIET_LOAD_PER_CPU * cpus
-  if before[0] <= limit:
-    return None
-  return (
-    f'the 1-minute load average was {before[0]:.2f} before the bench (quiet: <= {limit:.2f} '
-    f'on {cpus} CPUs): other work shared the cores, the ratio is not a fair one'
-  )
+  if before[0] > limit:
+    return (
+      f'the 1-minute load average was {before[0]:.2f} before the bench (quiet: <= {limit:.2f} '
+      f'on {cpus} CPUs): other work shared the cores, the ratio is not a fair one'
+    )
+  # Work that ended a minute ago still slows the next runs, ours (short)
+  # more than the anchor's, though the 1-minute average has fallen.
+  recent = RECENT_LOAD_PER_CPU * cpus
+  if before[1] > recent:
+    return (
+      f'the 5-minute load average was {before[1]:.2f} before the bench (quiet: <= {recent:.2f} '
+      f'on {cpus} CPUs): other work had just ended, the ratio is not a fair one'
+    )
+  return None
 
 
 def _write(path, result):

@@ -85,6 +85,8 @@ def test_a_busy_machine_is_named_in_a_warning():
   assert bench.quiet_warning([0.3, 1.0, 1.0], 2) is None
   warning = bench.quiet_warning([1.7, 1.0, 1.0], 2)
   assert '1.70' in warning and 'not a fair one' in warning
+  warning = bench.quiet_warning([0.41, 2.47, 2.92], 2)  # just after other work
+  assert '5-minute load average was 2.47' in warning and 'not a fair one' in warning
 
 
 def test_the_performance_document_is_written_whole_from_the_results(tmp_path):
