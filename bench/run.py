@@ -326,20 +326,18 @@ def earlier_sections(path) -> dict:
 
 def quiet_warning(before: list[float], cpus: int) -> str | None:
   """A warning when the machine was busy before the bench, else None."""
-  limit = QUIET_LOAD_PER_CPU * cpus
-  if before[0] > limit:
-    return (
-      f'the 1-minute load average was {before[0]:.2f} before the bench (quiet: <= {limit:.2f} '
-      f'on {cpus} CPUs): other work shared the cores, the ratio is not a fair one'
-    )
   # Work that ended a minute ago still slows the next runs, ours (short)
   # more than the anchor's, though the 1-minute average has fallen.
-  recent = RECENT_LOAD_PER_CPU * cpus
-  if before[1] > recent:
-    return (
-      f'the 5-minute load average was {before[1]:.2f} before the bench (quiet: <= {recent:.2f} '
-      f'on {cpus} CPUs): other work had just ended, the ratio is not a fair one'
-    )
+  for minutes, load, per_cpu, why in (
+    (1, before[0], QUIET_LOAD_PER_CPU, 'other work shared the cores'),
+    (5, before[1], RECENT_LOAD_PER_CPU, 'other work had just ended'),
+  ):
+    limit = per_cpu * cpus
+    if load > limit:
+      return (
+        f'the {minutes}-minute load average was {load:.2f} before the bench (quiet: <= '
+        f'{limit:.2f} on {cpus} CPUs): {why}, the ratio is not a fair one'
+      )
   return None
 
 
